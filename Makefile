@@ -1,0 +1,48 @@
+# ferrofluid — every target installs what it needs first (hack/setup.sh), idempotently.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+.PHONY: help setup tools build crds lint test test-unit test-cluster cluster-up cluster-down cluster-status demo up down
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+setup: ## install Debian packages, Rust components, and build the Go tools (cached)
+	hack/setup.sh
+
+tools: ## build only the Go tools (etcd, kube-*, kubectl, kwok, csi-sanity, helm) into ~/.cache/ferrofluid
+	hack/build-tools.sh
+
+build: ## build every binary
+	cargo build --locked --workspace --bins
+
+crds: ## regenerate charts/ferrofluid/crds from the Rust types
+	cargo run --locked -q -p ferrofluid-api --bin crdgen -- charts/ferrofluid/crds
+
+lint: ## rustfmt and clippy, as CI runs them
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+test-unit: ## unit tests only (no cluster)
+	cargo test --locked
+
+test: ## everything: lint, unit tests, cluster tests on a real local control plane
+	hack/test.sh
+
+cluster-up: ## start the local control plane (etcd, apiserver, controller-manager, scheduler, kwok nodes)
+	hack/local-cluster.sh up
+
+cluster-down: ## stop the local control plane and remove its state
+	hack/local-cluster.sh down
+
+cluster-status: ## show whether the local control plane is up
+	hack/local-cluster.sh status
+
+demo: ## the main job on this machine: cluster, CRDs, the seed's manifests, kubectl output, teardown
+	hack/demo.sh
+
+up: ## like demo but leave the cluster running (KUBECONFIG=.local/kubeconfig)
+	KEEP=1 hack/demo.sh
+
+down: ## stop everything `make up` started
+	hack/local-cluster.sh down

@@ -1,0 +1,189 @@
+//! `Dataset` (data.fluid.io/v1alpha1): where the data lives and who may cache it.
+
+use crate::common::{CacheStates, Condition, EncryptOption};
+use k8s_openapi::api::core::v1::{NodeSelector, Toleration};
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A set of data in external storage that pods use through a PVC of the same name.
+#[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[kube(
+    group = "data.fluid.io",
+    version = "v1alpha1",
+    kind = "Dataset",
+    namespaced,
+    status = "DatasetStatus",
+    category = "fluid",
+    shortname = "ds",
+    printcolumn = r#"{"name":"Ufs Total Size","type":"string","jsonPath":".status.ufsTotal"}"#,
+    printcolumn = r#"{"name":"Cached","type":"string","jsonPath":".status.cacheStates.cached"}"#,
+    printcolumn = r#"{"name":"Cache Capacity","type":"string","jsonPath":".status.cacheStates.cacheCapacity"}"#,
+    printcolumn = r#"{"name":"Cached Percentage","type":"string","jsonPath":".status.cacheStates.cachedPercentage"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"HCFS URL","type":"string","jsonPath":".status.hcfs.endpoint","priority":10}"#,
+    printcolumn = r#"{"name":"Total Files","type":"string","jsonPath":".status.fileNum","priority":11}"#,
+    printcolumn = r#"{"name":"Cache Hit Ratio","type":"string","jsonPath":".status.cacheStates.cacheHitRatio","priority":10}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 52").message("metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter) of at most 52 characters, because workloads and PVs are named after it"),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct DatasetSpec {
+    /// Where the data lives. For JuiceFS one mount: `name` is the file-system name, `mountPoint` is
+    /// `juicefs:///<subdir>`.
+    #[schemars(length(min = 1, max = 32))]
+    #[x_kube(validation = Rule::new("self.all(m, !has(m.name) || self.exists_one(o, has(o.name) && o.name == m.name))").message("mount names must be unique"))]
+    pub mounts: Vec<Mount>,
+    /// Options that apply to every mount (merged under each mount's own `options`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub shared_options: BTreeMap<String, String>,
+    /// Secret-backed options that apply to every mount.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_encrypt_options: Vec<EncryptOption>,
+    /// Access modes of the PV/PVC; default `ReadWriteMany`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = r"^(ReadWriteOnce|ReadOnlyMany|ReadWriteMany|ReadWriteOncePod)$")))]
+    pub access_modes: Vec<String>,
+    /// Constrains the nodes that may hold this dataset's cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_affinity: Option<CacheableNodeAffinity>,
+    /// Tolerations the cache workers get.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// `Exclusive` (default): at most one cache worker of any dataset per node. `Shared`: workers of
+    /// different datasets may share nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<PlacementMode>,
+    /// The user that owns the files seen through the dataset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<User>,
+}
+
+/// One source of data.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Mount {
+    /// Where the data is: `<scheme>://<path>`, e.g. `juicefs:///demo` (subdirectory `/demo` of the file system).
+    #[x_kube(validation = Rule::new("self.matches('^[a-z][a-z0-9+.-]*://')").message("mountPoint must be <scheme>://<path>, e.g. juicefs:///demo"))]
+    #[x_kube(validation = Rule::new("!self.contains('/../') && !self.endsWith('/..')").message("mountPoint must not contain '..' path segments"))]
+    #[schemars(length(min = 1, max = 1024))]
+    pub mount_point: String,
+    /// Mount options (for JuiceFS: `bucket`, `storage`, and `juicefs format`/`mount` settings).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+    /// Name of the mount; for JuiceFS the file-system name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), length(max = 63))]
+    pub name: String,
+    /// Path inside the volume where this mount appears (multi-mount datasets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^/"))]
+    pub path: Option<String>,
+    /// Mount read-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+    /// Shared across namespaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<bool>,
+    /// Options whose values come from Secrets (`metaurl`, `access-key`, `secret-key`, …); never copied
+    /// into ConfigMaps, arguments or logs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub encrypt_options: Vec<EncryptOption>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheableNodeAffinity {
+    /// Nodes that may hold the cache must match this selector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required: Option<NodeSelector>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum PlacementMode {
+    #[default]
+    Exclusive,
+    Shared,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub uid: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub gid: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+/// Where a dataset is in its life.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum DatasetPhase {
+    #[default]
+    #[serde(rename = "")]
+    None,
+    Pending,
+    NotBound,
+    Bound,
+    Failed,
+    Updating,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DatasetStatus {
+    /// `NotBound`, `Bound`, `Failed`, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<DatasetPhase>,
+    /// The mounts as the runtime sees them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub mounts: Vec<Mount>,
+    /// Size of the data in the underlying storage, e.g. `1.20GiB`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ufs_total: Option<String>,
+    /// Number of files in the underlying storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_num: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_states: Option<CacheStates>,
+    /// Runtimes bound to this dataset.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runtimes: Vec<RuntimeRef>,
+    /// HCFS access point (kept for Fluid compatibility; unused by JuiceFS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hcfs: Option<Hcfs>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeRef {
+    pub name: String,
+    pub namespace: String,
+    /// `Accelerate` for cache runtimes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// Runtime type, e.g. `juicefs`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_replicas: Option<i32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Hcfs {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub underlayer_file_system_version: Option<String>,
+}

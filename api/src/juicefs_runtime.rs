@@ -1,0 +1,259 @@
+//! `JuiceFSRuntime` (data.fluid.io/v1alpha1): a JuiceFS cache cluster for the dataset of the same name.
+
+use crate::common::{CacheStates, Condition, PodMetadata};
+use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements, Volume, VolumeMount};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Cache workers and FUSE clients for a Dataset, run with JuiceFS.
+#[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[kube(
+    group = "data.fluid.io",
+    version = "v1alpha1",
+    kind = "JuiceFSRuntime",
+    namespaced,
+    status = "JuiceFSRuntimeStatus",
+    category = "fluid",
+    shortname = "juicefs",
+    scale = r#"{"specReplicasPath":".spec.replicas","statusReplicasPath":".status.currentWorkerNumberScheduled","labelSelectorPath":".status.selector"}"#,
+    printcolumn = r#"{"name":"Worker Phase","type":"string","jsonPath":".status.workerPhase"}"#,
+    printcolumn = r#"{"name":"Fuse Phase","type":"string","jsonPath":".status.fusePhase"}"#,
+    printcolumn = r#"{"name":"Ready Workers","type":"integer","jsonPath":".status.workerNumberReady","priority":10}"#,
+    printcolumn = r#"{"name":"Desired Workers","type":"integer","jsonPath":".status.desiredWorkerNumberScheduled","priority":10}"#,
+    printcolumn = r#"{"name":"Ready Fuses","type":"integer","jsonPath":".status.fuseNumberReady","priority":10}"#,
+    printcolumn = r#"{"name":"Desired Fuses","type":"integer","jsonPath":".status.desiredFuseNumberScheduled","priority":10}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct JuiceFSRuntimeSpec {
+    /// Number of cache workers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub replicas: Option<i32>,
+    /// Cache media of the workers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tieredstore: Option<TieredStore>,
+    /// Default image for workers and FUSE clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub juicefs_version: Option<VersionSpec>,
+    /// Cache worker settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<ComponentSpec>,
+    /// FUSE client settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuse: Option<FuseSpec>,
+    /// Extra volumes for worker and FUSE pods (referenced from `volumeMounts`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
+    /// Labels and annotations for every generated pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_metadata: Option<PodMetadata>,
+    /// Do not expose JuiceFS metrics from workers and FUSE clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_prometheus: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TieredStore {
+    /// Cache levels, fastest first.
+    #[schemars(length(min = 1, max = 8))]
+    pub levels: Vec<Level>,
+}
+
+/// One cache level.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.high) || !has(self.low) || double(self.low) <= double(self.high)").message("low must not exceed high"))]
+pub struct Level {
+    /// Medium of the cache: `MEM`, `SSD` or `HDD`.
+    pub mediumtype: MediumType,
+    /// `hostPath` (default) or `emptyDir`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_type: Option<VolumeType>,
+    /// Cache directory on the node; several may be joined with `:`. Each must be absolute.
+    #[schemars(length(min = 1, max = 4096), regex(pattern = r"^/[^:]*(:/[^:]*)*$"))]
+    pub path: String,
+    /// Cache size: a quantity (`500Mi`, `2Gi`) or a bare number meaning MiB (`40960` = 40 GiB). Must be positive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("type(self) == int ? self > 0 : isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("quota must be a positive quantity, e.g. 40960 (MiB), 500Mi or 2Gi"))]
+    pub quota: Option<IntOrString>,
+    /// Ratio of the cache that may be used before eviction starts, `0`–`1` (e.g. `0.95`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(0(\.[0-9]+)?|1(\.0+)?)$"))]
+    pub high: Option<String>,
+    /// Ratio of the cache kept free, `0`–`1` (e.g. `0.7`); becomes JuiceFS `--free-space-ratio`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(0(\.[0-9]+)?|1(\.0+)?)$"))]
+    pub low: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum MediumType {
+    #[default]
+    #[serde(rename = "MEM")]
+    Mem,
+    #[serde(rename = "SSD")]
+    Ssd,
+    #[serde(rename = "HDD")]
+    Hdd,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum VolumeType {
+    #[default]
+    HostPath,
+    EmptyDir,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_tag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<PullPolicy>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum PullPolicy {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum NetworkMode {
+    HostNetwork,
+    ContainerNetwork,
+}
+
+/// When FUSE clients are removed from a node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum CleanPolicy {
+    /// As soon as no pod on the node uses the dataset.
+    OnDemand,
+    /// Only when the runtime is deleted (default).
+    #[default]
+    OnRuntimeDeleted,
+}
+
+/// Settings for the worker pods.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_tag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<PullPolicy>,
+    /// Extra `juicefs mount` options (`key: value`, value empty for flags).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<NetworkMode>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_mounts: Vec<VolumeMount>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_metadata: Option<PodMetadata>,
+}
+
+/// Settings for the FUSE client pods.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FuseSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_tag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<PullPolicy>,
+    /// Extra `juicefs mount` options (`key: value`, value empty for flags).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// FUSE pods run only on nodes matching this selector, in addition to the dataset's FUSE label.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<NetworkMode>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_mounts: Vec<VolumeMount>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_metadata: Option<PodMetadata>,
+    /// `OnRuntimeDeleted` (default) or `OnDemand`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clean_policy: Option<CleanPolicy>,
+}
+
+/// Readiness of a runtime's workers or FUSE clients.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum RuntimePhase {
+    #[default]
+    #[serde(rename = "")]
+    None,
+    NotReady,
+    PartialReady,
+    Ready,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JuiceFSRuntimeStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_phase: Option<RuntimePhase>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_worker_number_scheduled: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_worker_number_scheduled: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_number_ready: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_number_available: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_number_unavailable: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuse_phase: Option<RuntimePhase>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuse_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_fuse_number_scheduled: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_fuse_number_scheduled: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuse_number_ready: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuse_number_available: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuse_number_unavailable: Option<i32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_states: Option<CacheStates>,
+    /// Label selector of the worker pods (for the scale subresource).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// Time from creation to first Ready, e.g. `12s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup_duration: Option<String>,
+    /// When the FUSE mount was last established (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_time: Option<String>,
+}

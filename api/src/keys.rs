@@ -1,0 +1,194 @@
+//! Label, annotation and finalizer keys, and the naming rules that derive object names, paths and
+//! label keys from a dataset's namespace and name. Every component uses these; none spells a key itself.
+
+use crate::naming::{bounded_label_name, bounded_label_value};
+
+/// API group and version of every ferrofluid custom resource (Fluid-compatible).
+pub const GROUP: &str = "data.fluid.io";
+pub const VERSION: &str = "v1alpha1";
+
+/// Prefix of every label key ferrofluid puts on nodes.
+pub const LABEL_PREFIX: &str = "fluid.io/";
+
+/// Name of the CSI driver; must equal what the driver answers from `GetPluginInfo`.
+pub const CSI_DRIVER_NAME: &str = "fuse.csi.fluid.io";
+
+/// Storage class named on the PVs and PVCs ferrofluid creates.
+pub const STORAGE_CLASS: &str = "fluid";
+
+/// Runtime type name as it appears in label keys and paths.
+pub const JUICEFS: &str = "juicefs";
+
+/// `mount_type` volume attribute for JuiceFS volumes.
+pub const MOUNT_TYPE_JUICEFS: &str = "JuiceFS";
+
+/// Root under which FUSE clients mount, on every node.
+pub const DEFAULT_MOUNT_ROOT: &str = "/runtime-mnt";
+
+/// Node label counting how many datasets cache on a node.
+pub const LABEL_DATASET_NUM: &str = "fluid.io/dataset-num";
+
+/// Label on ferrofluid-created objects naming the dataset they belong to (`<ns>-<name>`, bounded).
+pub const LABEL_DATASET_ID: &str = "fluid.io/dataset-id";
+
+/// Label on worker and FUSE pods telling which role they play.
+pub const LABEL_ROLE: &str = "role";
+pub const ROLE_WORKER: &str = "juicefs-worker";
+pub const ROLE_FUSE: &str = "juicefs-fuse";
+
+/// Standard labels on everything ferrofluid creates.
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY: &str = "ferrofluid";
+
+/// Finalizers.
+pub const FINALIZER_DATASET: &str = "fluid-dataset-controller-finalizer";
+pub const FINALIZER_RUNTIME: &str = "juicefs-runtime-controller-finalizer";
+
+/// Volume attribute keys on the PVs ferrofluid creates (read by the CSI plugin).
+pub const ATTR_FLUID_PATH: &str = "fluid_path";
+pub const ATTR_MOUNT_TYPE: &str = "mount_type";
+pub const ATTR_RUNTIME_NAMESPACE: &str = "runtime_namespace";
+pub const ATTR_RUNTIME_NAME: &str = "runtime_name";
+pub const ATTR_NODE_SELECTOR_KEY: &str = "fuse_node_selector_key";
+
+/// Value of every boolean node label ferrofluid sets.
+pub const LABEL_TRUE: &str = "true";
+
+/// The cache medium a capacity label reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CapacityKind {
+    /// Memory-backed cache (`MEM`).
+    Memory,
+    /// Disk-backed cache (`SSD`, `HDD`).
+    Disk,
+    /// Sum of all media.
+    Total,
+}
+
+impl CapacityKind {
+    fn code(self) -> &'static str {
+        match self {
+            CapacityKind::Memory => "m",
+            CapacityKind::Disk => "d",
+            CapacityKind::Total => "t",
+        }
+    }
+}
+
+/// Identifies one dataset (and its runtime, which shares its name) and derives every name from it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DatasetKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl DatasetKey {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self { namespace: namespace.into(), name: name.into() }
+    }
+
+    fn ns_name(&self) -> String {
+        format!("{}-{}", self.namespace, self.name)
+    }
+
+    /// `fluid.io/s-<ns>-<name>`: on nodes where a worker of this dataset runs.
+    pub fn worker_node_label(&self) -> String {
+        prefixed_label("s-", &self.ns_name())
+    }
+
+    /// `fluid.io/s-juicefs-<ns>-<name>`: on nodes where a JuiceFS worker of this dataset runs.
+    pub fn juicefs_worker_node_label(&self) -> String {
+        prefixed_label(&format!("s-{JUICEFS}-"), &self.ns_name())
+    }
+
+    /// `fluid.io/f-<ns>-<name>`: on nodes that need this dataset's FUSE client (set by the CSI plugin).
+    pub fn fuse_node_label(&self) -> String {
+        prefixed_label("f-", &self.ns_name())
+    }
+
+    /// `fluid.io/s-h-juicefs-<m|d|t>-<ns>-<name>`: cache capacity a worker offers on a node.
+    pub fn capacity_node_label(&self, kind: CapacityKind) -> String {
+        prefixed_label(&format!("s-h-{JUICEFS}-{}-", kind.code()), &self.ns_name())
+    }
+
+    /// Value of `fluid.io/dataset-id` on objects of this dataset.
+    pub fn dataset_id(&self) -> String {
+        bounded_label_value(&self.ns_name())
+    }
+
+    /// PV name: `<ns>-<name>` (also the CSI `volumeHandle`).
+    pub fn pv_name(&self) -> String {
+        self.ns_name()
+    }
+
+    /// PVC name: the dataset's own name.
+    pub fn pvc_name(&self) -> String {
+        self.name.clone()
+    }
+
+    pub fn worker_statefulset_name(&self) -> String {
+        format!("{}-worker", self.name)
+    }
+
+    pub fn fuse_daemonset_name(&self) -> String {
+        format!("{}-fuse", self.name)
+    }
+
+    /// Directory on the node that holds this dataset's FUSE mount point (mounted with Bidirectional propagation).
+    pub fn fuse_host_dir(&self, mount_root: &str) -> String {
+        format!("{}/{JUICEFS}/{}/{}", mount_root.trim_end_matches('/'), self.namespace, self.name)
+    }
+
+    /// `fluid_path`: where the FUSE client mounts, e.g. `/runtime-mnt/juicefs/default/jfsdemo/juicefs-fuse`.
+    pub fn fuse_mount_path(&self, mount_root: &str) -> String {
+        format!("{}/{JUICEFS}-fuse", self.fuse_host_dir(mount_root))
+    }
+}
+
+fn prefixed_label(prefix: &str, rest: &str) -> String {
+    format!("{LABEL_PREFIX}{}", bounded_label_name(&format!("{prefix}{rest}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seed() -> DatasetKey {
+        DatasetKey::new("default", "jfsdemo")
+    }
+
+    #[test]
+    fn seed_names_match_fluid() {
+        let k = seed();
+        assert_eq!(k.worker_node_label(), "fluid.io/s-default-jfsdemo");
+        assert_eq!(k.juicefs_worker_node_label(), "fluid.io/s-juicefs-default-jfsdemo");
+        assert_eq!(k.fuse_node_label(), "fluid.io/f-default-jfsdemo");
+        assert_eq!(k.capacity_node_label(CapacityKind::Memory), "fluid.io/s-h-juicefs-m-default-jfsdemo");
+        assert_eq!(k.capacity_node_label(CapacityKind::Disk), "fluid.io/s-h-juicefs-d-default-jfsdemo");
+        assert_eq!(k.capacity_node_label(CapacityKind::Total), "fluid.io/s-h-juicefs-t-default-jfsdemo");
+        assert_eq!(k.pv_name(), "default-jfsdemo");
+        assert_eq!(k.pvc_name(), "jfsdemo");
+        assert_eq!(k.dataset_id(), "default-jfsdemo");
+        assert_eq!(k.worker_statefulset_name(), "jfsdemo-worker");
+        assert_eq!(k.fuse_daemonset_name(), "jfsdemo-fuse");
+        assert_eq!(k.fuse_mount_path(DEFAULT_MOUNT_ROOT), "/runtime-mnt/juicefs/default/jfsdemo/juicefs-fuse");
+        assert_eq!(k.fuse_mount_path("/runtime-mnt/"), "/runtime-mnt/juicefs/default/jfsdemo/juicefs-fuse");
+    }
+
+    #[test]
+    fn long_names_give_valid_distinct_label_keys() {
+        let ns = "a-very-long-namespace-name-for-the-data-platform-team";
+        let a = DatasetKey::new(ns, "imagenet-training-set-2026-full");
+        let b = DatasetKey::new(ns, "imagenet-training-set-2026-fulL".to_lowercase() + "x");
+        for key in [a.worker_node_label(), a.fuse_node_label(), b.fuse_node_label(), a.juicefs_worker_node_label()] {
+            let name = key.strip_prefix(LABEL_PREFIX).expect("prefix");
+            assert!(name.len() <= 63, "{key} too long");
+            assert!(crate::naming::is_valid_label_name(name), "{key} invalid");
+        }
+        assert_ne!(a.fuse_node_label(), b.fuse_node_label());
+        assert_ne!(a.fuse_node_label(), a.worker_node_label());
+        // Stable: the same dataset always gets the same key.
+        assert_eq!(a.fuse_node_label(), DatasetKey::new(ns, "imagenet-training-set-2026-full").fuse_node_label());
+        assert!(a.dataset_id().len() <= 63);
+    }
+}

@@ -1,0 +1,15 @@
+//! ferrofluid's API: Fluid-compatible custom resources (`data.fluid.io/v1alpha1`), the keys and names
+//! derived from them, and CRD generation. Pure: no I/O, no async runtime, no client.
+
+pub mod common;
+pub mod crd;
+pub mod dataset;
+pub mod juicefs_runtime;
+pub mod keys;
+pub mod naming;
+pub mod quota;
+
+pub use common::{CacheStates, Condition, EncryptOption};
+pub use dataset::{Dataset, DatasetPhase, DatasetSpec, DatasetStatus, Mount};
+pub use juicefs_runtime::{JuiceFSRuntime, JuiceFSRuntimeSpec, JuiceFSRuntimeStatus, Level, MediumType, RuntimePhase};
+pub use keys::DatasetKey;

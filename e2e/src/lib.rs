@@ -1,0 +1,92 @@
+//! Helpers shared by the cluster tests. They need a running local control plane
+//! (`hack/local-cluster.sh up`) and `FERROFLUID_KUBECONFIG` pointing at its kubeconfig; `make test`
+//! provides both. Without them a test fails loudly rather than passing vacuously.
+
+use anyhow::{Context, Result, bail};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Path of the local cluster's kubeconfig.
+pub fn kubeconfig() -> PathBuf {
+    match std::env::var_os("FERROFLUID_KUBECONFIG") {
+        Some(p) => PathBuf::from(p),
+        None => panic!("FERROFLUID_KUBECONFIG is not set: run the cluster tests with `make test`"),
+    }
+}
+
+/// A kube client for the local cluster.
+pub async fn client() -> Result<kube::Client> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig())?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+    Ok(kube::Client::try_from(cfg)?)
+}
+
+/// Result of a kubectl run.
+#[derive(Debug)]
+pub struct Kubectl {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Kubectl {
+    fn from(o: Output) -> Self {
+        Self {
+            ok: o.status.success(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs kubectl against the local cluster, with `stdin` fed to it when given.
+pub fn kubectl(args: &[&str], stdin: Option<&str>) -> Result<Kubectl> {
+    let mut cmd = Command::new(std::env::var("FERROFLUID_KUBECTL").unwrap_or_else(|_| "kubectl".into()));
+    cmd.arg("--kubeconfig").arg(kubeconfig()).args(args);
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().context("running kubectl")?;
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().context("kubectl stdin")?;
+        pipe.write_all(input.as_bytes())?;
+    }
+    Ok(child.wait_with_output()?.into())
+}
+
+/// Runs kubectl and fails unless it succeeds; returns its stdout.
+pub fn kubectl_ok(args: &[&str], stdin: Option<&str>) -> Result<String> {
+    let out = kubectl(args, stdin)?;
+    if !out.ok {
+        bail!("kubectl {} failed: {}", args.join(" "), out.stderr);
+    }
+    Ok(out.stdout)
+}
+
+/// A namespace of its own for one test, deleted (without waiting) when dropped.
+pub struct TestNamespace {
+    pub name: String,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl TestNamespace {
+    pub fn new(prefix: &str) -> Result<Self> {
+        let name = format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+        kubectl_ok(&["create", "namespace", &name], None)?;
+        Ok(Self { name })
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let _ = kubectl(&["delete", "namespace", &self.name, "--wait=false"], None);
+    }
+}
+
+/// Reads a manifest shipped in `e2e/manifests/`.
+pub fn manifest(file: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("manifests").join(file);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}

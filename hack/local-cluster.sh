@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# A real Kubernetes control plane on loopback, for tests and the local demo:
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, and kwok simulating N nodes.
+#
+#   hack/local-cluster.sh up [--nodes N]   start (idempotent: a healthy cluster is left as it is)
+#   hack/local-cluster.sh down             stop every process and remove all state
+#   hack/local-cluster.sh status           exit 0 when every component is up and the API is ready
+#
+# Every address is loopback: apiserver and etcd on 127.0.0.1, node i at 127.0.1.i, pod IPs from
+# 127.128.0.0/16 and service IPs from 127.96.0.0/16. Admin kubeconfig: .local/kubeconfig.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+NODES="${FF_NODES:-3}"
+ETCD_PORT="${FF_ETCD_PORT:-12379}"
+ETCD_PEER_PORT="${FF_ETCD_PEER_PORT:-12380}"
+API_PORT="${FF_API_PORT:-16443}"
+KCM_PORT="${FF_KCM_PORT:-20257}"
+SCHED_PORT="${FF_SCHED_PORT:-20259}"
+KWOK_PORT="${FF_KWOK_PORT:-20247}"
+POD_CIDR="127.128.0.0/16"
+SERVICE_CIDR="127.96.0.0/16"
+
+STATE="$LOCAL_DIR/cluster"
+PKI="$STATE/pki"
+LOGS="$STATE/logs"
+RUN="$STATE/run"
+KUBECONFIG_FILE="$LOCAL_DIR/kubeconfig"
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+
+pid_of() { cat "$RUN/$1.pid" 2>/dev/null || true; }
+alive() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+
+wait_for() { # description timeout-seconds command...
+  local what=$1 timeout=$2; shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $deadline ]; then
+      log "timed out after ${timeout}s waiting for $what"
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+start() { # name command... ; runs detached in its own session, logs to $LOGS/name.log
+  local name=$1; shift
+  if alive "$name"; then return 0; fi
+  setsid "$@" >"$LOGS/$name.log" 2>&1 < /dev/null &
+  echo $! >"$RUN/$name.pid"
+}
+
+gen_pki() {
+  [ -f "$PKI/admin.crt" ] && return 0
+  mkdir -p "$PKI"
+  (
+    cd "$PKI"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 \
+      -subj "/CN=ferrofluid-local-ca" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout apiserver.key -out apiserver.csr \
+      -subj "/CN=kube-apiserver" 2>/dev/null
+    # v3 certificates with explicit usages: rustls (the Rust clients) refuses v1 certificates.
+    printf 'subjectAltName=IP:127.0.0.1,IP:127.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n' > apiserver.ext
+    printf 'extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n' > client.ext
+    openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out apiserver.crt \
+      -days 3650 -extfile apiserver.ext 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout admin.key -out admin.csr \
+      -subj "/O=system:masters/CN=kubernetes-admin" 2>/dev/null
+    openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out admin.crt -days 3650 \
+      -extfile client.ext 2>/dev/null
+    openssl genrsa -out sa.key 2048 2>/dev/null
+    openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+    rm -f ./*.csr ./*.ext
+  )
+}
+
+write_kubeconfig() {
+  cat >"$KUBECONFIG_FILE" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: ferrofluid-local
+  cluster:
+    server: https://127.0.0.1:$API_PORT
+    certificate-authority: $PKI/ca.crt
+users:
+- name: admin
+  user:
+    client-certificate: $PKI/admin.crt
+    client-key: $PKI/admin.key
+contexts:
+- name: ferrofluid-local
+  context: {cluster: ferrofluid-local, user: admin}
+current-context: ferrofluid-local
+KC
+}
+
+kc() { kubectl --kubeconfig "$KUBECONFIG_FILE" "$@"; }
+
+apply_nodes() {
+  local i
+  for i in $(seq 1 "$NODES"); do
+    cat <<NODE
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: node-$i
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+  labels:
+    kubernetes.io/hostname: node-$i
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    type: kwok
+spec:
+  podCIDR: 127.$((128 + i)).0.0/16
+status:
+  addresses:
+  - {type: InternalIP, address: 127.0.1.$i}
+  - {type: Hostname, address: node-$i}
+  allocatable: {cpu: "32", memory: 128Gi, pods: "110", ephemeral-storage: 500Gi}
+  capacity: {cpu: "32", memory: 128Gi, pods: "110", ephemeral-storage: 500Gi}
+NODE
+  done | kc apply -f - >/dev/null
+}
+
+nodes_ready() {
+  local ready
+  ready=$(kc get nodes -l type=kwok -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c True || true)
+  [ "$ready" -ge "$NODES" ]
+}
+
+cmd_up() {
+  "$HACK_DIR/build-tools.sh" etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok
+  mkdir -p "$LOGS" "$RUN" "$STATE/etcd"
+  if cmd_status >/dev/null 2>&1 && [ "$(kc get nodes -l type=kwok -o name | wc -l)" -ge "$NODES" ]; then
+    log "local cluster already up ($KUBECONFIG_FILE)"
+    return 0
+  fi
+  gen_pki
+  write_kubeconfig
+
+  start etcd etcd --name ferrofluid --data-dir "$STATE/etcd" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "ferrofluid=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --unsafe-no-fsync --quota-backend-bytes 4294967296
+  wait_for etcd 60 curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+
+  start kube-apiserver kube-apiserver \
+    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
+    --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
+    --client-ca-file "$PKI/ca.crt" \
+    --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
+    --service-account-issuer https://kubernetes.default.svc \
+    --service-cluster-ip-range "$SERVICE_CIDR" \
+    --authorization-mode RBAC --allow-privileged=true \
+    --enable-priority-and-fairness=false --endpoint-reconciler-type none
+  wait_for kube-apiserver 120 kubectl --kubeconfig "$KUBECONFIG_FILE" get --raw /readyz
+
+  start kube-controller-manager kube-controller-manager \
+    --kubeconfig "$KUBECONFIG_FILE" --authentication-kubeconfig "$KUBECONFIG_FILE" \
+    --authorization-kubeconfig "$KUBECONFIG_FILE" \
+    --bind-address 127.0.0.1 --secure-port "$KCM_PORT" --leader-elect=false \
+    --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
+    --controllers '*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller' \
+    --service-cluster-ip-range "$SERVICE_CIDR" --use-service-account-credentials=false
+  start kube-scheduler kube-scheduler \
+    --kubeconfig "$KUBECONFIG_FILE" --authentication-kubeconfig "$KUBECONFIG_FILE" \
+    --authorization-kubeconfig "$KUBECONFIG_FILE" \
+    --bind-address 127.0.0.1 --secure-port "$SCHED_PORT" --leader-elect=false
+  start kwok kwok --kubeconfig "$KUBECONFIG_FILE" \
+    --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
+    --cidr "$POD_CIDR" --node-ip 127.0.1.254 \
+    --server-address "127.0.0.1:$KWOK_PORT"
+
+  apply_nodes
+  wait_for "$NODES Ready nodes" 120 nodes_ready
+  wait_for "default service account" 120 kubectl --kubeconfig "$KUBECONFIG_FILE" get serviceaccount default -n default
+  log "local cluster up: export KUBECONFIG=$KUBECONFIG_FILE"
+}
+
+cmd_down() {
+  local name p i
+  for (( i=${#COMPONENTS[@]}-1; i>=0; i-- )); do
+    name=${COMPONENTS[$i]}
+    p=$(pid_of "$name")
+    [ -n "$p" ] || continue
+    kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null || true
+  done
+  rm -rf "$STATE" "$KUBECONFIG_FILE"
+  log "local cluster down"
+}
+
+cmd_status() {
+  local name ok=0
+  for name in "${COMPONENTS[@]}"; do
+    if alive "$name"; then echo "$name: running (pid $(pid_of "$name"))"; else echo "$name: stopped"; ok=1; fi
+  done
+  if [ -f "$KUBECONFIG_FILE" ] && kc get --raw /readyz >/dev/null 2>&1; then
+    echo "apiserver: ready"
+  else
+    echo "apiserver: not ready"; ok=1
+  fi
+  return $ok
+}
+
+case "${1:-}" in
+  up) shift; [ "${1:-}" = "--nodes" ] && NODES=$2; cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  *) echo "usage: $0 up [--nodes N] | down | status" >&2; exit 2 ;;
+esac
