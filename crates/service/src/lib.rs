@@ -1,0 +1,15 @@
+//! Service plumbing every ferrofluid component shares, written once: command-line flags common to all,
+//! the kube client, tracing, the health/metrics HTTP server, leader election on a Lease, and graceful
+//! shutdown. Components never talk to each other; this crate only talks to the API server.
+
+pub mod args;
+pub mod client;
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use args::CommonArgs;
+pub use http::Health;
+pub use shutdown::shutdown_on_signal;
