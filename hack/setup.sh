@@ -26,4 +26,5 @@ for comp in rustfmt clippy; do
   fi
 done
 
+"$HACK_DIR/install-deps.sh"
 "$HACK_DIR/build-tools.sh" "$@"

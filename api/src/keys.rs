@@ -31,10 +31,24 @@ pub const LABEL_DATASET_NUM: &str = "fluid.io/dataset-num";
 /// Label on ferrofluid-created objects naming the dataset they belong to (`<ns>-<name>`, bounded).
 pub const LABEL_DATASET_ID: &str = "fluid.io/dataset-id";
 
+/// Fluid-style labels on worker and FUSE pods: `app=juicefs`, `release=<runtime name>`, `role=…`.
+/// The metrics-collector finds a pod's runtime by its namespace and `release`.
+pub const LABEL_APP: &str = "app";
+pub const APP_JUICEFS: &str = "juicefs";
+pub const LABEL_RELEASE: &str = "release";
+
 /// Label on worker and FUSE pods telling which role they play.
 pub const LABEL_ROLE: &str = "role";
 pub const ROLE_WORKER: &str = "juicefs-worker";
 pub const ROLE_FUSE: &str = "juicefs-fuse";
+
+/// Name of the container port on worker and FUSE pods where JuiceFS serves Prometheus metrics.
+pub const METRICS_PORT_NAME: &str = "metrics";
+/// Default JuiceFS metrics port (`juicefs mount --metrics <ip>:<port>`).
+pub const DEFAULT_METRICS_PORT: i32 = 9567;
+/// Container names in worker and FUSE pods.
+pub const WORKER_CONTAINER: &str = "juicefs-worker";
+pub const FUSE_CONTAINER: &str = "juicefs-fuse";
 
 /// Standard labels on everything ferrofluid creates.
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";

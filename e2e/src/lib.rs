@@ -2,6 +2,8 @@
 //! (`hack/local-cluster.sh up`) and `FERROFLUID_KUBECONFIG` pointing at its kubeconfig; `make test`
 //! provides both. Without them a test fails loudly rather than passing vacuously.
 
+pub mod redis;
+
 use anyhow::{Context, Result, bail};
 use std::io::Write;
 use std::path::PathBuf;
@@ -89,4 +91,25 @@ impl Drop for TestNamespace {
 pub fn manifest(file: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("manifests").join(file);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Path of one of ferrofluid's binaries, built by `cargo build --workspace --bins` before the cluster
+/// tests run. `FERROFLUID_BIN_DIR` overrides the default `<workspace>/target/debug`.
+pub fn bin_path(name: &str) -> PathBuf {
+    let dir = std::env::var_os("FERROFLUID_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug"));
+    let path = dir.join(name);
+    assert!(path.exists(), "{} missing: run `cargo build --workspace --bins` first", path.display());
+    path
+}
+
+/// Path of a tool installed by hack/ (juicefs, kubectl, csi-sanity, …) under `~/.cache/ferrofluid/bin`.
+pub fn tool_path(name: &str) -> PathBuf {
+    let cache = std::env::var_os("FERROFLUID_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cache/ferrofluid")
+    });
+    let path = cache.join("bin").join(name);
+    assert!(path.exists(), "{} missing: run hack/setup.sh", path.display());
+    path
 }
