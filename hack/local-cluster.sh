@@ -18,7 +18,7 @@ API_PORT="${FF_API_PORT:-16443}"
 KCM_PORT="${FF_KCM_PORT:-20257}"
 SCHED_PORT="${FF_SCHED_PORT:-20259}"
 KWOK_PORT="${FF_KWOK_PORT:-20247}"
-POD_CIDR="127.128.0.0/16"
+POD_CIDR="127.128.0.1/16"
 SERVICE_CIDR="127.96.0.0/16"
 
 STATE="$LOCAL_DIR/cluster"
@@ -114,8 +114,6 @@ metadata:
     kubernetes.io/os: linux
     kubernetes.io/arch: amd64
     type: kwok
-spec:
-  podCIDR: 127.$((128 + i)).0.0/16
 status:
   addresses:
   - {type: InternalIP, address: 127.0.1.$i}

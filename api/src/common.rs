@@ -99,3 +99,56 @@ pub struct PodMetadata {
 pub const CONDITION_TRUE: &str = "True";
 pub const CONDITION_FALSE: &str = "False";
 pub const CONDITION_UNKNOWN: &str = "Unknown";
+
+/// Builds a condition, keeping the existing one's transition time when its status did not change, so
+/// that writing the same state again produces the same object (no self-triggered reconciles).
+pub fn condition(
+    existing: &[Condition],
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: impl Into<String>,
+    now: &str,
+) -> Condition {
+    let status = if status { CONDITION_TRUE } else { CONDITION_FALSE };
+    let previous = existing.iter().find(|c| c.type_ == type_);
+    let unchanged = previous.is_some_and(|c| c.status == status);
+    let message = message.into();
+    let same_text =
+        previous.is_some_and(|c| c.reason.as_deref() == Some(reason) && c.message.as_deref() == Some(&message));
+    let transition = match previous {
+        Some(c) if unchanged => c.last_transition_time.clone(),
+        _ => Some(now.to_string()),
+    };
+    let update = match previous {
+        Some(c) if unchanged && same_text => c.last_update_time.clone(),
+        _ => Some(now.to_string()),
+    };
+    Condition {
+        type_: type_.to_string(),
+        status: status.to_string(),
+        reason: Some(reason.to_string()),
+        message: Some(message),
+        last_update_time: update,
+        last_transition_time: transition,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn condition_keeps_times_when_nothing_changed() {
+        let first = condition(&[], "Ready", true, "WorkersReady", "all ready", "t1");
+        assert_eq!(first.last_transition_time.as_deref(), Some("t1"));
+        let again = condition(std::slice::from_ref(&first), "Ready", true, "WorkersReady", "all ready", "t2");
+        assert_eq!(again, first, "same state must produce the same condition");
+        let reworded = condition(std::slice::from_ref(&first), "Ready", true, "WorkersReady", "2 of 2", "t3");
+        assert_eq!(reworded.last_transition_time.as_deref(), Some("t1"));
+        assert_eq!(reworded.last_update_time.as_deref(), Some("t3"));
+        let flipped = condition(&[reworded], "Ready", false, "NoWorkers", "0 of 2", "t4");
+        assert_eq!(flipped.last_transition_time.as_deref(), Some("t4"));
+        assert_eq!(flipped.status, CONDITION_FALSE);
+    }
+}

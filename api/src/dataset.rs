@@ -15,7 +15,6 @@ use std::collections::BTreeMap;
     namespaced,
     status = "DatasetStatus",
     category = "fluid",
-    shortname = "ds",
     printcolumn = r#"{"name":"Ufs Total Size","type":"string","jsonPath":".status.ufsTotal"}"#,
     printcolumn = r#"{"name":"Cached","type":"string","jsonPath":".status.cacheStates.cached"}"#,
     printcolumn = r#"{"name":"Cache Capacity","type":"string","jsonPath":".status.cacheStates.cacheCapacity"}"#,
@@ -150,7 +149,9 @@ pub struct DatasetStatus {
     /// Number of files in the underlying storage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_num: Option<String>,
+    /// Conditions, one per type; each component owns the types it writes (server-side apply list map).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_states: Option<CacheStates>,

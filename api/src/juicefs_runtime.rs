@@ -243,7 +243,9 @@ pub struct JuiceFSRuntimeStatus {
     pub fuse_number_available: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fuse_number_unavailable: Option<i32>,
+    /// Conditions, one per type; each component owns the types it writes (server-side apply list map).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_states: Option<CacheStates>,

@@ -34,7 +34,7 @@ fn bounded(s: &str) -> String {
 }
 
 /// FNV-1a, 64 bit: tiny, stable across platforms and releases (unlike `std`'s `DefaultHasher`).
-fn fnv1a64(bytes: &[u8]) -> u64 {
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     bytes.iter().fold(OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME))

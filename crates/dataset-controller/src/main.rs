@@ -1,20 +1,75 @@
-//! ferrofluid dataset-controller: Dataset lifecycle: NotBound on creation, validation, deletion protection.
+//! ferrofluid dataset-controller: a Dataset is NotBound until a runtime binds it, its input is checked
+//! beyond what the schema can say, and it is not deleted while pods still use it.
+
+mod reconcile;
+mod validate;
 
 use clap::Parser;
-use std::process::ExitCode;
+use ferrofluid_api::Dataset;
+use ferrofluid_service::metrics::ReconcileMetrics;
+use ferrofluid_service::{CommonArgs, LeaderArgs};
+use futures::StreamExt;
+use kube::api::Api;
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::watcher;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Dataset lifecycle: NotBound on creation, validation, deletion protection.
 #[derive(Parser, Debug)]
 #[command(name = "dataset-controller", version, about)]
 struct Args {
-    /// Path to a kubeconfig; in-cluster configuration when unset.
-    #[arg(long, env = "KUBECONFIG")]
-    kubeconfig: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(flatten)]
+    leader: LeaderArgs,
+    /// Datasets reconciled at the same time.
+    #[arg(long, env = "FERROFLUID_CONCURRENCY", default_value_t = 4)]
+    concurrency: u16,
+    /// Seconds between checks of a dataset whose input is invalid (e.g. a missing Secret).
+    #[arg(long, env = "FERROFLUID_RECHECK_SECONDS", default_value_t = 15)]
+    recheck_seconds: u64,
+    /// Only watch this namespace (default: all namespaces).
+    #[arg(long, env = "FERROFLUID_WATCH_NAMESPACE")]
+    namespace: Option<String>,
 }
 
-fn main() -> ExitCode {
-    let _args = Args::parse();
-    // The reconcile loop arrives with its own issue; refuse to pretend to run until then.
-    eprintln!("dataset-controller: not implemented yet in this build; only --help and --version work");
-    ExitCode::from(2)
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let registry = prometheus::Registry::new();
+    let metrics = ReconcileMetrics::register(&registry)?;
+    ferrofluid_service::runner::run(
+        "ferrofluid-dataset-controller",
+        &args.common,
+        Some(&args.leader),
+        registry,
+        |rt| async move {
+            let client = rt.client;
+            let api: Api<Dataset> = match &args.namespace {
+                Some(ns) => Api::namespaced(client.clone(), ns),
+                None => Api::all(client.clone()),
+            };
+            let ctx = Arc::new(reconcile::Context {
+                client: client.clone(),
+                recorder: Recorder::new(client.clone(), Reporter::from("ferrofluid-dataset-controller")),
+                metrics,
+                recheck: Duration::from_secs(args.recheck_seconds.max(1)),
+            });
+            let stop = rt.stop.clone();
+            Controller::new(api, watcher::Config::default())
+                .with_config(controller::Config::default().concurrency(args.concurrency))
+                .graceful_shutdown_on(async move { stop.cancelled().await })
+                .run(reconcile::reconcile, reconcile::error_policy, ctx)
+                .for_each(|res| async move {
+                    if let Err(e) = res {
+                        tracing::debug!(error = %e, "reconcile round failed");
+                    }
+                })
+                .await;
+            Ok(())
+        },
+    )
+    .await
 }

@@ -1,20 +1,121 @@
-//! ferrofluid runtime-controller: JuiceFSRuntime lifecycle: workers, FUSE DaemonSet, PV/PVC, node labels, status.
+//! ferrofluid runtime-controller: turns a JuiceFSRuntime and its Dataset into cache workers, a FUSE
+//! DaemonSet, a PV/PVC pair and node labels, and keeps their status current.
+
+mod apply;
+mod context;
+mod error;
+mod fuse;
+mod juicefs_config;
+mod labels;
+mod node_labels;
+mod pod_parts;
+mod reconcile;
+mod status;
+mod volume;
+mod worker;
 
 use clap::Parser;
-use std::process::ExitCode;
+use context::Context;
+use ferrofluid_api::keys;
+use ferrofluid_api::{Dataset, JuiceFSRuntime};
+use ferrofluid_service::metrics::ReconcileMetrics;
+use ferrofluid_service::{CommonArgs, LeaderArgs};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// JuiceFSRuntime lifecycle: workers, FUSE DaemonSet, PV/PVC, node labels, status.
 #[derive(Parser, Debug)]
 #[command(name = "runtime-controller", version, about)]
 struct Args {
-    /// Path to a kubeconfig; in-cluster configuration when unset.
-    #[arg(long, env = "KUBECONFIG")]
-    kubeconfig: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(flatten)]
+    leader: LeaderArgs,
+    /// Root under which FUSE clients mount on every node.
+    #[arg(long, env = "FERROFLUID_MOUNT_ROOT", default_value = keys::DEFAULT_MOUNT_ROOT)]
+    mount_root: String,
+    /// Seconds between periodic resyncs of each runtime (±10% jitter).
+    #[arg(long, env = "FERROFLUID_RESYNC_SECONDS", default_value_t = 60)]
+    resync_seconds: u64,
+    /// Runtimes reconciled at the same time.
+    #[arg(long, env = "FERROFLUID_CONCURRENCY", default_value_t = 4)]
+    concurrency: u16,
+    /// Only watch this namespace (default: all namespaces).
+    #[arg(long, env = "FERROFLUID_WATCH_NAMESPACE")]
+    namespace: Option<String>,
 }
 
-fn main() -> ExitCode {
-    let _args = Args::parse();
-    // The reconcile loop arrives with its own issue; refuse to pretend to run until then.
-    eprintln!("runtime-controller: not implemented yet in this build; only --help and --version work");
-    ExitCode::from(2)
+fn api<K>(client: &kube::Client, ns: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let registry = prometheus::Registry::new();
+    let metrics = ReconcileMetrics::register(&registry)?;
+    ferrofluid_service::runner::run(
+        "ferrofluid-runtime-controller",
+        &args.common,
+        Some(&args.leader),
+        registry,
+        |rt| async move {
+            let client = rt.client;
+            let ns = args.namespace.as_deref();
+            let ctx = Arc::new(Context {
+                client: client.clone(),
+                recorder: Recorder::new(client.clone(), Reporter::from("ferrofluid-runtime-controller")),
+                metrics,
+                mount_root: args.mount_root.clone(),
+                resync: Duration::from_secs(args.resync_seconds.max(5)),
+            });
+            let ours = watcher::Config::default().labels(&format!("{}={}", keys::LABEL_MANAGED_BY, keys::MANAGED_BY));
+            let workers = ours.clone().labels(&format!(
+                "{}={},{}={}",
+                keys::LABEL_MANAGED_BY,
+                keys::MANAGED_BY,
+                keys::LABEL_ROLE,
+                keys::ROLE_WORKER
+            ));
+            let stop = rt.stop.clone();
+            Controller::new(api::<JuiceFSRuntime>(&client, ns), watcher::Config::default())
+                .with_config(controller::Config::default().concurrency(args.concurrency))
+                .owns(api::<StatefulSet>(&client, ns), ours.clone())
+                .owns(api::<DaemonSet>(&client, ns), ours)
+                // A dataset appearing or changing wakes the runtime of the same name.
+                .watches(api::<Dataset>(&client, ns), watcher::Config::default(), |ds| {
+                    Some(ObjectRef::<JuiceFSRuntime>::new(&ds.name_any()).within(&ds.namespace()?))
+                })
+                // Workers moving between nodes change the node labels.
+                .watches(api::<Pod>(&client, ns), workers, |pod| {
+                    let release = pod.labels().get(keys::LABEL_RELEASE)?.clone();
+                    Some(ObjectRef::<JuiceFSRuntime>::new(&release).within(&pod.namespace()?))
+                })
+                .graceful_shutdown_on(async move { stop.cancelled().await })
+                .run(reconcile::reconcile, reconcile::error_policy, ctx)
+                .for_each(|res| async move {
+                    if let Err(e) = res {
+                        tracing::debug!(error = %e, "reconcile round failed");
+                    }
+                })
+                .await;
+            Ok(())
+        },
+    )
+    .await
 }

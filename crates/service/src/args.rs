@@ -20,3 +20,17 @@ pub struct CommonArgs {
     #[arg(long, env = "FERROFLUID_API_BURST", default_value_t = 100)]
     pub api_burst: u32,
 }
+
+/// Leader-election flags for components that run as several replicas with one active.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LeaderArgs {
+    /// Elect a leader through a Lease so only one replica works at a time.
+    #[arg(long, env = "FERROFLUID_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// Namespace of the Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// Seconds a lease stays valid after its last renewal; a standby takes over after this long.
+    #[arg(long, env = "FERROFLUID_LEASE_SECONDS", default_value_t = 15)]
+    pub lease_seconds: u64,
+}

@@ -7,9 +7,10 @@ pub mod client;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod runner;
 pub mod shutdown;
 pub mod telemetry;
 
-pub use args::CommonArgs;
+pub use args::{CommonArgs, LeaderArgs};
 pub use http::Health;
 pub use shutdown::shutdown_on_signal;

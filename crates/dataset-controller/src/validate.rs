@@ -1,0 +1,113 @@
+//! What the schema cannot check about a Dataset: that a runtime supports its mount scheme and that the
+//! Secrets it references exist and hold the keys. Pure: the secrets' key sets come in as a map.
+
+use ferrofluid_api::{DatasetSpec, EncryptOption};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Mount-point schemes a ferrofluid runtime can serve.
+pub const SUPPORTED_SCHEMES: &[&str] = &["juicefs"];
+
+/// A problem with one field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Every Secret (by name) the dataset references.
+pub fn referenced_secrets(spec: &DatasetSpec) -> BTreeSet<String> {
+    encrypt_options(spec).map(|(_, o)| o.value_from.secret_key_ref.name.clone()).collect()
+}
+
+fn encrypt_options(spec: &DatasetSpec) -> impl Iterator<Item = (String, &EncryptOption)> {
+    let shared =
+        spec.shared_encrypt_options.iter().enumerate().map(|(i, o)| (format!("spec.sharedEncryptOptions[{i}]"), o));
+    let mounts = spec.mounts.iter().enumerate().flat_map(|(m, mount)| {
+        mount.encrypt_options.iter().enumerate().map(move |(i, o)| (format!("spec.mounts[{m}].encryptOptions[{i}]"), o))
+    });
+    shared.chain(mounts)
+}
+
+/// Checks the spec against the Secrets found: `secrets` maps each existing Secret to its keys.
+pub fn validate(spec: &DatasetSpec, secrets: &BTreeMap<String, BTreeSet<String>>) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (i, mount) in spec.mounts.iter().enumerate() {
+        let scheme = mount.mount_point.split("://").next().unwrap_or_default();
+        if !SUPPORTED_SCHEMES.contains(&scheme) {
+            problems.push(Problem {
+                field: format!("spec.mounts[{i}].mountPoint"),
+                message: format!(
+                    "scheme {scheme:?} is not served by any ferrofluid runtime (supported: {})",
+                    SUPPORTED_SCHEMES.join(", ")
+                ),
+            });
+        }
+    }
+    for (field, opt) in encrypt_options(spec) {
+        let r = &opt.value_from.secret_key_ref;
+        match secrets.get(&r.name) {
+            None => problems.push(Problem {
+                field: format!("{field}.valueFrom.secretKeyRef.name"),
+                message: format!("Secret {:?} does not exist in the dataset's namespace", r.name),
+            }),
+            Some(keys) if !keys.contains(&r.key) => problems.push(Problem {
+                field: format!("{field}.valueFrom.secretKeyRef.key"),
+                message: format!("Secret {:?} has no key {:?}", r.name, r.key),
+            }),
+            Some(_) => {}
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrofluid_api::Mount;
+    use ferrofluid_api::common::{EncryptOptionSource, SecretKeySelector};
+
+    fn spec(mount_point: &str, secret: &str, key: &str) -> DatasetSpec {
+        DatasetSpec {
+            mounts: vec![Mount {
+                name: "test".into(),
+                mount_point: mount_point.into(),
+                encrypt_options: vec![EncryptOption {
+                    name: "metaurl".into(),
+                    value_from: EncryptOptionSource {
+                        secret_key_ref: SecretKeySelector { name: secret.into(), key: key.into() },
+                    },
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn secrets() -> BTreeMap<String, BTreeSet<String>> {
+        BTreeMap::from([("jfs".to_string(), BTreeSet::from(["metaurl".to_string()]))])
+    }
+
+    #[test]
+    fn valid_dataset_has_no_problems() {
+        assert!(validate(&spec("juicefs:///demo", "jfs", "metaurl"), &secrets()).is_empty());
+        assert_eq!(referenced_secrets(&spec("juicefs:///", "jfs", "metaurl")), BTreeSet::from(["jfs".to_string()]));
+    }
+
+    #[test]
+    fn problems_name_the_field() {
+        let p = validate(&spec("alluxio://x/y", "jfs", "metaurl"), &secrets());
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].field, "spec.mounts[0].mountPoint");
+        let p = validate(&spec("juicefs:///", "nope", "metaurl"), &secrets());
+        assert_eq!(p[0].field, "spec.mounts[0].encryptOptions[0].valueFrom.secretKeyRef.name");
+        let p = validate(&spec("juicefs:///", "jfs", "url"), &secrets());
+        assert_eq!(p[0].field, "spec.mounts[0].encryptOptions[0].valueFrom.secretKeyRef.key");
+        assert!(p[0].to_string().contains("has no key \"url\""));
+    }
+}

@@ -1,0 +1,88 @@
+//! Pieces shared by the worker and FUSE pod templates: image, environment, cache volumes.
+
+use crate::juicefs_config::{CacheLevel, JuiceFsConfig};
+use ferrofluid_api::juicefs_runtime::{JuiceFSRuntimeSpec, MediumType, PullPolicy};
+use k8s_openapi::api::core::v1::{
+    EmptyDirVolumeSource, EnvVar, EnvVarSource, HostPathVolumeSource, ObjectFieldSelector, SecretKeySelector, Volume,
+    VolumeMount,
+};
+
+pub const DEFAULT_IMAGE: &str = "juicedata/juicefs-fuse";
+pub const DEFAULT_IMAGE_TAG: &str = "ce-v1.2.3";
+
+/// Image from the component's own setting, else `juicefsVersion`, else the default.
+pub fn image_of(spec: &JuiceFSRuntimeSpec, image: Option<&str>, tag: Option<&str>) -> String {
+    let version = spec.juicefs_version.as_ref();
+    let image = image.or_else(|| version.and_then(|v| v.image.as_deref())).unwrap_or(DEFAULT_IMAGE);
+    let tag = tag.or_else(|| version.and_then(|v| v.image_tag.as_deref())).unwrap_or(DEFAULT_IMAGE_TAG);
+    format!("{image}:{tag}")
+}
+
+pub fn pull_policy(spec: &JuiceFSRuntimeSpec, own: Option<PullPolicy>) -> Option<String> {
+    let policy = own.or_else(|| spec.juicefs_version.as_ref().and_then(|v| v.image_pull_policy))?;
+    Some(format!("{policy:?}"))
+}
+
+fn field_env(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector { field_path: path.into(), ..Default::default() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Environment of a JuiceFS container: pod IP and node name from the downward API, secrets as
+/// `secretKeyRef` (never values), then the user's own variables.
+pub fn container_env(cfg: &JuiceFsConfig, user: &[EnvVar]) -> Vec<EnvVar> {
+    let mut env = vec![field_env("POD_IP", "status.podIP"), field_env("NODE_NAME", "spec.nodeName")];
+    env.extend(cfg.secrets.iter().map(|s| EnvVar {
+        name: s.env.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: s.secret.clone(),
+                key: s.key.clone(),
+                optional: Some(false),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }));
+    env.extend(user.iter().cloned());
+    env
+}
+
+/// One volume per cache directory: hostPath (created if missing) or emptyDir (memory-backed for MEM).
+pub fn cache_volumes(cache: &[CacheLevel]) -> (Vec<Volume>, Vec<VolumeMount>) {
+    let mut volumes = Vec::new();
+    let mut mounts = Vec::new();
+    for (i, level) in cache.iter().enumerate() {
+        for (j, path) in level.paths.iter().enumerate() {
+            let name = format!("cache-{i}-{j}");
+            let volume = if level.empty_dir {
+                Volume {
+                    name: name.clone(),
+                    empty_dir: Some(EmptyDirVolumeSource {
+                        medium: (level.medium == MediumType::Mem).then(|| "Memory".to_string()),
+                        size_limit: None,
+                    }),
+                    ..Default::default()
+                }
+            } else {
+                Volume {
+                    name: name.clone(),
+                    host_path: Some(HostPathVolumeSource {
+                        path: path.clone(),
+                        type_: Some("DirectoryOrCreate".into()),
+                    }),
+                    ..Default::default()
+                }
+            };
+            volumes.push(volume);
+            mounts.push(VolumeMount { name, mount_path: path.clone(), ..Default::default() });
+        }
+    }
+    (volumes, mounts)
+}

@@ -1,0 +1,368 @@
+//! One JuiceFSRuntime's reconcile: dereference the dataset, validate, build, apply, update status;
+//! and, on deletion, an ordered and idempotent cleanup.
+
+use crate::context::{CONTROLLER, Context};
+use crate::error::{Error, Step};
+use crate::juicefs_config::{self, JuiceFsConfig};
+use crate::{apply, fuse, labels, node_labels, status, volume, worker};
+use ferrofluid_api::common::condition;
+use ferrofluid_api::dataset::RuntimeRef;
+use ferrofluid_api::keys::{self, DatasetKey};
+use ferrofluid_api::{Dataset, DatasetPhase, DatasetStatus, JuiceFSRuntime, JuiceFSRuntimeStatus, RuntimePhase};
+use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::{Resource, ResourceExt};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub async fn reconcile(rt: Arc<JuiceFSRuntime>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.start(CONTROLLER);
+    let ns = rt.namespace().ok_or_else(|| Error::NoNamespace(rt.name_any()))?;
+    let api: Api<JuiceFSRuntime> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, keys::FINALIZER_RUNTIME, rt, |event| async {
+        match event {
+            Finalizer::Apply(rt) => apply_runtime(&rt, &ctx).await,
+            Finalizer::Cleanup(rt) => cleanup(&rt, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+pub fn error_policy(_rt: Arc<JuiceFSRuntime>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.failure(CONTROLLER, error.metric_label());
+    match error {
+        Error::Waiting(_) => Action::requeue(Duration::from_secs(3)),
+        Error::Finalizer(e) if matches!(**e, kube::runtime::finalizer::Error::CleanupFailed(Error::Waiting(_))) => {
+            tracing::info!(%error, "cleanup waiting");
+            Action::requeue(Duration::from_secs(3))
+        }
+        _ => {
+            tracing::warn!(%error, "reconcile failed");
+            Action::requeue(Duration::from_secs(10))
+        }
+    }
+}
+
+fn now() -> String {
+    Timestamp::now().to_string()
+}
+
+/// Resync period with ±10% jitter so runtimes do not all resync together.
+fn resync(ctx: &Context) -> Action {
+    let base = ctx.resync.as_secs_f64();
+    Action::requeue(Duration::from_secs_f64(base * (0.9 + rand::random::<f64>() * 0.2)))
+}
+
+async fn event(ctx: &Context, rt: &JuiceFSRuntime, type_: EventType, reason: &str, note: String) {
+    let ev = Event { type_, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
+    if let Err(e) = ctx.recorder.publish(&ev, &rt.object_ref(&())).await {
+        tracing::warn!(error = %e, reason, "could not publish event");
+    }
+}
+
+/// A runtime that cannot proceed: condition + Warning event, status phases NotReady, check again later.
+async fn blocked(
+    ctx: &Context,
+    rt: &JuiceFSRuntime,
+    reason: &str,
+    message: String,
+    retry: Duration,
+) -> Result<Action, Error> {
+    event(ctx, rt, EventType::Warning, reason, message.clone()).await;
+    let existing = rt.status.clone().unwrap_or_default();
+    let st = JuiceFSRuntimeStatus {
+        worker_phase: Some(RuntimePhase::NotReady),
+        fuse_phase: Some(RuntimePhase::NotReady),
+        conditions: vec![condition(&existing.conditions, "Ready", false, reason, message, &now())],
+        ..Default::default()
+    };
+    let api: Api<JuiceFSRuntime> = Api::namespaced(ctx.client.clone(), &rt.namespace().unwrap_or_default());
+    apply::status(&api, &rt.name_any(), &st, "runtime status").await?;
+    Ok(Action::requeue(retry))
+}
+
+async fn apply_runtime(rt: &JuiceFSRuntime, ctx: &Context) -> Result<Action, Error> {
+    let ns = rt.namespace().unwrap_or_default();
+    let name = rt.name_any();
+    let key = DatasetKey::new(&ns, &name);
+    let client = &ctx.client;
+
+    // 1. Dereference: the dataset of the same name.
+    let datasets: Api<Dataset> = Api::namespaced(client.clone(), &ns);
+    let Some(dataset) = datasets.get_opt(&name).await.step("get dataset")? else {
+        let msg = format!("no Dataset {ns}/{name}; the runtime proceeds as soon as one is created");
+        return blocked(ctx, rt, "DatasetNotFound", msg, Duration::from_secs(60)).await;
+    };
+    let ds_status = dataset.status.clone().unwrap_or_default();
+    if let Some(other) = ds_status.runtimes.iter().find(|r| r.name != name || r.type_.as_deref() != Some(keys::JUICEFS))
+    {
+        let msg = format!(
+            "Dataset {ns}/{name} is bound to {} runtime {}; delete that runtime first",
+            other.type_.as_deref().unwrap_or("another"),
+            other.name
+        );
+        return blocked(ctx, rt, "DatasetBoundElsewhere", msg, Duration::from_secs(60)).await;
+    }
+
+    // 2. The dataset owns the runtime (deleting the dataset deletes the runtime).
+    let runtimes: Api<JuiceFSRuntime> = Api::namespaced(client.clone(), &ns);
+    if let Some(owner) = dataset.controller_owner_ref(&()) {
+        let owned = rt.owner_references().iter().any(|o| o.uid == owner.uid);
+        if !owned {
+            let mut owner = owner;
+            owner.controller = Some(false);
+            let body = serde_json::json!({
+                "apiVersion": JuiceFSRuntime::api_version(&()), "kind": JuiceFSRuntime::kind(&()),
+                "metadata": {"name": name, "ownerReferences": [owner]},
+            });
+            runtimes
+                .patch(&name, &PatchParams::apply(crate::context::MANAGER).force(), &Patch::Apply(body))
+                .await
+                .step("owner reference")?;
+        }
+    }
+
+    // 3. Validate and build.
+    let cfg = match juicefs_config::build(&dataset.spec, &rt.spec) {
+        Ok(cfg) => cfg,
+        Err(e) => return blocked(ctx, rt, "InvalidSpec", e.to_string(), Duration::from_secs(60)).await,
+    };
+    let sts = worker::build(rt, &dataset.spec, &key, &cfg);
+    let ds = fuse::build(rt, &key, &cfg, &ctx.mount_root);
+
+    // 4. Apply workloads.
+    let sts = apply::object(&Api::namespaced(client.clone(), &ns), &sts, "worker statefulset").await?;
+    let ds = apply::object(&Api::namespaced(client.clone(), &ns), &ds, "fuse daemonset").await?;
+
+    // 5. Status from the workloads; dataset phase; volumes once bound.
+    let workers = status::workers(rt.spec.replicas.unwrap_or(1), Some(&sts));
+    let fuses = status::fuses(Some(&ds));
+    let phase = status::dataset_phase(&workers, ds_status.phase);
+    if phase == DatasetPhase::Bound {
+        apply::object(
+            &Api::all(client.clone()),
+            &volume::persistent_volume(&key, &dataset.spec, &ctx.mount_root),
+            "pv",
+        )
+        .await?;
+        apply::object(
+            &Api::namespaced(client.clone(), &ns),
+            &volume::persistent_volume_claim(rt, &key, &dataset.spec),
+            "pvc",
+        )
+        .await?;
+    }
+    write_dataset_status(ctx, rt, &dataset, phase).await?;
+
+    // 6. Cache labels on the nodes where workers run.
+    sync_worker_labels(ctx, &key, &cfg).await?;
+
+    write_runtime_status(ctx, rt, &key, &workers, &fuses).await?;
+    Ok(resync(ctx))
+}
+
+async fn write_dataset_status(
+    ctx: &Context,
+    rt: &JuiceFSRuntime,
+    dataset: &Dataset,
+    phase: DatasetPhase,
+) -> Result<(), Error> {
+    let current = dataset.status.clone().unwrap_or_default();
+    let st = DatasetStatus {
+        phase: Some(phase),
+        runtimes: vec![RuntimeRef {
+            name: rt.name_any(),
+            namespace: rt.namespace().unwrap_or_default(),
+            category: Some("Accelerate".into()),
+            type_: Some(keys::JUICEFS.into()),
+            engine_type: Some(keys::JUICEFS.into()),
+            master_replicas: None,
+        }],
+        mounts: dataset.spec.mounts.clone(),
+        ..Default::default()
+    };
+    if current.phase != Some(phase) {
+        let (type_, reason) = match phase {
+            DatasetPhase::Bound => (EventType::Normal, "DatasetBound"),
+            DatasetPhase::Failed => (EventType::Warning, "DatasetFailed"),
+            _ => (EventType::Normal, "DatasetNotBound"),
+        };
+        let note = format!("dataset {} is {phase:?}: runtime workers {}", dataset.name_any(), worker_summary(rt));
+        event(ctx, rt, type_, reason, note).await;
+    }
+    let api: Api<Dataset> = Api::namespaced(ctx.client.clone(), &rt.namespace().unwrap_or_default());
+    apply::status(&api, &dataset.name_any(), &st, "dataset status").await
+}
+
+fn worker_summary(rt: &JuiceFSRuntime) -> String {
+    let st = rt.status.clone().unwrap_or_default();
+    format!("{}/{} ready", st.worker_number_ready.unwrap_or(0), rt.spec.replicas.unwrap_or(1))
+}
+
+async fn write_runtime_status(
+    ctx: &Context,
+    rt: &JuiceFSRuntime,
+    key: &DatasetKey,
+    workers: &status::Counts,
+    fuses: &status::Counts,
+) -> Result<(), Error> {
+    let existing = rt.status.clone().unwrap_or_default();
+    let t = now();
+    let workers_ok = matches!(workers.phase, RuntimePhase::Ready | RuntimePhase::PartialReady);
+    let setup_duration = existing.setup_duration.clone().or_else(|| {
+        let created = rt.metadata.creation_timestamp.as_ref()?.0;
+        workers_ok.then(|| status::human_duration(Timestamp::now().duration_since(created).as_secs()))
+    });
+    let conditions = vec![
+        condition(
+            &existing.conditions,
+            "Ready",
+            workers_ok,
+            if workers_ok { "WorkersReady" } else { "WorkersNotReady" },
+            format!("{} of {} workers ready", workers.ready, workers.desired),
+            &t,
+        ),
+        condition(
+            &existing.conditions,
+            "FusesReady",
+            fuses.phase == RuntimePhase::Ready,
+            if fuses.phase == RuntimePhase::Ready { "FusesReady" } else { "FusesNotReady" },
+            format!("{} of {} FUSE clients ready", fuses.ready, fuses.desired),
+            &t,
+        ),
+    ];
+    let st = JuiceFSRuntimeStatus {
+        worker_phase: Some(workers.phase),
+        desired_worker_number_scheduled: Some(workers.desired),
+        current_worker_number_scheduled: Some(workers.current),
+        worker_number_ready: Some(workers.ready),
+        worker_number_available: Some(workers.available),
+        worker_number_unavailable: Some(workers.unavailable),
+        fuse_phase: Some(fuses.phase),
+        desired_fuse_number_scheduled: Some(fuses.desired),
+        current_fuse_number_scheduled: Some(fuses.current),
+        fuse_number_ready: Some(fuses.ready),
+        fuse_number_available: Some(fuses.available),
+        fuse_number_unavailable: Some(fuses.unavailable),
+        conditions,
+        selector: Some(labels::to_selector_string(&labels::selector(key, keys::ROLE_WORKER))),
+        setup_duration,
+        ..Default::default()
+    };
+    let api: Api<JuiceFSRuntime> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    apply::status(&api, &key.name, &st, "runtime status").await
+}
+
+/// Nodes running a (running, not terminating) worker of this dataset.
+async fn worker_nodes(ctx: &Context, key: &DatasetKey) -> Result<BTreeSet<String>, Error> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    let selector = labels::to_selector_string(&labels::selector(key, keys::ROLE_WORKER));
+    let list = pods.list(&ListParams::default().labels(&selector)).await.step("list worker pods")?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .filter_map(|p| p.spec.and_then(|s| s.node_name))
+        .collect())
+}
+
+async fn patch_node(
+    nodes: &Api<Node>,
+    node: &Node,
+    set: &BTreeMap<String, String>,
+    remove: &[String],
+) -> Result<(), Error> {
+    let current = node.metadata.labels.clone().unwrap_or_default();
+    if let Some(patch) = node_labels::plan(&current, set, remove, node.metadata.resource_version.as_deref()) {
+        nodes.patch(&node.name_any(), &PatchParams::default(), &Patch::Merge(patch)).await.step("patch node labels")?;
+    }
+    Ok(())
+}
+
+async fn sync_worker_labels(ctx: &Context, key: &DatasetKey, cfg: &JuiceFsConfig) -> Result<(), Error> {
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    let want = worker_nodes(ctx, key).await?;
+    let (mem, disk) = worker::capacity_bytes(&cfg.cache);
+    let set = node_labels::worker_labels(key, mem, disk);
+    for name in &want {
+        if let Some(node) = nodes.get_opt(name).await.step("get node")? {
+            patch_node(&nodes, &node, &set, &[]).await?;
+        }
+    }
+    let labelled =
+        nodes.list(&ListParams::default().labels(&key.juicefs_worker_node_label())).await.step("list nodes")?;
+    let keys = node_labels::worker_label_keys(key);
+    for node in labelled.items.iter().filter(|n| !want.contains(&n.name_any())) {
+        patch_node(&nodes, node, &BTreeMap::new(), &keys).await?;
+    }
+    Ok(())
+}
+
+/// Removes `label_keys` from every node that carries `selector_key`.
+async fn strip_nodes(ctx: &Context, selector_key: &str, label_keys: &[String]) -> Result<(), Error> {
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    let labelled = nodes.list(&ListParams::default().labels(selector_key)).await.step("list labelled nodes")?;
+    for node in &labelled.items {
+        patch_node(&nodes, node, &BTreeMap::new(), label_keys).await?;
+    }
+    Ok(())
+}
+
+async fn delete_if_present<K>(api: &Api<K>, name: &str, step: &'static str) -> Result<bool, Error>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Err(e) => Err(e).step(step),
+    }
+}
+
+/// Ordered, idempotent cleanup; safe to interrupt and run again at any point.
+async fn cleanup(rt: &JuiceFSRuntime, ctx: &Context) -> Result<Action, Error> {
+    let ns = rt.namespace().unwrap_or_default();
+    let key = DatasetKey::new(&ns, rt.name_any());
+    let client = &ctx.client;
+
+    // PVC first: Kubernetes keeps it while a pod uses it; wait for that.
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
+    delete_if_present(&pvcs, &key.pvc_name(), "delete pvc").await?;
+    if pvcs.get_opt(&key.pvc_name()).await.step("get pvc")?.is_some() {
+        let msg = format!("PVC {ns}/{} is still used by a pod; waiting before tearing down", key.pvc_name());
+        event(ctx, rt, EventType::Normal, "WaitingForPVC", msg.clone()).await;
+        return Err(Error::Waiting(msg));
+    }
+    let pvs: Api<PersistentVolume> = Api::all(client.clone());
+    delete_if_present(&pvs, &key.pv_name(), "delete pv").await?;
+    if pvs.get_opt(&key.pv_name()).await.step("get pv")?.is_some() {
+        return Err(Error::Waiting(format!("PV {} is being deleted", key.pv_name())));
+    }
+    delete_if_present(
+        &Api::<StatefulSet>::namespaced(client.clone(), &ns),
+        &key.worker_statefulset_name(),
+        "delete workers",
+    )
+    .await?;
+    delete_if_present(&Api::<DaemonSet>::namespaced(client.clone(), &ns), &key.fuse_daemonset_name(), "delete fuse")
+        .await?;
+    strip_nodes(ctx, &key.juicefs_worker_node_label(), &node_labels::worker_label_keys(&key)).await?;
+    strip_nodes(ctx, &key.worker_node_label(), &node_labels::worker_label_keys(&key)).await?;
+    strip_nodes(ctx, &key.fuse_node_label(), &[key.fuse_node_label()]).await?;
+
+    let datasets: Api<Dataset> = Api::namespaced(client.clone(), &ns);
+    if datasets.get_opt(&key.name).await.step("get dataset")?.is_some() {
+        let st = DatasetStatus { phase: Some(DatasetPhase::NotBound), ..Default::default() };
+        apply::status(&datasets, &key.name, &st, "dataset status").await?;
+    }
+    event(ctx, rt, EventType::Normal, "Cleaned", "removed PV, PVC, workloads and node labels".into()).await;
+    Ok(Action::await_change())
+}

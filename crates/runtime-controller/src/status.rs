@@ -1,0 +1,117 @@
+//! Runtime and dataset status derived from the workloads. Pure.
+
+use ferrofluid_api::DatasetPhase;
+use ferrofluid_api::RuntimePhase;
+use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    pub desired: i32,
+    pub current: i32,
+    pub ready: i32,
+    pub available: i32,
+    pub unavailable: i32,
+    pub phase: RuntimePhase,
+}
+
+fn phase(desired: i32, ready: i32) -> RuntimePhase {
+    match (desired, ready) {
+        (0, _) => RuntimePhase::Ready,
+        (d, r) if r >= d => RuntimePhase::Ready,
+        (_, r) if r >= 1 => RuntimePhase::PartialReady,
+        _ => RuntimePhase::NotReady,
+    }
+}
+
+/// Workers: Ready when all desired workers are ready, PartialReady with at least one.
+pub fn workers(desired: i32, sts: Option<&StatefulSet>) -> Counts {
+    let status = sts.and_then(|s| s.status.clone()).unwrap_or_default();
+    let ready = status.ready_replicas.unwrap_or(0);
+    Counts {
+        desired,
+        current: status.current_replicas.unwrap_or(status.replicas),
+        ready,
+        available: status.available_replicas.unwrap_or(0),
+        unavailable: (desired - ready).max(0),
+        phase: if sts.is_none() { RuntimePhase::NotReady } else { phase(desired, ready) },
+    }
+}
+
+/// FUSE clients: Ready when every scheduled client is ready (zero scheduled is Ready: none is needed yet).
+pub fn fuses(ds: Option<&DaemonSet>) -> Counts {
+    let status = ds.and_then(|d| d.status.clone()).unwrap_or_default();
+    Counts {
+        desired: status.desired_number_scheduled,
+        current: status.current_number_scheduled,
+        ready: status.number_ready,
+        available: status.number_available.unwrap_or(0),
+        unavailable: status.number_unavailable.unwrap_or(0),
+        phase: if ds.is_none() {
+            RuntimePhase::NotReady
+        } else {
+            phase(status.desired_number_scheduled, status.number_ready)
+        },
+    }
+}
+
+/// Dataset phase from worker health: Bound while at least one worker serves; Failed when a bound
+/// dataset loses all workers — and Bound again as soon as one is back (Fluid stays stuck in Failed).
+pub fn dataset_phase(workers: &Counts, current: Option<DatasetPhase>) -> DatasetPhase {
+    let serving = matches!(workers.phase, RuntimePhase::Ready | RuntimePhase::PartialReady);
+    let was_bound = matches!(current, Some(DatasetPhase::Bound) | Some(DatasetPhase::Failed));
+    match (serving, was_bound) {
+        (true, _) => DatasetPhase::Bound,
+        (false, true) => DatasetPhase::Failed,
+        (false, false) => DatasetPhase::NotBound,
+    }
+}
+
+/// `1m5s`-style duration.
+pub fn human_duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    match (secs / 3600, secs % 3600 / 60, secs % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, m, s) => format!("{h}h{m}m{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::StatefulSetStatus;
+
+    fn sts(ready: i32) -> StatefulSet {
+        StatefulSet {
+            status: Some(StatefulSetStatus { replicas: 3, ready_replicas: Some(ready), ..Default::default() }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn worker_phases() {
+        assert_eq!(workers(3, Some(&sts(3))).phase, RuntimePhase::Ready);
+        assert_eq!(workers(4, Some(&sts(3))).phase, RuntimePhase::PartialReady);
+        assert_eq!(workers(4, Some(&sts(3))).unavailable, 1);
+        assert_eq!(workers(3, Some(&sts(0))).phase, RuntimePhase::NotReady);
+        assert_eq!(workers(3, None).phase, RuntimePhase::NotReady);
+        assert_eq!(workers(0, Some(&sts(0))).phase, RuntimePhase::Ready);
+    }
+
+    #[test]
+    fn dataset_recovers_from_failed() {
+        let up = workers(2, Some(&sts(1)));
+        let down = workers(2, Some(&sts(0)));
+        assert_eq!(dataset_phase(&down, Some(DatasetPhase::NotBound)), DatasetPhase::NotBound);
+        assert_eq!(dataset_phase(&up, Some(DatasetPhase::NotBound)), DatasetPhase::Bound);
+        assert_eq!(dataset_phase(&down, Some(DatasetPhase::Bound)), DatasetPhase::Failed);
+        assert_eq!(dataset_phase(&up, Some(DatasetPhase::Failed)), DatasetPhase::Bound);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(human_duration(7), "7s");
+        assert_eq!(human_duration(65), "1m5s");
+        assert_eq!(human_duration(3725), "1h2m5s");
+    }
+}

@@ -1,0 +1,90 @@
+//! The PersistentVolume `<ns>-<name>` (CSI driver `fuse.csi.fluid.io`) and the PVC `<name>` bound to it.
+
+use crate::labels;
+use ferrofluid_api::keys::{self, DatasetKey};
+use ferrofluid_api::{DatasetSpec, JuiceFSRuntime};
+use k8s_openapi::api::core::v1::{
+    CSIPersistentVolumeSource, ObjectReference, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeSpec, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use std::collections::BTreeMap;
+
+/// Nominal size of dataset volumes; the real size is whatever the remote storage holds.
+pub const CAPACITY: &str = "100Pi";
+const DEFAULT_ACCESS_MODE: &str = "ReadWriteMany";
+
+pub fn access_modes(dataset: &DatasetSpec) -> Vec<String> {
+    if dataset.access_modes.is_empty() { vec![DEFAULT_ACCESS_MODE.into()] } else { dataset.access_modes.clone() }
+}
+
+/// Attributes the CSI plugin reads in NodeStage/NodePublish.
+pub fn volume_attributes(key: &DatasetKey, mount_root: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (keys::ATTR_FLUID_PATH.into(), key.fuse_mount_path(mount_root)),
+        (keys::ATTR_MOUNT_TYPE.into(), keys::MOUNT_TYPE_JUICEFS.into()),
+        (keys::ATTR_RUNTIME_NAMESPACE.into(), key.namespace.clone()),
+        (keys::ATTR_RUNTIME_NAME.into(), key.name.clone()),
+        (keys::ATTR_NODE_SELECTOR_KEY.into(), key.fuse_node_label()),
+    ])
+}
+
+pub fn persistent_volume(key: &DatasetKey, dataset: &DatasetSpec, mount_root: &str) -> PersistentVolume {
+    let mut labels = labels::common(key);
+    labels.insert(key.worker_node_label(), keys::LABEL_TRUE.into());
+    PersistentVolume {
+        metadata: ObjectMeta { name: Some(key.pv_name()), labels: Some(labels), ..Default::default() },
+        spec: Some(PersistentVolumeSpec {
+            access_modes: Some(access_modes(dataset)),
+            capacity: Some(BTreeMap::from([("storage".to_string(), Quantity(CAPACITY.into()))])),
+            csi: Some(CSIPersistentVolumeSource {
+                driver: keys::CSI_DRIVER_NAME.into(),
+                volume_handle: key.pv_name(),
+                volume_attributes: Some(volume_attributes(key, mount_root)),
+                ..Default::default()
+            }),
+            persistent_volume_reclaim_policy: Some("Retain".into()),
+            storage_class_name: Some(keys::STORAGE_CLASS.into()),
+            volume_mode: Some("Filesystem".into()),
+            // Pre-bound: the PV binder pairs exactly this claim with it.
+            claim_ref: Some(ObjectReference {
+                namespace: Some(key.namespace.clone()),
+                name: Some(key.pvc_name()),
+                kind: Some("PersistentVolumeClaim".into()),
+                api_version: Some("v1".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+pub fn persistent_volume_claim(
+    runtime: &JuiceFSRuntime,
+    key: &DatasetKey,
+    dataset: &DatasetSpec,
+) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(key.pvc_name()),
+            namespace: Some(key.namespace.clone()),
+            labels: Some(labels::common(key)),
+            owner_references: labels::owned_by(runtime).map(|o| vec![o]),
+            ..Default::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(access_modes(dataset)),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".to_string(), Quantity(CAPACITY.into()))])),
+                ..Default::default()
+            }),
+            storage_class_name: Some(keys::STORAGE_CLASS.into()),
+            volume_mode: Some("Filesystem".into()),
+            volume_name: Some(key.pv_name()),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}

@@ -1,0 +1,150 @@
+//! The worker StatefulSet `<name>-worker`: JuiceFS cache workers spread over nodes.
+
+use crate::juicefs_config::{CacheLevel, JuiceFsConfig, mount_script};
+use crate::labels;
+use crate::pod_parts::{cache_volumes, container_env, image_of, pull_policy};
+use ferrofluid_api::dataset::PlacementMode;
+use ferrofluid_api::keys::{self, DatasetKey};
+use ferrofluid_api::{DatasetSpec, JuiceFSRuntime};
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{
+    Affinity, Container, ContainerPort, NodeAffinity, NodeSelectorRequirement, NodeSelectorTerm, PodAffinityTerm,
+    PodAntiAffinity, PodSpec, PodTemplateSpec, PreferredSchedulingTerm, WeightedPodAffinityTerm,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use std::collections::BTreeMap;
+
+const HOSTNAME_TOPOLOGY: &str = "kubernetes.io/hostname";
+
+/// Where a worker mounts the file system inside its container (it caches; applications never read here).
+pub fn worker_mount_path(key: &DatasetKey) -> String {
+    format!("/runtime-mnt/{}/{}/{}/juicefs-worker", keys::JUICEFS, key.namespace, key.name)
+}
+
+pub fn build(runtime: &JuiceFSRuntime, dataset: &DatasetSpec, key: &DatasetKey, cfg: &JuiceFsConfig) -> StatefulSet {
+    let spec = &runtime.spec;
+    let worker = spec.worker.clone().unwrap_or_default();
+    let selector = labels::selector(key, keys::ROLE_WORKER);
+    let mut pod_labels = labels::for_role(key, keys::ROLE_WORKER);
+    let mut annotations = BTreeMap::new();
+    for meta in [spec.pod_metadata.as_ref(), worker.pod_metadata.as_ref()].into_iter().flatten() {
+        pod_labels.extend(meta.labels.clone());
+        annotations.extend(meta.annotations.clone());
+    }
+    pod_labels.extend(selector.clone()); // user labels can't break the selector
+
+    let (volumes, mut mounts) = cache_volumes(&cfg.cache);
+    mounts.extend(worker.volume_mounts.clone());
+    let container = Container {
+        name: keys::WORKER_CONTAINER.into(),
+        image: Some(image_of(spec, worker.image.as_deref(), worker.image_tag.as_deref())),
+        image_pull_policy: pull_policy(spec, worker.image_pull_policy),
+        command: Some(vec!["sh".into(), "-c".into()]),
+        args: Some(vec![mount_script(cfg, &worker_mount_path(key), keys::DEFAULT_METRICS_PORT, &BTreeMap::new())]),
+        env: Some(container_env(cfg, &worker.env)),
+        ports: Some(vec![ContainerPort {
+            name: Some(keys::METRICS_PORT_NAME.into()),
+            container_port: keys::DEFAULT_METRICS_PORT,
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]),
+        resources: worker.resources.clone(),
+        volume_mounts: Some(mounts),
+        security_context: Some(k8s_openapi::api::core::v1::SecurityContext {
+            privileged: Some(true), // FUSE needs /dev/fuse and mount(2)
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut all_volumes = volumes;
+    all_volumes.extend(spec.volumes.clone());
+
+    StatefulSet {
+        metadata: ObjectMeta {
+            name: Some(key.worker_statefulset_name()),
+            namespace: Some(key.namespace.clone()),
+            labels: Some(labels::for_role(key, keys::ROLE_WORKER)),
+            owner_references: labels::owned_by(runtime).map(|o| vec![o]),
+            ..Default::default()
+        },
+        spec: Some(StatefulSetSpec {
+            replicas: Some(spec.replicas.unwrap_or(1)),
+            service_name: Some(key.worker_statefulset_name()),
+            pod_management_policy: Some("Parallel".into()),
+            selector: LabelSelector { match_labels: Some(selector.clone()), ..Default::default() },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: (!annotations.is_empty()).then_some(annotations),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    volumes: (!all_volumes.is_empty()).then_some(all_volumes),
+                    affinity: Some(affinity(dataset, key, &selector)),
+                    node_selector: (!worker.node_selector.is_empty()).then(|| worker.node_selector.clone()),
+                    tolerations: (!dataset.tolerations.is_empty()).then(|| dataset.tolerations.clone()),
+                    host_network: Some(
+                        worker.network_mode == Some(ferrofluid_api::juicefs_runtime::NetworkMode::HostNetwork),
+                    ),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+fn affinity(dataset: &DatasetSpec, key: &DatasetKey, selector: &BTreeMap<String, String>) -> Affinity {
+    let term = PodAffinityTerm {
+        label_selector: Some(LabelSelector { match_labels: Some(selector.clone()), ..Default::default() }),
+        topology_key: HOSTNAME_TOPOLOGY.into(),
+        ..Default::default()
+    };
+    let anti = match dataset.placement.unwrap_or_default() {
+        PlacementMode::Exclusive => PodAntiAffinity {
+            required_during_scheduling_ignored_during_execution: Some(vec![term]),
+            ..Default::default()
+        },
+        PlacementMode::Shared => PodAntiAffinity {
+            preferred_during_scheduling_ignored_during_execution: Some(vec![WeightedPodAffinityTerm {
+                weight: 100,
+                pod_affinity_term: term,
+            }]),
+            ..Default::default()
+        },
+    };
+    // Prefer nodes whose applications already use the dataset (they carry its FUSE label).
+    let near_apps = PreferredSchedulingTerm {
+        weight: 100,
+        preference: NodeSelectorTerm {
+            match_expressions: Some(vec![NodeSelectorRequirement {
+                key: key.fuse_node_label(),
+                operator: "In".into(),
+                values: Some(vec![keys::LABEL_TRUE.into()]),
+            }]),
+            ..Default::default()
+        },
+    };
+    Affinity {
+        pod_anti_affinity: Some(anti),
+        node_affinity: Some(NodeAffinity {
+            required_during_scheduling_ignored_during_execution: dataset
+                .node_affinity
+                .as_ref()
+                .and_then(|a| a.required.clone()),
+            preferred_during_scheduling_ignored_during_execution: Some(vec![near_apps]),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Total cache a worker offers, in bytes, by medium (for node capacity labels).
+pub fn capacity_bytes(cache: &[CacheLevel]) -> (u64, u64) {
+    let mib = 1u64 << 20;
+    cache.iter().fold((0, 0), |(mem, disk), l| match l.medium {
+        ferrofluid_api::MediumType::Mem => (mem + l.size_mib * mib, disk),
+        _ => (mem, disk + l.size_mib * mib),
+    })
+}
