@@ -2,6 +2,8 @@
 //! beyond what the schema can say, and it is not deleted while pods still use it.
 
 mod reconcile;
+#[cfg(test)]
+mod reconcile_tests;
 mod validate;
 
 use clap::Parser;

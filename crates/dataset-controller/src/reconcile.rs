@@ -130,7 +130,7 @@ async fn apply(ds: &Dataset, ctx: &Context) -> Result<Action, Error> {
     let message = if ok { "the dataset's input is valid".to_string() } else { join(&problems) };
     let reason = if ok { "Valid" } else { "InvalidInput" };
     let cond = condition(&status.conditions, VALIDATED, ok, reason, message.clone(), &Timestamp::now().to_string());
-    let unchanged = status.conditions.iter().any(|c| *c == cond);
+    let unchanged = status.conditions.contains(&cond);
     if !unchanged {
         let body = json!({
             "apiVersion": Dataset::api_version(&()), "kind": Dataset::kind(&()),

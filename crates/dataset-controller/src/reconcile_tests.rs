@@ -1,0 +1,139 @@
+//! Reconcile logic against a mocked API server (tower-test): each scenario asserts the exact
+//! conversation — which requests the reconciler makes, in order, and what it sends.
+
+use crate::reconcile::{Context, Error, reconcile};
+use ferrofluid_api::Dataset;
+use ferrofluid_service::metrics::ReconcileMetrics;
+use http::{Method, Request, Response, StatusCode};
+use kube::client::Body;
+use kube::runtime::events::{Recorder, Reporter};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+fn context() -> (Arc<Context>, Handle) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let registry = prometheus::Registry::new();
+    let ctx = Context {
+        client: client.clone(),
+        recorder: Recorder::new(client, Reporter::from("test")),
+        metrics: ReconcileMetrics::register(&registry).expect("metrics"),
+        recheck: Duration::from_secs(7),
+    };
+    (Arc::new(ctx), handle)
+}
+
+fn dataset(deleting: bool) -> Dataset {
+    let mut meta = json!({
+        "name": "jfsdemo", "namespace": "ns", "uid": "u1", "resourceVersion": "5",
+        "finalizers": ["fluid-dataset-controller-finalizer"],
+    });
+    if deleting {
+        meta["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "data.fluid.io/v1alpha1", "kind": "Dataset", "metadata": meta,
+        "spec": {"mounts": [{"name": "test", "mountPoint": "juicefs:///demo",
+            "encryptOptions": [{"name": "metaurl", "valueFrom": {"secretKeyRef": {"name": "jfs", "key": "metaurl"}}}]}]},
+    }))
+    .expect("dataset")
+}
+
+fn respond(code: StatusCode, body: &Value) -> Response<Body> {
+    Response::builder().status(code).body(Body::from(serde_json::to_vec(body).expect("json"))).expect("response")
+}
+
+/// Waits for the next request, checks method and path, and returns its JSON body.
+async fn expect(handle: &mut Handle, method: Method, path: &str, reply: (StatusCode, Value)) -> Value {
+    let (request, send) = handle.next_request().await.expect("a request");
+    assert_eq!(request.method(), method, "{}", request.uri());
+    assert_eq!(request.uri().path(), path);
+    let bytes = request.into_body().collect_bytes().await.expect("body");
+    send.send_response(respond(reply.0, &reply.1));
+    if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("json body") }
+}
+
+fn event_reply() -> (StatusCode, Value) {
+    (
+        StatusCode::CREATED,
+        json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}, "eventTime": null}),
+    )
+}
+
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/ns/events";
+
+#[tokio::test]
+async fn deletion_waits_while_a_pod_uses_the_claim() {
+    let (ctx, mut handle) = context();
+    let server = tokio::spawn(async move {
+        let pods = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [{
+            "metadata": {"name": "demo-app", "namespace": "ns"},
+            "spec": {"containers": [], "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "jfsdemo"}}]},
+            "status": {"phase": "Running"},
+        }]});
+        expect(&mut handle, Method::GET, "/api/v1/namespaces/ns/pods", (StatusCode::OK, pods)).await;
+        let ev = expect(&mut handle, Method::POST, EVENTS, event_reply()).await;
+        assert_eq!(ev["reason"], "DatasetInUse");
+        assert_eq!(ev["type"], "Warning");
+        assert!(ev["note"].as_str().unwrap_or_default().contains("demo-app"), "{ev}");
+        handle
+    });
+    let result = reconcile(Arc::new(dataset(true)), ctx).await;
+    let err = result.expect_err("must not release the finalizer");
+    assert_eq!(err.metric_label(), "in_use", "{err}");
+    let mut handle = server.await.expect("server");
+    // No finalizer patch followed: the next request never comes (or the client is gone).
+    let next = tokio::time::timeout(Duration::from_millis(100), handle.next_request()).await;
+    assert!(matches!(next, Err(_) | Ok(None)), "unexpected request after the InUse error");
+}
+
+#[tokio::test]
+async fn missing_secret_sets_condition_and_warns() {
+    let (ctx, mut handle) = context();
+    let server = tokio::spawn(async move {
+        let ds = serde_json::to_value(dataset(false)).expect("json");
+        let patch = expect(
+            &mut handle,
+            Method::PATCH,
+            "/apis/data.fluid.io/v1alpha1/namespaces/ns/datasets/jfsdemo/status",
+            (StatusCode::OK, ds.clone()),
+        )
+        .await;
+        assert_eq!(patch["status"]["phase"], "NotBound");
+        assert_eq!(patch["metadata"]["resourceVersion"], "5", "guarded against overwriting Bound");
+        expect(&mut handle, Method::POST, EVENTS, event_reply()).await;
+        let not_found = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"});
+        expect(&mut handle, Method::GET, "/api/v1/namespaces/ns/secrets/jfs", (StatusCode::NOT_FOUND, not_found)).await;
+        let apply = expect(
+            &mut handle,
+            Method::PATCH,
+            "/apis/data.fluid.io/v1alpha1/namespaces/ns/datasets/jfsdemo/status",
+            (StatusCode::OK, ds),
+        )
+        .await;
+        let cond = &apply["status"]["conditions"][0];
+        assert_eq!(cond["type"], "Validated");
+        assert_eq!(cond["status"], "False");
+        assert!(
+            cond["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("spec.mounts[0].encryptOptions[0].valueFrom.secretKeyRef.name")
+        );
+        assert!(apply["status"].get("phase").is_none(), "the condition apply must not claim the phase");
+        let ev = expect(&mut handle, Method::POST, EVENTS, event_reply()).await;
+        assert_eq!(ev["reason"], "InvalidInput");
+    });
+    let action = reconcile(Arc::new(dataset(false)), ctx).await.expect("reconciled");
+    server.await.expect("server");
+    assert_eq!(action, kube::runtime::controller::Action::requeue(Duration::from_secs(7)));
+}
+
+#[test]
+fn errors_have_metric_labels() {
+    assert_eq!(Error::InUse("a".into(), "b".into()).metric_label(), "in_use");
+    assert_eq!(Error::NoNamespace("a".into()).metric_label(), "input");
+}
