@@ -35,7 +35,8 @@ where
 {
     crate::telemetry::init(common.log_json);
     let shutdown = crate::shutdown::shutdown_on_signal();
-    let client = crate::client::client(common.kubeconfig.as_deref()).await?;
+    let limit = crate::client::RateLimit { qps: common.api_qps, burst: common.api_burst };
+    let client = crate::client::limited_client(common.kubeconfig.as_deref(), Some(limit)).await?;
     let health = Health::default();
     let server = http::serve(common.http_addr, health.clone(), registry.clone(), shutdown.clone())
         .await
