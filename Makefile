@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help setup tools build crds lint test test-unit test-cluster cluster-up cluster-down cluster-status demo up down
+.PHONY: help setup tools build crds lint test test-unit csi-sanity cluster-up cluster-down cluster-status demo up down
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -29,6 +29,10 @@ test-unit: ## unit tests only (no cluster)
 test: ## everything: lint, unit tests, cluster tests on a real local control plane
 	hack/test.sh
 
+csi-sanity: ## csi-sanity (the CSI conformance suite) against the CSI plugin, with a real JuiceFS mount
+	cargo build --locked -p csi-plugin
+	hack/csi-sanity.sh
+
 cluster-up: ## start the local control plane (etcd, apiserver, controller-manager, scheduler, kwok nodes)
 	hack/local-cluster.sh up
 
@@ -38,11 +42,13 @@ cluster-down: ## stop the local control plane and remove its state
 cluster-status: ## show whether the local control plane is up
 	hack/local-cluster.sh status
 
-demo: ## the main job on this machine: cluster, CRDs, the seed's manifests, kubectl output, teardown
+demo: ## the main job: the seed's whole flow on real JuiceFS mounts, narrated with kubectl, then teardown
 	hack/demo.sh
 
-up: ## like demo but leave the cluster running (KUBECONFIG=.local/kubeconfig)
+up: ## like demo but leave everything running (KUBECONFIG=.local/kubeconfig; make down)
 	KEEP=1 hack/demo.sh
 
-down: ## stop everything `make up` started
+down: ## stop everything `make up` started: agents, components, cluster
+	-hack/node-agents.sh stop
+	-hack/components.sh stop
 	hack/local-cluster.sh down

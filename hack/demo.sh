@@ -1,36 +1,101 @@
 #!/usr/bin/env bash
-# The local demo: a real control plane, ferrofluid's CRDs, and the seed's Dataset and JuiceFSRuntime
-# applied unchanged. Leaves the cluster running when KEEP=1 (what `make up` does).
+# The main job on this machine: the seed's flow, end to end, on a real local control plane with three
+# agent-backed nodes, real JuiceFS mounts (Redis metadata, local-directory object store), and
+# ferrofluid's components — narrated with real kubectl output. Tears everything down at the end, unless
+# KEEP=1 (what `make up` does; `make down` stops it all).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
+NODES=(node-1 node-2 node-3)
 "$HACK_DIR/setup.sh"
 cargo build --locked --workspace --bins
 
-started=0
-cleanup() { [ "${KEEP:-0}" = 1 ] || [ $started -eq 0 ] || "$HACK_DIR/local-cluster.sh" down; }
-trap cleanup EXIT
-"$HACK_DIR/local-cluster.sh" status >/dev/null 2>&1 || started=1
-"$HACK_DIR/local-cluster.sh" up
 export KUBECONFIG="$LOCAL_DIR/kubeconfig"
+down() {
+  "$HACK_DIR/node-agents.sh" stop >/dev/null 2>&1 || true
+  "$HACK_DIR/components.sh" stop || true
+  "$HACK_DIR/local-cluster.sh" down || true
+}
+[ "${KEEP:-0}" = 1 ] || trap down EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
+wait_for() { # description timeout command...
+  local what=$1 t=$2; shift 2
+  for _ in $(seq 1 $((t * 2))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
+  die "timed out waiting for $what"
+}
+jp() { kubectl get "$1" -o "jsonpath=$2" 2>/dev/null; }
 
-step "The cluster: a real kube-apiserver, controller-manager and scheduler; kwok nodes on loopback"
+step "A real control plane (etcd, kube-apiserver, controller-manager, scheduler) with kwok nodes on loopback"
+"$HACK_DIR/local-cluster.sh" up --nodes "${#NODES[@]}"
 show kubectl get nodes -o wide
-step "Install ferrofluid's CRDs (generated from the Rust types in api/)"
 show kubectl apply --server-side --field-manager ferrofluid-crds -f charts/ferrofluid/crds/
 kubectl wait --for condition=established --timeout 60s crd/datasets.data.fluid.io crd/juicefsruntimes.data.fluid.io >/dev/null
-step "Apply the seed's Dataset and JuiceFSRuntime, unchanged"
-show cat e2e/manifests/seed-dataset.yaml e2e/manifests/seed-runtime.yaml
-show kubectl apply -f e2e/manifests/seed-dataset.yaml -f e2e/manifests/seed-runtime.yaml
-step "What kubectl shows"
-show kubectl get datasets,juicefsruntimes -o wide
-show kubectl get fluid
-step "Schema validation: a runtime with a negative cache quota is refused"
-printf 'apiVersion: data.fluid.io/v1alpha1\nkind: JuiceFSRuntime\nmetadata: {name: bad}\nspec:\n  tieredstore:\n    levels: [{mediumtype: MEM, path: /dev/shm, quota: -1}]\n' \
-  | kubectl apply -f - 2>&1 | sed 's/^/  /' || true
-kubectl delete -f e2e/manifests/seed-runtime.yaml -f e2e/manifests/seed-dataset.yaml --wait=false >/dev/null
+kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: storage.k8s.io/v1
+kind: CSIDriver
+metadata: {name: fuse.csi.fluid.io}
+spec: {attachRequired: false, podInfoOnMount: true}
+YAML
+
+step "ferrofluid's components, and node agents standing in for kubelet on ${NODES[*]}"
+"$HACK_DIR/components.sh" start
+"$HACK_DIR/node-agents.sh" start "${NODES[@]}"
+
+REDIS_URL="redis://127.0.0.1:${FF_REDIS_PORT:-16379}/1"
+BUCKET="$LOCAL_DIR/bucket"
+mkdir -p "$BUCKET"
+step "1. The seed's Dataset (bucket filled in; metaurl from a Secret)"
+sed -e "s|redis://127.0.0.1:6379/1|$REDIS_URL|" -e "s|/var/lib/ferrofluid/bucket|$BUCKET|" \
+  e2e/manifests/seed-dataset-with-secret.yaml > "$LOCAL_DIR/dataset.yaml"
+show kubectl apply -f "$LOCAL_DIR/dataset.yaml"
+wait_for "dataset NotBound" 60 test "$(jp dataset/jfsdemo '{.status.phase}')" = NotBound
+step "2. The dataset-controller marks it NotBound"
+show kubectl get datasets
+step "3. The seed's JuiceFSRuntime, unchanged"
+show cat e2e/manifests/seed-runtime.yaml
+show kubectl apply -f e2e/manifests/seed-runtime.yaml
+wait_for "runtime Ready" 120 test "$(jp juicefsruntime/jfsdemo '{.status.workerPhase}')" = Ready
+wait_for "dataset Bound" 120 test "$(jp dataset/jfsdemo '{.status.phase}')" = Bound
+wait_for "PVC Bound" 60 test "$(jp pvc/jfsdemo '{.status.phase}')" = Bound
+step "4. The runtime-controller: workers, FUSE DaemonSet (no pods yet), Bound dataset, PV and PVC, node labels"
+show kubectl get juicefsruntimes,statefulsets,daemonsets,pods -o wide
+show kubectl get datasets,pv,pvc
+show kubectl get nodes -L fluid.io/dataset-num,fluid.io/s-default-jfsdemo,fluid.io/f-default-jfsdemo
+
+step "5. The seed's demo-app pod uses the PVC"
+show kubectl apply -f e2e/manifests/seed-pod.yaml
+wait_for "pod scheduled" 60 test -n "$(jp pod/demo-app '{.spec.nodeName}')"
+NODE=$(jp pod/demo-app '{.spec.nodeName}')
+step "6-7. NodeStageVolume on $NODE: the CSI plugin labels the node, the FUSE DaemonSet starts a pod there"
+wait_for "FUSE label" 60 test "$(jp "node/$NODE" '{.metadata.labels.fluid\.io/f-default-jfsdemo}')" = true
+wait_for "FUSE pod ready" 120 test "$(jp daemonset/jfsdemo-fuse '{.status.numberReady}')" = 1
+show kubectl get pods -o wide -l role=juicefs-fuse
+step "8. The FUSE pod mounted JuiceFS at the node's fluid_path (inside $NODE's mount namespace)"
+FLUID_PATH=/runtime-mnt/juicefs/default/jfsdemo/juicefs-fuse
+UID_=$(jp pod/demo-app '{.metadata.uid}')
+TARGET=/var/lib/kubelet/pods/$UID_/volumes/kubernetes.io~csi/default-jfsdemo/mount
+wait_for "pod volume published" 120 "$HACK_DIR/node-exec" "$NODE" -- sh -c "grep -q ' $TARGET ' /proc/self/mountinfo"
+show "$HACK_DIR/node-exec" "$NODE" -- sh -c "grep fuse.juicefs /proc/self/mountinfo | cut -d' ' -f5,9,10"
+step "9-10. NodePublishVolume bind-mounted it into the pod's volume directory; the pod sees the data"
+show "$HACK_DIR/node-exec" "$NODE" -- sh -c "echo 'hello from ferrofluid' > $TARGET/hello.txt && ls -l $TARGET"
+show "$HACK_DIR/node-exec" "$NODE" -- cat "$TARGET/hello.txt"
+"$HACK_DIR/node-exec" "$NODE" -- cat "$TARGET/hello.txt" >/dev/null
+step "Cache metrics: the metrics-collector writes cacheStates"
+wait_for "cacheStates" 60 test -n "$(jp dataset/jfsdemo '{.status.cacheStates.cached}')"
+show kubectl get datasets -o wide
+curl -s http://127.0.0.1:18083/metrics | grep -E '^ferrofluid_dataset_cache' | head -8 || true
+
+if [ "${KEEP:-0}" = 1 ]; then
+  step "Left running: export KUBECONFIG=$KUBECONFIG; hack/node-exec $NODE -- ls $TARGET; make down stops it all"
+  exit 0
+fi
+step "Teardown: deleting the pod and the dataset unwinds everything"
+show kubectl delete pod demo-app --wait=true
+show kubectl delete dataset jfsdemo --wait=true --timeout=120s
+wait_for "runtime gone" 120 test -z "$(kubectl get juicefsruntime jfsdemo -o name --ignore-not-found)"
+show kubectl get pv,pvc,statefulsets,daemonsets
+show kubectl get nodes -L fluid.io/dataset-num,fluid.io/f-default-jfsdemo
 step "Done"

@@ -26,5 +26,12 @@ export KUBECONFIG="$LOCAL_DIR/kubeconfig"
 kubectl apply --server-side --field-manager ferrofluid-crds -f charts/ferrofluid/crds/ >/dev/null
 kubectl wait --for condition=established --timeout 60s crd/datasets.data.fluid.io crd/juicefsruntimes.data.fluid.io >/dev/null
 
-log "cluster tests"
-FERROFLUID_KUBECONFIG="$KUBECONFIG" cargo test --locked -p ferrofluid-e2e -- --test-threads 4
+log "building the binaries the cluster tests run"
+cargo build --locked --workspace --bins
+export FERROFLUID_BIN_DIR="$REPO_ROOT/target/debug" FERROFLUID_KUBECONFIG="$KUBECONFIG"
+
+log "cluster tests (real apiserver, controller-manager, scheduler, kwok; real JuiceFS, Redis and mounts)"
+cargo test --locked -p ferrofluid-e2e -- --test-threads 4
+
+log "csi-sanity against the CSI plugin"
+"$HACK_DIR/csi-sanity.sh"

@@ -143,7 +143,7 @@ pub enum CleanPolicy {
     OnRuntimeDeleted,
 }
 
-/// Settings for the worker pods.
+/// Settings for the worker or FUSE pods.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentSpec {
@@ -160,6 +160,7 @@ pub struct ComponentSpec {
     pub env: Vec<EnvVar>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+    /// Pods run only on nodes matching this selector (FUSE pods: in addition to the dataset's FUSE label).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -170,32 +171,12 @@ pub struct ComponentSpec {
     pub pod_metadata: Option<PodMetadata>,
 }
 
-/// Settings for the FUSE client pods.
+/// Settings for the FUSE client pods: those of any component, plus when clients are removed.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FuseSpec {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_tag: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_pull_policy: Option<PullPolicy>,
-    /// Extra `juicefs mount` options (`key: value`, value empty for flags).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub options: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub env: Vec<EnvVar>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<ResourceRequirements>,
-    /// FUSE pods run only on nodes matching this selector, in addition to the dataset's FUSE label.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub node_selector: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network_mode: Option<NetworkMode>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub volume_mounts: Vec<VolumeMount>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pod_metadata: Option<PodMetadata>,
+    #[serde(flatten)]
+    pub component: ComponentSpec,
     /// `OnRuntimeDeleted` (default) or `OnDemand`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clean_policy: Option<CleanPolicy>,

@@ -23,6 +23,24 @@ impl Controllers {
     }
 }
 
+impl Drop for Controllers {
+    /// Deletes the namespace's datasets and runtimes and waits (bounded) until the still-running
+    /// controllers have cleaned up after them, so no finalizer, PV or node label outlives the test.
+    fn drop(&mut self) {
+        let ns = self.ns.as_str();
+        let _ = crate::kubectl(&["-n", ns, "delete", "datasets,juicefsruntimes", "--all", "--wait=false"], None);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            let left = crate::kubectl(&["-n", ns, "get", "datasets,juicefsruntimes", "-o", "name"], None);
+            if left.map(|o| o.ok && o.stdout.trim().is_empty()).unwrap_or(false) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        eprintln!("controllers of {ns}: datasets or runtimes still present after 60 s");
+    }
+}
+
 fn addr() -> Result<String> {
     Ok(format!("127.0.0.1:{}", free_port()?))
 }

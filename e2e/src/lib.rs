@@ -2,6 +2,9 @@
 //! (`hack/local-cluster.sh up`) and `FERROFLUID_KUBECONFIG` pointing at its kubeconfig; `make test`
 //! provides both. Without them a test fails loudly rather than passing vacuously.
 
+pub mod agent;
+pub mod controllers;
+pub mod process;
 pub mod redis;
 
 use anyhow::{Context, Result, bail};

@@ -9,9 +9,8 @@ mod validate;
 use clap::Parser;
 use ferrofluid_api::Dataset;
 use ferrofluid_service::metrics::ReconcileMetrics;
+use ferrofluid_service::runner::{drain, scoped_api};
 use ferrofluid_service::{CommonArgs, LeaderArgs};
-use futures::StreamExt;
-use kube::api::Api;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
@@ -49,10 +48,7 @@ async fn main() -> anyhow::Result<()> {
         registry,
         |rt| async move {
             let client = rt.client;
-            let api: Api<Dataset> = match &args.namespace {
-                Some(ns) => Api::namespaced(client.clone(), ns),
-                None => Api::all(client.clone()),
-            };
+            let api = scoped_api::<Dataset>(&client, args.namespace.as_deref());
             let ctx = Arc::new(reconcile::Context {
                 client: client.clone(),
                 recorder: Recorder::new(client.clone(), Reporter::from("ferrofluid-dataset-controller")),
@@ -60,16 +56,11 @@ async fn main() -> anyhow::Result<()> {
                 recheck: Duration::from_secs(args.recheck_seconds.max(1)),
             });
             let stop = rt.stop.clone();
-            Controller::new(api, watcher::Config::default())
+            let controller = Controller::new(api, watcher::Config::default())
                 .with_config(controller::Config::default().concurrency(args.concurrency))
                 .graceful_shutdown_on(async move { stop.cancelled().await })
-                .run(reconcile::reconcile, reconcile::error_policy, ctx)
-                .for_each(|res| async move {
-                    if let Err(e) = res {
-                        tracing::debug!(error = %e, "reconcile round failed");
-                    }
-                })
-                .await;
+                .run(reconcile::reconcile, reconcile::error_policy, ctx);
+            drain(controller).await;
             Ok(())
         },
     )

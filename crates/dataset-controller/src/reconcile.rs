@@ -5,6 +5,7 @@ use crate::validate::{self, Problem};
 use ferrofluid_api::common::condition;
 use ferrofluid_api::keys;
 use ferrofluid_api::{Dataset, DatasetPhase};
+use ferrofluid_service::error::{KubeError, Step};
 use ferrofluid_service::metrics::ReconcileMetrics;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::jiff::Timestamp;
@@ -33,12 +34,8 @@ pub struct Context {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{step}: {source}")]
-    Kube {
-        step: &'static str,
-        #[source]
-        source: kube::Error,
-    },
+    #[error(transparent)]
+    Kube(#[from] KubeError),
     #[error("dataset {0} is in use by pods: {1}")]
     InUse(String, String),
     #[error("finalizer: {0}")]
@@ -50,7 +47,7 @@ pub enum Error {
 impl Error {
     pub fn metric_label(&self) -> &'static str {
         match self {
-            Error::Kube { .. } => "kube",
+            Error::Kube(_) => "kube",
             Error::InUse(..) => "in_use",
             Error::Finalizer(e) => match **e {
                 kube::runtime::finalizer::Error::CleanupFailed(Error::InUse(..)) => "in_use",
@@ -58,16 +55,6 @@ impl Error {
             },
             Error::NoNamespace(_) => "input",
         }
-    }
-}
-
-trait Step<T> {
-    fn step(self, step: &'static str) -> Result<T, Error>;
-}
-
-impl<T> Step<T> for Result<T, kube::Error> {
-    fn step(self, step: &'static str) -> Result<T, Error> {
-        self.map_err(|source| Error::Kube { step, source })
     }
 }
 

@@ -1,20 +1,62 @@
-//! ferrofluid metrics-collector: Scrapes JuiceFS cache metrics into Dataset/Runtime status and Prometheus.
+//! ferrofluid metrics-collector: scrapes JuiceFS cache metrics into Dataset/Runtime status and Prometheus.
 
+mod args;
+mod collector;
+mod derive;
+mod discovery;
+mod exposition;
+mod metrics;
+mod scrape;
+mod status;
+mod targets;
+mod units;
+
+use anyhow::Context;
 use clap::Parser;
+use ferrofluid_service::runner::{self, Runtime};
 use std::process::ExitCode;
 
-/// Scrapes JuiceFS cache metrics into Dataset/Runtime status and Prometheus.
-#[derive(Parser, Debug)]
-#[command(name = "metrics-collector", version, about)]
-struct Args {
-    /// Path to a kubeconfig; in-cluster configuration when unset.
-    #[arg(long, env = "KUBECONFIG")]
-    kubeconfig: Option<std::path::PathBuf>,
+/// Name of the leader-election Lease (and of the component in logs).
+const COMPONENT: &str = "ferrofluid-metrics-collector";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = args::Args::parse();
+    if let Err(e) = args.validate() {
+        eprintln!("metrics-collector: {e}");
+        return ExitCode::from(2);
+    }
+    let registry = prometheus::Registry::new();
+    let result = match metrics::CollectorMetrics::register(&registry) {
+        Ok(metrics) => {
+            runner::run(COMPONENT, &args.common, Some(&args.leader), registry, |rt| work(rt, &args, metrics)).await
+        }
+        Err(e) => Err(e).context("registering metrics"),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "metrics-collector failed");
+            eprintln!("metrics-collector: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
-fn main() -> ExitCode {
-    let _args = Args::parse();
-    // The reconcile loop arrives with its own issue; refuse to pretend to run until then.
-    eprintln!("metrics-collector: not implemented yet in this build; only --help and --version work");
-    ExitCode::from(2)
+/// The leader's work: watch, then scrape and write every interval until told to stop.
+async fn work(rt: Runtime, args: &args::Args, metrics: metrics::CollectorMetrics) -> anyhow::Result<()> {
+    let stores = discovery::Stores::start(&rt.client, &rt.stop);
+    tokio::select! {
+        ready = stores.ready() => ready.context("waiting for the pod, runtime and dataset caches")?,
+        _ = rt.stop.cancelled() => return Ok(()),
+    }
+    tracing::info!(
+        interval = ?args.scrape_interval, timeout = ?args.scrape_timeout, concurrency = args.scrape_concurrency,
+        "collecting JuiceFS cache metrics"
+    );
+    let scraper = scrape::Scraper::new(args.scrape_timeout, args.scrape_max_bytes)?;
+    let writer = status::StatusWriter::new(rt.client.clone());
+    let collector = collector::Collector::new(stores, scraper, writer, metrics, usize::from(args.scrape_concurrency));
+    collector.run(args.scrape_interval, rt.stop).await;
+    Ok(())
 }

@@ -21,7 +21,7 @@ where
     let mut body = serde_json::to_value(obj).map_err(|e| Error::Waiting(format!("{step}: {e}")))?;
     body["apiVersion"] = K::api_version(&()).into();
     body["kind"] = K::kind(&()).into();
-    api.patch(&name, &params(), &Patch::Apply(body)).await.step(step)
+    Ok(api.patch(&name, &params(), &Patch::Apply(body)).await.step(step)?)
 }
 
 /// Applies only `status` of the named object through the status subresource.
@@ -35,5 +35,6 @@ where
         "kind": K::kind(&()),
         "status": status,
     });
-    api.patch_status(name, &params(), &Patch::Apply(body)).await.step(step).map(|_| ())
+    api.patch_status(name, &params(), &Patch::Apply(body)).await.step(step)?;
+    Ok(())
 }

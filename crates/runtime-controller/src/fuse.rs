@@ -4,7 +4,7 @@
 
 use crate::juicefs_config::{JuiceFsConfig, mount_script};
 use crate::labels;
-use crate::pod_parts::{cache_volumes, container_env, image_of, pull_policy};
+use crate::pod_parts::{cache_volumes, container_env, image_of, pull_policy, template_metadata};
 use ferrofluid_api::JuiceFSRuntime;
 use ferrofluid_api::juicefs_runtime::NetworkMode;
 use ferrofluid_api::keys::{self, DatasetKey};
@@ -14,7 +14,6 @@ use k8s_openapi::api::core::v1::{
     SecurityContext, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use std::collections::BTreeMap;
 
 /// Metrics port of a host-network FUSE client. Clients of different datasets share the node's
 /// network, so each dataset gets its own port in 20000–29999, derived from its namespace and name.
@@ -25,15 +24,8 @@ pub fn fuse_metrics_port(key: &DatasetKey) -> i32 {
 
 pub fn build(runtime: &JuiceFSRuntime, key: &DatasetKey, cfg: &JuiceFsConfig, mount_root: &str) -> DaemonSet {
     let spec = &runtime.spec;
-    let fuse = spec.fuse.clone().unwrap_or_default();
+    let fuse = spec.fuse.clone().unwrap_or_default().component;
     let selector = labels::selector(key, keys::ROLE_FUSE);
-    let mut pod_labels = labels::for_role(key, keys::ROLE_FUSE);
-    let mut annotations = BTreeMap::new();
-    for meta in [spec.pod_metadata.as_ref(), fuse.pod_metadata.as_ref()].into_iter().flatten() {
-        pod_labels.extend(meta.labels.clone());
-        annotations.extend(meta.annotations.clone());
-    }
-    pod_labels.extend(selector.clone());
 
     let host_network = fuse.network_mode != Some(NetworkMode::ContainerNetwork);
     let port = if host_network { fuse_metrics_port(key) } else { keys::DEFAULT_METRICS_PORT };
@@ -104,11 +96,11 @@ pub fn build(runtime: &JuiceFSRuntime, key: &DatasetKey, cfg: &JuiceFsConfig, mo
             // A FUSE client restart breaks every mount on the node: roll only when a pod is deleted.
             update_strategy: Some(DaemonSetUpdateStrategy { type_: Some("OnDelete".into()), ..Default::default() }),
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels),
-                    annotations: (!annotations.is_empty()).then_some(annotations),
-                    ..Default::default()
-                }),
+                metadata: Some(template_metadata(
+                    key,
+                    keys::ROLE_FUSE,
+                    [spec.pod_metadata.as_ref(), fuse.pod_metadata.as_ref()],
+                )),
                 spec: Some(PodSpec {
                     containers: vec![container],
                     volumes: Some(volumes),

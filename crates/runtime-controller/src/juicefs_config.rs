@@ -113,6 +113,7 @@ pub fn build(dataset: &DatasetSpec, runtime: &JuiceFSRuntimeSpec) -> Result<Juic
     }
 
     let cache = cache_levels(runtime)?;
+    let read_only_modes = !dataset.access_modes.is_empty() && dataset.access_modes.iter().all(|m| m == "ReadOnlyMany");
     Ok(JuiceFsConfig {
         fs_name: mount.name.clone(),
         subdir,
@@ -120,8 +121,7 @@ pub fn build(dataset: &DatasetSpec, runtime: &JuiceFSRuntimeSpec) -> Result<Juic
         mount_options,
         secrets,
         cache,
-        read_only: mount.read_only.unwrap_or(false)
-            || dataset.access_modes.iter().all(|m| m == "ReadOnlyMany") && !dataset.access_modes.is_empty(),
+        read_only: mount.read_only.unwrap_or(false) || read_only_modes,
     })
 }
 
@@ -252,7 +252,7 @@ pub fn mount_script(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use ferrofluid_api::Mount;
     use ferrofluid_api::common::{EncryptOptionSource, SecretKeySelector};
@@ -268,7 +268,7 @@ mod tests {
         }
     }
 
-    pub(crate) fn seed() -> (DatasetSpec, JuiceFSRuntimeSpec) {
+    pub fn seed() -> (DatasetSpec, JuiceFSRuntimeSpec) {
         let ds = DatasetSpec {
             mounts: vec![Mount {
                 name: "test".into(),

@@ -2,6 +2,8 @@
 //! DaemonSet, a PV/PVC pair and node labels, and keeps their status current.
 
 mod apply;
+#[cfg(test)]
+mod builders_tests;
 mod context;
 mod error;
 mod fuse;
@@ -19,12 +21,11 @@ use context::Context;
 use ferrofluid_api::keys;
 use ferrofluid_api::{Dataset, JuiceFSRuntime};
 use ferrofluid_service::metrics::ReconcileMetrics;
+use ferrofluid_service::runner::{drain, scoped_api};
 use ferrofluid_service::{CommonArgs, LeaderArgs};
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use kube::api::Api;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
@@ -52,16 +53,6 @@ struct Args {
     /// Only watch this namespace (default: all namespaces).
     #[arg(long, env = "FERROFLUID_WATCH_NAMESPACE")]
     namespace: Option<String>,
-}
-
-fn api<K>(client: &kube::Client, ns: Option<&str>) -> Api<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-{
-    match ns {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
 }
 
 #[tokio::main]
@@ -93,27 +84,22 @@ async fn main() -> anyhow::Result<()> {
                 keys::ROLE_WORKER
             ));
             let stop = rt.stop.clone();
-            Controller::new(api::<JuiceFSRuntime>(&client, ns), watcher::Config::default())
+            let controller = Controller::new(scoped_api::<JuiceFSRuntime>(&client, ns), watcher::Config::default())
                 .with_config(controller::Config::default().concurrency(args.concurrency))
-                .owns(api::<StatefulSet>(&client, ns), ours.clone())
-                .owns(api::<DaemonSet>(&client, ns), ours)
+                .owns(scoped_api::<StatefulSet>(&client, ns), ours.clone())
+                .owns(scoped_api::<DaemonSet>(&client, ns), ours)
                 // A dataset appearing or changing wakes the runtime of the same name.
-                .watches(api::<Dataset>(&client, ns), watcher::Config::default(), |ds| {
+                .watches(scoped_api::<Dataset>(&client, ns), watcher::Config::default(), |ds| {
                     Some(ObjectRef::<JuiceFSRuntime>::new(&ds.name_any()).within(&ds.namespace()?))
                 })
                 // Workers moving between nodes change the node labels.
-                .watches(api::<Pod>(&client, ns), workers, |pod| {
+                .watches(scoped_api::<Pod>(&client, ns), workers, |pod| {
                     let release = pod.labels().get(keys::LABEL_RELEASE)?.clone();
                     Some(ObjectRef::<JuiceFSRuntime>::new(&release).within(&pod.namespace()?))
                 })
                 .graceful_shutdown_on(async move { stop.cancelled().await })
-                .run(reconcile::reconcile, reconcile::error_policy, ctx)
-                .for_each(|res| async move {
-                    if let Err(e) = res {
-                        tracing::debug!(error = %e, "reconcile round failed");
-                    }
-                })
-                .await;
+                .run(reconcile::reconcile, reconcile::error_policy, ctx);
+            drain(controller).await;
             Ok(())
         },
     )

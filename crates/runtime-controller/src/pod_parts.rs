@@ -1,11 +1,16 @@
 //! Pieces shared by the worker and FUSE pod templates: image, environment, cache volumes.
 
 use crate::juicefs_config::{CacheLevel, JuiceFsConfig};
+use crate::labels;
+use ferrofluid_api::common::PodMetadata;
 use ferrofluid_api::juicefs_runtime::{JuiceFSRuntimeSpec, MediumType, PullPolicy};
+use ferrofluid_api::keys::DatasetKey;
 use k8s_openapi::api::core::v1::{
     EmptyDirVolumeSource, EnvVar, EnvVarSource, HostPathVolumeSource, ObjectFieldSelector, SecretKeySelector, Volume,
     VolumeMount,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use std::collections::BTreeMap;
 
 pub const DEFAULT_IMAGE: &str = "juicedata/juicefs-fuse";
 pub const DEFAULT_IMAGE_TAG: &str = "ce-v1.2.3";
@@ -85,4 +90,21 @@ pub fn cache_volumes(cache: &[CacheLevel]) -> (Vec<Volume>, Vec<VolumeMount>) {
         }
     }
     (volumes, mounts)
+}
+
+/// Metadata of a role's pod template: the role's labels, then the user's labels and annotations from the
+/// runtime and the component, then the selector labels again so that user labels cannot break the selector.
+pub fn template_metadata(key: &DatasetKey, role: &str, user: [Option<&PodMetadata>; 2]) -> ObjectMeta {
+    let mut pod_labels = labels::for_role(key, role);
+    let mut annotations = BTreeMap::new();
+    for meta in user.into_iter().flatten() {
+        pod_labels.extend(meta.labels.clone());
+        annotations.extend(meta.annotations.clone());
+    }
+    pod_labels.extend(labels::selector(key, role));
+    ObjectMeta {
+        labels: Some(pod_labels),
+        annotations: (!annotations.is_empty()).then_some(annotations),
+        ..Default::default()
+    }
 }

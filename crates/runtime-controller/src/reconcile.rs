@@ -323,7 +323,7 @@ where
     match api.delete(name, &DeleteParams::background()).await {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
-        Err(e) => Err(e).step(step),
+        Err(e) => Err(e).step(step)?,
     }
 }
 

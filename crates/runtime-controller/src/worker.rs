@@ -2,7 +2,7 @@
 
 use crate::juicefs_config::{CacheLevel, JuiceFsConfig, mount_script};
 use crate::labels;
-use crate::pod_parts::{cache_volumes, container_env, image_of, pull_policy};
+use crate::pod_parts::{cache_volumes, container_env, image_of, pull_policy, template_metadata};
 use ferrofluid_api::dataset::PlacementMode;
 use ferrofluid_api::keys::{self, DatasetKey};
 use ferrofluid_api::{DatasetSpec, JuiceFSRuntime};
@@ -25,13 +25,6 @@ pub fn build(runtime: &JuiceFSRuntime, dataset: &DatasetSpec, key: &DatasetKey, 
     let spec = &runtime.spec;
     let worker = spec.worker.clone().unwrap_or_default();
     let selector = labels::selector(key, keys::ROLE_WORKER);
-    let mut pod_labels = labels::for_role(key, keys::ROLE_WORKER);
-    let mut annotations = BTreeMap::new();
-    for meta in [spec.pod_metadata.as_ref(), worker.pod_metadata.as_ref()].into_iter().flatten() {
-        pod_labels.extend(meta.labels.clone());
-        annotations.extend(meta.annotations.clone());
-    }
-    pod_labels.extend(selector.clone()); // user labels can't break the selector
 
     let (volumes, mut mounts) = cache_volumes(&cfg.cache);
     mounts.extend(worker.volume_mounts.clone());
@@ -73,11 +66,11 @@ pub fn build(runtime: &JuiceFSRuntime, dataset: &DatasetSpec, key: &DatasetKey, 
             pod_management_policy: Some("Parallel".into()),
             selector: LabelSelector { match_labels: Some(selector.clone()), ..Default::default() },
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels),
-                    annotations: (!annotations.is_empty()).then_some(annotations),
-                    ..Default::default()
-                }),
+                metadata: Some(template_metadata(
+                    key,
+                    keys::ROLE_WORKER,
+                    [spec.pod_metadata.as_ref(), worker.pod_metadata.as_ref()],
+                )),
                 spec: Some(PodSpec {
                     containers: vec![container],
                     volumes: (!all_volumes.is_empty()).then_some(all_volumes),

@@ -34,3 +34,42 @@ pub struct LeaderArgs {
     #[arg(long, env = "FERROFLUID_LEASE_SECONDS", default_value_t = 15)]
     pub lease_seconds: u64,
 }
+
+/// Parses a positive duration flag: `15s`, `500ms`, `2m`, `1h`, `1.5s`, or a bare number of seconds.
+pub fn parse_duration(raw: &str) -> Result<std::time::Duration, String> {
+    let s = raw.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("{raw:?} is not a duration (examples: 15s, 500ms, 1m)"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("{raw:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    let d = std::time::Duration::try_from_secs_f64(seconds).map_err(|_| format!("{raw:?} is out of range"))?;
+    if d.is_zero() {
+        return Err(format!("{raw:?}: must be greater than zero"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        for bad in ["", "s", "0s", "fast", "10 parsecs", "-1s", "1d", "5 days"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

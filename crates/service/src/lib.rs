@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod client;
+pub mod error;
 pub mod http;
 pub mod leader;
 pub mod metrics;

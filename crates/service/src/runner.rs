@@ -88,3 +88,31 @@ fn identity() -> String {
         .unwrap_or_else(|| "ferrofluid".to_string());
     format!("{base}_{:08x}", rand::random::<u32>())
 }
+
+/// An API for a namespaced kind: one namespace when the component is scoped, else all namespaces.
+pub fn scoped_api<K>(client: &kube::Client, namespace: Option<&str>) -> kube::Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => kube::Api::namespaced(client.clone(), ns),
+        None => kube::Api::all(client.clone()),
+    }
+}
+
+/// Drives a controller's result stream to its end; failed rounds are already counted and logged by
+/// the controller's error policy.
+pub async fn drain<S, T, E>(stream: S)
+where
+    S: futures::Stream<Item = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    use futures::StreamExt;
+    stream
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "reconcile round failed");
+            }
+        })
+        .await;
+}

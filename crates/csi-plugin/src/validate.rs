@@ -1,0 +1,180 @@
+//! Request validation, pure: required fields, the volume capability, and the volume attributes the
+//! runtime-controller writes on each PV (`ferrofluid_api::keys::ATTR_*`).
+
+use crate::error::{CsiError, Result};
+use crate::proto::VolumeCapability;
+use crate::proto::volume_capability::{AccessType, access_mode::Mode};
+use ferrofluid_api::keys::{
+    ATTR_FLUID_PATH, ATTR_MOUNT_TYPE, ATTR_NODE_SELECTOR_KEY, ATTR_RUNTIME_NAME, ATTR_RUNTIME_NAMESPACE, DatasetKey,
+    LABEL_PREFIX,
+};
+use ferrofluid_api::naming::is_valid_label_name;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// The runtime (and dataset: they share namespace and name) a volume belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// What the driver needs from a volume's attributes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VolumeAttrs {
+    pub fluid_path: String,
+    pub mount_type: Option<String>,
+    pub runtime: Option<RuntimeRef>,
+    /// Explicit FUSE node-selector label key, when the PV names one.
+    pub label_key: Option<String>,
+}
+
+impl VolumeAttrs {
+    /// The node label that makes the FUSE DaemonSet schedule here: the explicit key, else derived from
+    /// the runtime. Only `fluid.io/…` keys are accepted, so a PV cannot make the driver set arbitrary labels.
+    pub fn fuse_label_key(&self) -> Result<String> {
+        let key = match (&self.label_key, &self.runtime) {
+            (Some(k), _) => k.clone(),
+            (None, Some(r)) => DatasetKey::new(&r.namespace, &r.name).fuse_node_label(),
+            (None, None) => {
+                return Err(CsiError::InvalidArgument(format!(
+                    "volume context has neither {ATTR_NODE_SELECTOR_KEY} nor {ATTR_RUNTIME_NAMESPACE}/{ATTR_RUNTIME_NAME}"
+                )));
+            }
+        };
+        match key.strip_prefix(LABEL_PREFIX) {
+            Some(name) if is_valid_label_name(name) => Ok(key),
+            _ => Err(CsiError::InvalidArgument(format!(
+                "{ATTR_NODE_SELECTOR_KEY} {key:?} is not a valid label key under {LABEL_PREFIX}"
+            ))),
+        }
+    }
+
+    /// The filesystem type a healthy FUSE mount of this volume has: `fuse.juicefs` for JuiceFS, any
+    /// FUSE type otherwise.
+    pub fn expected_fs_type(&self) -> Option<&'static str> {
+        match self.mount_type.as_deref() {
+            Some(t) if t.eq_ignore_ascii_case(ferrofluid_api::keys::MOUNT_TYPE_JUICEFS) => Some("fuse.juicefs"),
+            _ => None,
+        }
+    }
+}
+
+/// A required string field.
+pub fn required<'a>(value: &'a str, what: &str) -> Result<&'a str> {
+    if value.is_empty() { Err(CsiError::InvalidArgument(format!("{what} is required"))) } else { Ok(value) }
+}
+
+/// Parses the attributes; `fluid_path` is required, runtime namespace and name come together or not at all.
+pub fn parse_attrs(ctx: &HashMap<String, String>) -> Result<VolumeAttrs> {
+    let get = |k: &str| ctx.get(k).map(|v| v.trim()).filter(|v| !v.is_empty()).map(str::to_string);
+    let fluid_path = get(ATTR_FLUID_PATH)
+        .ok_or_else(|| CsiError::InvalidArgument(format!("volume context lacks {ATTR_FLUID_PATH}")))?;
+    let runtime = match (get(ATTR_RUNTIME_NAMESPACE), get(ATTR_RUNTIME_NAME)) {
+        (Some(namespace), Some(name)) => Some(RuntimeRef { namespace, name }),
+        (None, None) => None,
+        _ => {
+            return Err(CsiError::InvalidArgument(format!(
+                "volume context must give both {ATTR_RUNTIME_NAMESPACE} and {ATTR_RUNTIME_NAME}"
+            )));
+        }
+    };
+    Ok(VolumeAttrs { fluid_path, mount_type: get(ATTR_MOUNT_TYPE), runtime, label_key: get(ATTR_NODE_SELECTOR_KEY) })
+}
+
+/// Validates a volume capability (filesystem access, a known access mode); returns whether the access
+/// mode is read-only.
+pub fn capability(cap: Option<&VolumeCapability>) -> Result<bool> {
+    let cap = cap.ok_or_else(|| CsiError::InvalidArgument("volume capability is required".into()))?;
+    match cap.access_type {
+        Some(AccessType::Mount(_)) => {}
+        Some(AccessType::Block(_)) => {
+            return Err(CsiError::InvalidArgument("block access is not supported: volumes are filesystems".into()));
+        }
+        None => return Err(CsiError::InvalidArgument("volume capability lacks an access type".into())),
+    }
+    let mode = cap.access_mode.as_ref().map(|m| m.mode()).unwrap_or(Mode::Unknown);
+    match mode {
+        Mode::Unknown => Err(CsiError::InvalidArgument("volume capability lacks an access mode".into())),
+        Mode::SingleNodeReaderOnly | Mode::MultiNodeReaderOnly => Ok(true),
+        Mode::SingleNodeWriter
+        | Mode::MultiNodeSingleWriter
+        | Mode::MultiNodeMultiWriter
+        | Mode::SingleNodeSingleWriter
+        | Mode::SingleNodeMultiWriter => Ok(false),
+    }
+}
+
+/// Whether every capability in a list is supported (for ValidateVolumeCapabilities and CreateVolume).
+pub fn capabilities(caps: &[VolumeCapability]) -> Result<()> {
+    if caps.is_empty() {
+        return Err(CsiError::InvalidArgument("volume capabilities are required".into()));
+    }
+    caps.iter().try_for_each(|c| capability(Some(c)).map(|_| ()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::volume_capability::{AccessMode, BlockVolume, MountVolume};
+
+    fn cap(mode: Mode, block: bool) -> VolumeCapability {
+        VolumeCapability {
+            access_mode: Some(AccessMode { mode: mode as i32 }),
+            access_type: Some(if block {
+                AccessType::Block(BlockVolume {})
+            } else {
+                AccessType::Mount(MountVolume::default())
+            }),
+        }
+    }
+
+    fn ctx(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn capabilities_and_read_only_modes() {
+        assert!(matches!(capability(None), Err(CsiError::InvalidArgument(_))));
+        assert!(matches!(capability(Some(&cap(Mode::SingleNodeWriter, true))), Err(CsiError::InvalidArgument(_))));
+        assert!(matches!(capability(Some(&cap(Mode::Unknown, false))), Err(CsiError::InvalidArgument(_))));
+        assert!(!capability(Some(&cap(Mode::MultiNodeMultiWriter, false))).expect("ok"));
+        assert!(capability(Some(&cap(Mode::MultiNodeReaderOnly, false))).expect("ok"));
+        assert!(capability(Some(&cap(Mode::SingleNodeReaderOnly, false))).expect("ok"));
+        let no_type = VolumeCapability { access_mode: Some(AccessMode { mode: 1 }), access_type: None };
+        assert!(capability(Some(&no_type)).is_err());
+        assert!(capabilities(&[]).is_err());
+        assert!(capabilities(&[cap(Mode::SingleNodeWriter, false), cap(Mode::SingleNodeWriter, true)]).is_err());
+    }
+
+    #[test]
+    fn seed_attributes() {
+        let a = parse_attrs(&ctx(&[
+            ("fluid_path", "/runtime-mnt/juicefs/default/jfsdemo/juicefs-fuse"),
+            ("mount_type", "JuiceFS"),
+            ("runtime_namespace", "default"),
+            ("runtime_name", "jfsdemo"),
+        ]))
+        .expect("valid");
+        assert_eq!(a.fuse_label_key().expect("key"), "fluid.io/f-default-jfsdemo");
+        assert_eq!(a.expected_fs_type(), Some("fuse.juicefs"));
+    }
+
+    #[test]
+    fn attribute_errors() {
+        assert!(parse_attrs(&ctx(&[("mount_type", "JuiceFS")])).is_err());
+        assert!(parse_attrs(&ctx(&[("fluid_path", "/x"), ("runtime_name", "a")])).is_err());
+        let bare = parse_attrs(&ctx(&[("fluid_path", "/x")])).expect("valid");
+        assert!(bare.fuse_label_key().is_err());
+        assert_eq!(bare.expected_fs_type(), None);
+        let explicit =
+            parse_attrs(&ctx(&[("fluid_path", "/x"), ("fuse_node_selector_key", "fluid.io/f-ns-x")])).expect("valid");
+        assert_eq!(explicit.fuse_label_key().expect("key"), "fluid.io/f-ns-x");
+        for bad in ["node-role.kubernetes.io/master", "fluid.io/", "fluid.io/bad key"] {
+            let a = parse_attrs(&ctx(&[("fluid_path", "/x"), ("fuse_node_selector_key", bad)])).expect("parses");
+            assert!(a.fuse_label_key().is_err(), "{bad}");
+        }
+        assert!(required("", "volume id").is_err());
+        assert_eq!(required("v", "volume id").expect("ok"), "v");
+    }
+}

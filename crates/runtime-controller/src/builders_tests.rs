@@ -1,0 +1,171 @@
+//! Unit tests of the pure builders: worker StatefulSet, FUSE DaemonSet, PV and PVC.
+
+use crate::juicefs_config::{self, tests::seed};
+use crate::{fuse, volume, worker};
+use ferrofluid_api::JuiceFSRuntime;
+use ferrofluid_api::common::PodMetadata;
+use ferrofluid_api::dataset::{CacheableNodeAffinity, PlacementMode};
+use ferrofluid_api::juicefs_runtime::{ComponentSpec, FuseSpec, NetworkMode};
+use ferrofluid_api::keys::DatasetKey;
+use k8s_openapi::api::core::v1::{NodeSelector, NodeSelectorRequirement, NodeSelectorTerm};
+
+fn runtime(spec: ferrofluid_api::JuiceFSRuntimeSpec) -> JuiceFSRuntime {
+    let mut rt = JuiceFSRuntime::new("jfsdemo", spec);
+    rt.metadata.namespace = Some("default".into());
+    rt.metadata.uid = Some("uid-1".into());
+    rt
+}
+
+fn key() -> DatasetKey {
+    DatasetKey::new("default", "jfsdemo")
+}
+
+#[test]
+fn worker_statefulset() {
+    let (mut ds, mut rt_spec) = seed();
+    rt_spec.replicas = Some(3);
+    rt_spec.worker = Some(ComponentSpec {
+        pod_metadata: Some(PodMetadata {
+            labels: [("role".to_string(), "hijack".to_string())].into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    ds.node_affinity = Some(CacheableNodeAffinity {
+        required: Some(NodeSelector {
+            node_selector_terms: vec![NodeSelectorTerm {
+                match_expressions: Some(vec![NodeSelectorRequirement {
+                    key: "zone".into(),
+                    operator: "In".into(),
+                    values: Some(vec!["a".into()]),
+                }]),
+                ..Default::default()
+            }],
+        }),
+    });
+    let rt = runtime(rt_spec);
+    let cfg = juicefs_config::build(&ds, &rt.spec).expect("valid");
+    let sts = worker::build(&rt, &ds, &key(), &cfg);
+    assert_eq!(sts.metadata.name.as_deref(), Some("jfsdemo-worker"));
+    assert_eq!(sts.metadata.owner_references.as_ref().expect("owner")[0].uid, "uid-1");
+    let spec = sts.spec.expect("spec");
+    assert_eq!(spec.replicas, Some(3));
+    let selector = spec.selector.match_labels.expect("selector");
+    let template = spec.template;
+    let labels = template.metadata.expect("meta").labels.expect("labels");
+    for (k, v) in &selector {
+        assert_eq!(labels.get(k), Some(v), "pod labels must keep selector label {k}");
+    }
+    assert_eq!(labels["role"], "juicefs-worker", "user labels cannot override the role");
+    let pod = template.spec.expect("pod");
+    let affinity = pod.affinity.expect("affinity");
+    let anti = affinity.pod_anti_affinity.expect("anti");
+    let required = anti.required_during_scheduling_ignored_during_execution.expect("Exclusive → required");
+    assert_eq!(required[0].topology_key, "kubernetes.io/hostname");
+    let node = affinity.node_affinity.expect("node affinity");
+    assert_eq!(
+        node.required_during_scheduling_ignored_during_execution.expect("required").node_selector_terms.len(),
+        1
+    );
+    let preferred = node.preferred_during_scheduling_ignored_during_execution.expect("preferred");
+    let expr = &preferred[0].preference.match_expressions.as_ref().expect("exprs")[0];
+    assert_eq!(expr.key, "fluid.io/f-default-jfsdemo");
+    let c = &pod.containers[0];
+    assert_eq!(c.ports.as_ref().expect("ports")[0].name.as_deref(), Some("metrics"));
+    let env = c.env.as_ref().expect("env");
+    let meta = env.iter().find(|e| e.name == "METAURL").expect("METAURL");
+    assert!(meta.value.is_none());
+    assert_eq!(
+        meta.value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()).map(|s| s.key.as_str()),
+        Some("metaurl")
+    );
+    let volumes = pod.volumes.expect("volumes");
+    assert_eq!(volumes[0].host_path.as_ref().map(|h| h.path.as_str()), Some("/dev/shm"));
+    assert!(c.args.as_ref().expect("args")[0].contains("--cache-size=40960"));
+}
+
+#[test]
+fn shared_placement_prefers_spreading() {
+    let (mut ds, rt_spec) = seed();
+    ds.placement = Some(PlacementMode::Shared);
+    let rt = runtime(rt_spec);
+    let cfg = juicefs_config::build(&ds, &rt.spec).expect("valid");
+    let sts = worker::build(&rt, &ds, &key(), &cfg);
+    let anti = sts.spec.and_then(|s| s.template.spec).and_then(|p| p.affinity).and_then(|a| a.pod_anti_affinity);
+    let anti = anti.expect("anti affinity");
+    assert!(anti.required_during_scheduling_ignored_during_execution.is_none());
+    assert_eq!(anti.preferred_during_scheduling_ignored_during_execution.expect("preferred")[0].weight, 100);
+}
+
+#[test]
+fn fuse_daemonset() {
+    let (ds, mut rt_spec) = seed();
+    rt_spec.fuse = Some(FuseSpec {
+        component: ComponentSpec {
+            node_selector: [("pool".to_string(), "gpu".to_string())].into(),
+            options: [("writeback".to_string(), String::new())].into(),
+            ..Default::default()
+        },
+        clean_policy: None,
+    });
+    let rt = runtime(rt_spec);
+    let cfg = juicefs_config::build(&ds, &rt.spec).expect("valid");
+    let d = fuse::build(&rt, &key(), &cfg, "/runtime-mnt");
+    assert_eq!(d.metadata.name.as_deref(), Some("jfsdemo-fuse"));
+    let spec = d.spec.expect("spec");
+    assert_eq!(spec.update_strategy.and_then(|u| u.type_).as_deref(), Some("OnDelete"));
+    let pod = spec.template.spec.expect("pod");
+    let selector = pod.node_selector.expect("node selector");
+    assert_eq!(selector["pool"], "gpu");
+    assert_eq!(selector["fluid.io/f-default-jfsdemo"], "true");
+    assert_eq!(pod.host_network, Some(true));
+    let c = &pod.containers[0];
+    assert_eq!(c.security_context.as_ref().and_then(|s| s.privileged), Some(true));
+    let mount = c.volume_mounts.as_ref().expect("mounts").iter().find(|m| m.name == "fuse-mount").expect("fuse mount");
+    assert_eq!(mount.mount_path, "/runtime-mnt/juicefs/default/jfsdemo");
+    assert_eq!(mount.mount_propagation.as_deref(), Some("Bidirectional"));
+    let script = &c.args.as_ref().expect("args")[0];
+    assert!(script.contains("/runtime-mnt/juicefs/default/jfsdemo/juicefs-fuse"), "{script}");
+    assert!(script.contains("--writeback"), "fuse options reach the mount: {script}");
+    let port = c.ports.as_ref().expect("ports")[0].container_port;
+    assert_eq!(port, fuse::fuse_metrics_port(&key()));
+    assert!((20000..30000).contains(&port));
+    assert!(script.contains(&format!("--metrics=\"$POD_IP\":{port}")));
+    assert!(c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()).is_some(), "preStop unmount");
+
+    let mut container_net = rt.clone();
+    container_net.spec.fuse.as_mut().expect("fuse").component.network_mode = Some(NetworkMode::ContainerNetwork);
+    let d = fuse::build(&container_net, &key(), &cfg, "/runtime-mnt");
+    let pod = d.spec.and_then(|s| s.template.spec).expect("pod");
+    assert_eq!(pod.host_network, Some(false));
+    assert_eq!(pod.containers[0].ports.as_ref().expect("ports")[0].container_port, 9567);
+}
+
+#[test]
+fn pv_and_pvc() {
+    let (mut ds, rt_spec) = seed();
+    let rt = runtime(rt_spec);
+    let pv = volume::persistent_volume(&key(), &ds, "/runtime-mnt");
+    assert_eq!(pv.metadata.name.as_deref(), Some("default-jfsdemo"));
+    let spec = pv.spec.expect("spec");
+    let csi = spec.csi.expect("csi");
+    assert_eq!(csi.driver, "fuse.csi.fluid.io");
+    assert_eq!(csi.volume_handle, "default-jfsdemo");
+    let attrs = csi.volume_attributes.expect("attrs");
+    assert_eq!(attrs["fluid_path"], "/runtime-mnt/juicefs/default/jfsdemo/juicefs-fuse");
+    assert_eq!(attrs["mount_type"], "JuiceFS");
+    assert_eq!(attrs["fuse_node_selector_key"], "fluid.io/f-default-jfsdemo");
+    assert_eq!(spec.access_modes.as_deref(), Some(&["ReadWriteMany".to_string()][..]));
+    assert_eq!(spec.persistent_volume_reclaim_policy.as_deref(), Some("Retain"));
+    assert_eq!(spec.claim_ref.and_then(|c| c.name).as_deref(), Some("jfsdemo"));
+
+    ds.access_modes = vec!["ReadOnlyMany".into()];
+    let pvc = volume::persistent_volume_claim(&rt, &key(), &ds);
+    let spec = pvc.spec.expect("spec");
+    assert_eq!(spec.volume_name.as_deref(), Some("default-jfsdemo"));
+    assert_eq!(spec.storage_class_name.as_deref(), Some("fluid"));
+    assert_eq!(spec.access_modes.as_deref(), Some(&["ReadOnlyMany".to_string()][..]));
+    // ReadOnlyMany datasets mount read-only.
+    let cfg = juicefs_config::build(&ds, &rt.spec).expect("valid");
+    assert!(cfg.read_only);
+}

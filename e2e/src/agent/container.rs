@@ -1,0 +1,269 @@
+//! One container of a pod, run as a host process and supervised like kubelet does: environment
+//! resolved at each start, restarts per `restartPolicy` with exponential backoff, `preStop` exec hook
+//! then SIGTERM, then SIGKILL after the grace period when the pod goes away.
+
+use crate::agent::ctx::AgentCtx;
+use crate::agent::env::{self, Fetched};
+use crate::agent::process::{self, ProcessSpec};
+use crate::agent::status::{self, ContainerRecord};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+use kube::Api;
+use kube::runtime::events::EventType;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Runs to successful completion before the regular containers start.
+    Init,
+    Regular,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// An init container exited 0.
+    Completed,
+    /// Failed and will not be restarted (`restartPolicy: Never`).
+    Failed,
+    /// The pod went away.
+    Stopped,
+}
+
+enum Run {
+    Succeeded,
+    Failed,
+}
+
+/// Supervises `container` until it completes (init containers) or `cancel` fires.
+pub async fn supervise(
+    ctx: Arc<AgentCtx>,
+    pod_rx: watch::Receiver<Pod>,
+    container: Container,
+    kind: Kind,
+    cancel: CancellationToken,
+) -> Outcome {
+    let pod = pod_rx.borrow().clone();
+    let (ns, name, uid) = ids(&pod);
+    let policy = pod.spec.as_ref().and_then(|s| s.restart_policy.clone()).unwrap_or_else(|| "Always".into());
+    let status_path = ctx.layout.container_status(&ns, &name, &container.name);
+    let log_path = ctx.layout.container_log(&ns, &name, &container.name);
+    let mut rec = ContainerRecord {
+        namespace: ns.clone(),
+        pod: name.clone(),
+        uid,
+        container: container.name.clone(),
+        state: "waiting".into(),
+        ..Default::default()
+    };
+    status::write(&status_path, &rec);
+    let mut backoff: Option<Duration> = None;
+    loop {
+        let pod = pod_rx.borrow().clone();
+        let run = match build_spec(&ctx, &pod, &container, log_path.clone()).await {
+            Err(msg) => {
+                rec.state = "config-error".into();
+                rec.failures += 1;
+                process::log_line(&log_path, &format!("cannot create container config: {msg}"));
+                ctx.event(&pod, EventType::Warning, "Failed", format!("Error: {msg}")).await;
+                rec.message = Some(msg);
+                status::write(&status_path, &rec);
+                Run::Failed
+            }
+            Ok(spec) => match process::spawn(&spec) {
+                Err(e) => {
+                    let msg = e.to_string();
+                    tracing::warn!(pod = %name, namespace = %ns, container = %container.name, error = %msg, "container failed to start");
+                    rec.state = "start-failed".into();
+                    rec.failures += 1;
+                    process::log_line(&log_path, &format!("failed to start: {msg}"));
+                    ctx.event(&pod, EventType::Warning, "Failed", format!("Error: {msg}")).await;
+                    rec.message = Some(msg);
+                    status::write(&status_path, &rec);
+                    Run::Failed
+                }
+                Ok(mut child) => {
+                    let pid = child.id();
+                    let started = Instant::now();
+                    rec.starts += 1;
+                    rec.state = "running".into();
+                    rec.pid = pid;
+                    rec.message = None;
+                    status::write(&status_path, &rec);
+                    tracing::info!(pod = %name, namespace = %ns, container = %container.name, pid, "container started");
+                    ctx.event(&pod, EventType::Normal, "Started", format!("Started container {}", container.name))
+                        .await;
+                    tokio::select! {
+                        exit = child.wait() => {
+                            process::reap_group(pid);
+                            rec.pid = None;
+                            if started.elapsed() >= ctx.backoff.reset_after {
+                                backoff = None;
+                            }
+                            match exit {
+                                Ok(st) => {
+                                    use std::os::unix::process::ExitStatusExt;
+                                    rec.last_exit_code = st.code();
+                                    rec.last_signal = st.signal();
+                                    let msg = format!("exited: {st}");
+                                    process::log_line(&log_path, &msg);
+                                    tracing::info!(pod = %name, namespace = %ns, container = %container.name, %st, "container exited");
+                                    if st.success() {
+                                        rec.state = "completed".into();
+                                        rec.message = None;
+                                        status::write(&status_path, &rec);
+                                        Run::Succeeded
+                                    } else {
+                                        rec.state = "exited".into();
+                                        rec.failures += 1;
+                                        rec.message = Some(msg);
+                                        status::write(&status_path, &rec);
+                                        Run::Failed
+                                    }
+                                }
+                                Err(e) => {
+                                    rec.state = "exited".into();
+                                    rec.failures += 1;
+                                    rec.message = Some(format!("cannot wait for the process: {e}"));
+                                    status::write(&status_path, &rec);
+                                    Run::Failed
+                                }
+                            }
+                        }
+                        _ = cancel.cancelled() => {
+                            let pod = pod_rx.borrow().clone();
+                            stop(&ctx, &pod, &container, &spec, &mut child).await;
+                            rec.pid = None;
+                            rec.state = "stopped".into();
+                            status::write(&status_path, &rec);
+                            return Outcome::Stopped;
+                        }
+                    }
+                }
+            },
+        };
+        let restart = match (kind, &run, policy.as_str()) {
+            (Kind::Init, Run::Succeeded, _) => return Outcome::Completed,
+            (Kind::Regular, Run::Succeeded, "Always") => true,
+            (_, Run::Succeeded, _) => false,
+            (_, Run::Failed, "Never") => false,
+            (_, Run::Failed, _) => true,
+        };
+        if !restart {
+            let outcome = if matches!(run, Run::Failed) { Outcome::Failed } else { Outcome::Stopped };
+            cancel.cancelled().await;
+            if rec.state == "running" {
+                rec.state = "stopped".into();
+                status::write(&status_path, &rec);
+            }
+            return outcome;
+        }
+        let delay = ctx.backoff.next(backoff);
+        backoff = Some(delay);
+        rec.backoff_secs = Some(delay.as_secs_f64());
+        status::write(&status_path, &rec);
+        let pod = pod_rx.borrow().clone();
+        ctx.event(
+            &pod,
+            EventType::Warning,
+            "BackOff",
+            format!("Back-off {}s restarting container {}", delay.as_secs_f64(), container.name),
+        )
+        .await;
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = cancel.cancelled() => {
+                rec.backoff_secs = None;
+                rec.state = "stopped".into();
+                status::write(&status_path, &rec);
+                return Outcome::Stopped;
+            }
+        }
+        rec.backoff_secs = None;
+    }
+}
+
+fn ids(pod: &Pod) -> (String, String, String) {
+    (
+        pod.metadata.namespace.clone().unwrap_or_default(),
+        pod.metadata.name.clone().unwrap_or_default(),
+        pod.metadata.uid.clone().unwrap_or_default(),
+    )
+}
+
+/// Resolves the environment (reading the Secrets and ConfigMaps it names now, as kubelet does at
+/// each start) and the command line. The error names what is missing, never a value.
+async fn build_spec(ctx: &AgentCtx, pod: &Pod, container: &Container, log: PathBuf) -> Result<ProcessSpec, String> {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let refs = env::referenced(container);
+    let mut fetched = Fetched::default();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    for name in &refs.secrets {
+        match secrets.get_opt(name).await {
+            Ok(Some(s)) => fetched.add_secret(name, &s),
+            Ok(None) => {}
+            Err(e) => return Err(format!("reading secret {name:?}: {e}")),
+        }
+    }
+    let cms: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+    for name in &refs.config_maps {
+        match cms.get_opt(name).await {
+            Ok(Some(c)) => fetched.add_config_map(name, &c),
+            Ok(None) => {}
+            Err(e) => return Err(format!("reading configmap {name:?}: {e}")),
+        }
+    }
+    let resolved = env::resolve(pod, container, &fetched).map_err(|e| e.to_string())?;
+    let argv = env::argv(container, &resolved);
+    let host_network = pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false);
+    let hostname = if host_network { ctx.node.clone() } else { pod.metadata.name.clone().unwrap_or_default() };
+    let mut full = vec![
+        ("PATH".to_string(), ctx.container_path.clone()),
+        ("HOME".to_string(), "/root".to_string()),
+        ("HOSTNAME".to_string(), hostname),
+    ];
+    for (k, v) in resolved {
+        match full.iter_mut().find(|(n, _)| *n == k) {
+            Some(slot) => slot.1 = v,
+            None => full.push((k, v)),
+        }
+    }
+    let cwd = container.working_dir.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| "/".into());
+    Ok(ProcessSpec { argv, env: full, cwd: PathBuf::from(cwd), log })
+}
+
+/// The pod's termination grace period, bounded by the agent's `--max-grace-period`.
+pub fn grace(ctx: &AgentCtx, pod: &Pod) -> Duration {
+    let secs = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30);
+    Duration::from_secs(u64::try_from(secs).unwrap_or(0)).min(ctx.max_grace)
+}
+
+/// `preStop` exec hook (within the grace period), then SIGTERM/SIGKILL for the rest of it.
+async fn stop(ctx: &AgentCtx, pod: &Pod, container: &Container, spec: &ProcessSpec, child: &mut tokio::process::Child) {
+    let grace = grace(ctx, pod);
+    let started = Instant::now();
+    let hook = container.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref());
+    if let Some(cmd) = hook.and_then(|h| h.exec.as_ref()).and_then(|e| e.command.clone()) {
+        let hook_spec = ProcessSpec { argv: cmd, ..spec.clone() };
+        process::log_line(&spec.log, "running preStop hook");
+        match process::spawn(&hook_spec) {
+            Ok(mut hook_child) => {
+                if tokio::time::timeout(grace, hook_child.wait()).await.is_err() {
+                    process::log_line(&spec.log, "preStop hook did not finish within the grace period");
+                }
+                let _ = process::terminate(&mut hook_child, Duration::ZERO).await;
+            }
+            Err(e) => process::log_line(&spec.log, &format!("preStop hook failed to start: {e}")),
+        }
+    } else if hook.is_some() {
+        process::log_line(&spec.log, "preStop hook ignored: only exec hooks are supported");
+    }
+    ctx.event(pod, EventType::Normal, "Killing", format!("Stopping container {}", container.name)).await;
+    let remaining = grace.saturating_sub(started.elapsed());
+    match process::terminate(child, remaining).await {
+        Ok(st) => process::log_line(&spec.log, &format!("stopped: {st}")),
+        Err(e) => process::log_line(&spec.log, &format!("cannot wait for the stopped process: {e}")),
+    }
+}

@@ -1,0 +1,21 @@
+//! The node agent: stands in for the kubelet on an agent-backed kwok node. kwok fakes node and pod
+//! status; the agent makes the pods real. For the pods bound to its node it stages and publishes
+//! `fuse.csi.fluid.io` volumes through the node's own csi-plugin, and runs the containers of the pods
+//! ferrofluid created (worker and FUSE pods) as host processes in the node's mount namespace, with
+//! their environment resolved as kubelet resolves it. `hack/node-agents.sh` sets up the namespace
+//! and starts it; `docs/local-cluster.md` describes the whole arrangement.
+
+pub mod args;
+pub mod container;
+pub mod csi;
+pub mod csi_plugin_process;
+pub mod ctx;
+pub mod env;
+pub mod expand;
+pub mod harness;
+pub mod layout;
+pub mod pod;
+pub mod process;
+pub mod status;
+pub mod supervisor;
+pub mod volumes;

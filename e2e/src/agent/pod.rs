@@ -1,0 +1,154 @@
+//! One pod bound to the agent's node, from bind to deletion: its CSI volumes are staged and
+//! published (any pod), and — for pods ferrofluid created — its init containers run to completion,
+//! then its containers run until the pod goes away, after which everything is undone in reverse.
+
+use crate::agent::container::{self, Kind, Outcome};
+use crate::agent::ctx::AgentCtx;
+use crate::agent::status::{self, PodRecord};
+use crate::agent::volumes::{self, CsiVolume};
+use ferrofluid_api::keys::{LABEL_MANAGED_BY, MANAGED_BY};
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::events::EventType;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Pods whose containers the agent runs: those ferrofluid created (worker and FUSE pods).
+pub fn runs_containers(pod: &Pod) -> bool {
+    pod.metadata.labels.as_ref().and_then(|l| l.get(LABEL_MANAGED_BY)).map(String::as_str) == Some(MANAGED_BY)
+}
+
+/// Whether the pod mounts any claim (whose PV may be a ferrofluid CSI volume).
+fn uses_claims(pod: &Pod) -> bool {
+    pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()).any(|v| v.persistent_volume_claim.is_some())
+}
+
+/// Kubelet knows the pod IP before it starts containers; here kwok assigns it, so wait for it.
+fn has_ip(pod: &Pod) -> bool {
+    let status = pod.status.as_ref();
+    let host_network = pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false);
+    let ip =
+        if host_network { status.and_then(|s| s.host_ip.as_ref()) } else { status.and_then(|s| s.pod_ip.as_ref()) };
+    ip.is_some_and(|i| !i.is_empty())
+}
+
+pub async fn run(ctx: Arc<AgentCtx>, mut rx: watch::Receiver<Pod>, cancel: CancellationToken) {
+    let pod = rx.borrow().clone();
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let status_path = ctx.layout.pod_status(&ns, &name);
+    let mut rec = PodRecord {
+        namespace: ns.clone(),
+        pod: name.clone(),
+        uid: uid.clone(),
+        runs_containers: runs_containers(&pod),
+        phase: "preparing-volumes".into(),
+        ..Default::default()
+    };
+    if !rec.runs_containers {
+        rec.message = Some(format!("containers not run: pod lacks {LABEL_MANAGED_BY}={MANAGED_BY}"));
+    }
+    status::write(&status_path, &rec);
+    tracing::info!(pod = %name, namespace = %ns, runs_containers = rec.runs_containers, "pod bound to this node");
+
+    let mut published: Vec<CsiVolume> = Vec::new();
+    let mut containers = JoinSet::new();
+    'setup: {
+        if uses_claims(&pod) {
+            let Some(csi) = ctx.csi.clone() else {
+                rec.message = Some("pod uses claims but this agent runs no CSI plugin".into());
+                status::write(&status_path, &rec);
+                break 'setup;
+            };
+            let vols = match retry_until(&cancel, || volumes::resolve(&ctx.client, &pod)).await {
+                Some(v) => v,
+                None => break 'setup,
+            };
+            for vol in vols {
+                // Counted before the attempt: a cancelled setup may have staged it, teardown undoes that.
+                published.push(vol.clone());
+                if !csi.setup(&pod, &vol, &cancel).await {
+                    break 'setup;
+                }
+                rec.csi_volumes.push(vol.pv.clone());
+                status::write(&status_path, &rec);
+            }
+        }
+        if !rec.runs_containers {
+            rec.phase = "running".into();
+            status::write(&status_path, &rec);
+            break 'setup;
+        }
+        rec.phase = "waiting-for-ip".into();
+        status::write(&status_path, &rec);
+        while !has_ip(&rx.borrow()) {
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { break 'setup },
+                _ = cancel.cancelled() => break 'setup,
+            }
+        }
+        let layout = ctx.layout.clone();
+        if retry_until(&cancel, || {
+            let layout = layout.clone();
+            let pod = rx.borrow().clone();
+            async move { volumes::prepare_local(&layout, &pod) }
+        })
+        .await
+        .is_none()
+        {
+            break 'setup;
+        }
+        rec.phase = "running".into();
+        status::write(&status_path, &rec);
+        let spec = pod.spec.clone().unwrap_or_default();
+        for c in spec.init_containers.clone().unwrap_or_default() {
+            match container::supervise(ctx.clone(), rx.clone(), c, Kind::Init, cancel.clone()).await {
+                Outcome::Completed => {}
+                Outcome::Failed | Outcome::Stopped => break 'setup,
+            }
+        }
+        for c in spec.containers {
+            containers.spawn(container::supervise(ctx.clone(), rx.clone(), c, Kind::Regular, cancel.clone()));
+        }
+    }
+
+    cancel.cancelled().await;
+    rec.phase = "stopping".into();
+    status::write(&status_path, &rec);
+    while containers.join_next().await.is_some() {}
+    if let Some(csi) = &ctx.csi {
+        for vol in &published {
+            if let Err(e) = csi.teardown(&uid, vol, 10).await {
+                tracing::warn!(pod = %name, pv = %vol.pv, error = %e, "cannot tear down volume");
+                ctx.event(&pod, EventType::Warning, "FailedUnmount", format!("volume {}: {e}", vol.pv)).await;
+            }
+        }
+    }
+    volumes::remove_pod_dir(&ctx.layout, &uid);
+    rec.phase = "stopped".into();
+    status::write(&status_path, &rec);
+    tracing::info!(pod = %name, namespace = %ns, "pod stopped");
+}
+
+/// Retries `attempt` every few seconds until it succeeds; `None` when cancelled first.
+async fn retry_until<T, F, Fut>(cancel: &CancellationToken, mut attempt: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match attempt().await {
+            Ok(v) => return Some(v),
+            Err(e) => tracing::info!(error = %e, retry_in = ?delay, "pod not ready to start"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = cancel.cancelled() => return None,
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,219 @@
+//! Two metrics-collector replicas against the real API server: one holds the Lease and writes, the other
+//! serves /healthz and /readyz, scrapes nothing and writes nothing, and takes over when the leader dies.
+//!
+//! The scrape target is a kwok pod whose metrics port is served, on its loopback pod IP, with exposition
+//! text captured from a real `juicefs mount --metrics` (the collector's unit-test fixture).
+
+use anyhow::{Context, Result, bail};
+use ferrofluid_api::keys::{
+    APP_JUICEFS, FUSE_CONTAINER, LABEL_APP, LABEL_MANAGED_BY, LABEL_RELEASE, LABEL_ROLE, MANAGED_BY, METRICS_PORT_NAME,
+    ROLE_FUSE,
+};
+use ferrofluid_api::{Dataset, DatasetSpec, JuiceFSRuntime, JuiceFSRuntimeSpec, Mount};
+use ferrofluid_e2e::redis::free_port;
+use ferrofluid_e2e::{TestNamespace, bin_path};
+use k8s_openapi::api::core::v1::{Container, ContainerPort, Pod, PodSpec};
+use kube::api::{Api, ObjectMeta, PostParams};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const NAME: &str = "leased";
+const DEADLINE: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_leader_writes_and_the_standby_takes_over() -> Result<()> {
+    let collector_bin = bin_path("metrics-collector");
+    let fixture = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../crates/metrics-collector/tests/fixtures/juicefs-1.4.2-metrics.txt"),
+    )?;
+    let ns = TestNamespace::new("collector-lease")?;
+    let client = ferrofluid_e2e::client().await?;
+    let datasets: Api<Dataset> = Api::namespaced(client.clone(), &ns.name);
+    let runtimes: Api<JuiceFSRuntime> = Api::namespaced(client.clone(), &ns.name);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+
+    let spec = DatasetSpec {
+        mounts: vec![Mount { mount_point: "juicefs:///".into(), name: NAME.into(), ..Default::default() }],
+        ..Default::default()
+    };
+    datasets.create(&PostParams::default(), &Dataset::new(NAME, spec)).await?;
+    let rt_spec = JuiceFSRuntimeSpec { replicas: Some(0), ..Default::default() };
+    runtimes.create(&PostParams::default(), &JuiceFSRuntime::new(NAME, rt_spec)).await?;
+    let port = free_port()?;
+    pods.create(&PostParams::default(), &fuse_pod(port)).await?;
+    let ip = wait_for_pod_ip(&pods, "leased-fuse").await?;
+    let body = Arc::new(Mutex::new(fixture.clone()));
+    let _endpoint = Endpoint::serve(SocketAddr::new(ip.parse()?, port), body.clone())?;
+
+    let start = |http: u16| -> Result<Child> {
+        Command::new(&collector_bin)
+            .arg("--kubeconfig")
+            .arg(ferrofluid_e2e::kubeconfig())
+            .args(["--http-addr", &format!("127.0.0.1:{http}")])
+            .args(["--scrape-interval", "1s", "--scrape-timeout", "1s"])
+            .args(["--lease-namespace", &ns.name, "--lease-seconds", "3"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting metrics-collector")
+    };
+    let (a_port, b_port) = (free_port()?, free_port()?);
+    let mut leader = Reaped(start(a_port)?);
+    // The fixture holds 8396800 bytes of cache: `8.01MiB`.
+    wait_for_cached(&datasets, "8.01MiB").await?;
+    let standby = Reaped(start(b_port)?);
+    let b = SocketAddr::from(([127, 0, 0, 1], b_port));
+
+    // The standby is healthy and ready, and stays idle over several rounds.
+    let deadline = Instant::now() + DEADLINE;
+    while http_get(b, "/healthz").is_err() {
+        assert!(Instant::now() < deadline, "standby never served /healthz");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(http_get(b, "/readyz")?, "ready");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle = http_get(b, "/metrics")?;
+    assert!(!idle.contains("dataset="), "the standby scraped:\n{idle}");
+    assert!(!idle.contains("ferrofluid_collector_status_writes_total{"), "the standby wrote:\n{idle}");
+
+    // The leader dies without releasing the Lease; the standby takes over once it expires and writes
+    // what the endpoint now says (2 GiB cached), which no one else could have written.
+    let _ = leader.0.kill();
+    let _ = leader.0.wait();
+    let changed = fixture.replace("} 8.3968e+06", "} 2.147483648e+09");
+    assert_ne!(changed, fixture, "fixture no longer holds the expected juicefs_blockcache_bytes line");
+    *body.lock().map_err(|_| anyhow::anyhow!("poisoned"))? = changed;
+    wait_for_cached(&datasets, "2.00GiB").await?;
+    let active = http_get(b, "/metrics")?;
+    assert!(active.contains(&format!(r#"dataset="{NAME}",namespace="{}""#, ns.name)), "{active}");
+    drop(standby);
+    Ok(())
+}
+
+async fn wait_for_cached(datasets: &Api<Dataset>, want: &str) -> Result<()> {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let ds = datasets.get(NAME).await?;
+        let cached = ds.status.and_then(|s| s.cache_states).and_then(|c| c.cached);
+        if cached.as_deref() == Some(want) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("Dataset cacheStates.cached is {cached:?}, want {want}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn fuse_pod(port: u16) -> Pod {
+    let labels =
+        [(LABEL_APP, APP_JUICEFS), (LABEL_RELEASE, NAME), (LABEL_ROLE, ROLE_FUSE), (LABEL_MANAGED_BY, MANAGED_BY)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    Pod {
+        metadata: ObjectMeta { name: Some("leased-fuse".into()), labels: Some(labels), ..Default::default() },
+        spec: Some(PodSpec {
+            node_name: Some("node-2".into()),
+            containers: vec![Container {
+                name: FUSE_CONTAINER.into(),
+                image: Some("juicedata/juicefs-fuse:ce-v1.4.2".into()),
+                ports: Some(vec![ContainerPort {
+                    name: Some(METRICS_PORT_NAME.into()),
+                    container_port: i32::from(port),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+async fn wait_for_pod_ip(pods: &Api<Pod>, name: &str) -> Result<String> {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let status = pods.get(name).await?.status.unwrap_or_default();
+        if let (Some("Running"), Some(ip)) = (status.phase.as_deref(), status.pod_ip) {
+            if !ip.starts_with("127.") {
+                bail!("pod {name} got non-loopback IP {ip}");
+            }
+            return Ok(ip);
+        }
+        if Instant::now() > deadline {
+            bail!("pod {name} never ran with an IP (is kwok up?)");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A child process killed and reaped on drop.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Serves the current `body` as /metrics on `addr` until dropped.
+struct Endpoint {
+    stop: Arc<AtomicBool>,
+}
+
+impl Endpoint {
+    fn serve(addr: SocketAddr, body: Arc<Mutex<String>>) -> Result<Self> {
+        let listener = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+        listener.set_nonblocking(true)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let halt = stop.clone();
+        std::thread::spawn(move || {
+            while !halt.load(Ordering::Relaxed) {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+                let mut buf = [0u8; 2048];
+                let _ = stream.read(&mut buf);
+                let text = body.lock().map(|b| b.clone()).unwrap_or_default();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                    text.len()
+                );
+            }
+        });
+        Ok(Self { stop })
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// GET `path` over HTTP/1.0; the body when the answer is 200.
+fn http_get(addr: SocketAddr, path: &str) -> Result<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nhost: collector\r\n\r\n")?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    let (head, body) = answer.split_once("\r\n\r\n").context("no HTTP header end")?;
+    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+        bail!("GET {path} answered {head}");
+    }
+    Ok(body.to_string())
+}

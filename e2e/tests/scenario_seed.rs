@@ -1,0 +1,267 @@
+//! The seed scenario end to end, on real JuiceFS mounts: agent-backed nodes (each its own mount
+//! namespace with a real csi-plugin), the real controllers and metrics-collector, Redis as metadata
+//! engine and a local directory as object store. Data written through one pod's volume on node A is
+//! read, byte-identical, through another pod's volume on node B; deletion leaves nothing behind.
+
+use ferrofluid_api::DatasetKey;
+use ferrofluid_e2e::agent::harness::{Csi, KwokNode, NodeAgents, namespace_pids};
+use ferrofluid_e2e::controllers::Controllers;
+use ferrofluid_e2e::process::{Component, eventually};
+use ferrofluid_e2e::redis::{RedisServer, free_port};
+use ferrofluid_e2e::{TestNamespace, kubectl, kubectl_ok, manifest};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(90);
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("ferrofluid-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&p).expect("temp dir");
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn get(ns: &str, args: &[&str]) -> anyhow::Result<String> {
+    let mut all = vec!["-n", ns];
+    all.extend_from_slice(args);
+    kubectl_ok(&all, None)
+}
+
+async fn field(ns: &str, kind: &str, name: &str, path: &str, want: &str) {
+    eventually(&format!("{kind}/{name} {path} = {want}"), T, || async {
+        let v = get(ns, &["get", kind, name, "-o", &format!("jsonpath={{{path}}}"), "--ignore-not-found"])?;
+        Ok((v == want).then_some(()))
+    })
+    .await
+}
+
+fn exec(agents: &NodeAgents, node: &str, script: &str) -> anyhow::Result<String> {
+    let out = agents.exec(node, &["sh", "-c", script])?;
+    anyhow::ensure!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The seed's Dataset, with the bucket filled in, the metaurl Secret, and — so that the workers land
+/// on this test's agent-backed nodes — a toleration and node affinity for them.
+fn dataset_yaml(meta_url: &str, bucket: &str, scenario: &str, extra_spec: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Secret
+metadata:
+  name: jfs-secret
+stringData:
+  metaurl: {meta_url}
+---
+apiVersion: data.fluid.io/v1alpha1
+kind: Dataset
+metadata:
+  name: jfsdemo
+spec:
+  mounts:
+    - name: test
+      mountPoint: "juicefs:///demo"
+      options:
+        bucket: "{bucket}"
+      encryptOptions:
+        - name: metaurl
+          valueFrom:
+            secretKeyRef:
+              name: jfs-secret
+              key: metaurl
+  tolerations:
+    - {{key: ferrofluid.io/agent-test, operator: Exists, effect: NoSchedule}}
+  nodeAffinity:
+    required:
+      nodeSelectorTerms:
+        - matchExpressions:
+            - {{key: ferrofluid.io/scenario, operator: In, values: ["{scenario}"]}}
+{extra_spec}"#
+    )
+}
+
+/// The seed's demo-app pod, unchanged but for its name and the node it is placed on.
+fn pod_yaml(name: &str, node: &str) -> String {
+    manifest("seed-pod.yaml")
+        .replace("name: demo-app", &format!("name: {name}"))
+        .replace("spec:\n", &format!("spec:\n  nodeName: {node}\n  tolerations: [{{operator: Exists}}]\n"))
+}
+
+fn pod_volume_dir(ns: &str, pod: &str, pv: &str) -> String {
+    let uid = get(ns, &["get", "pod", pod, "-o", "jsonpath={.metadata.uid}"]).expect("uid");
+    format!("/var/lib/kubelet/pods/{uid}/volumes/kubernetes.io~csi/{pv}/mount")
+}
+
+struct Cluster {
+    nodes: Vec<KwokNode>,
+    agents: NodeAgents,
+    _dir: TempDir,
+}
+
+fn agent_nodes(tag: &str, first_ip: u8) -> Cluster {
+    let pid = std::process::id();
+    let dir = TempDir::new(&format!("{tag}-nodes"));
+    let nodes: Vec<KwokNode> = (0..3u8)
+        .map(|i| {
+            let node =
+                KwokNode::private(&format!("{tag}-{pid}-{i}"), &format!("127.0.3.{}", first_ip + i)).expect("node");
+            kubectl_ok(&["label", "node", &node.name, &format!("ferrofluid.io/scenario={tag}-{pid}")], None)
+                .expect("label");
+            node
+        })
+        .collect();
+    let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    let agents = NodeAgents::start(&dir.0, &names, Csi::Plugin, &[]).expect("agents");
+    Cluster { nodes, agents, _dir: dir }
+}
+
+fn fuse_mounts(agents: &NodeAgents, node: &str) -> String {
+    exec(agents, node, "grep fuse.juicefs /proc/self/mountinfo || true").expect("mountinfo")
+}
+
+fn juicefs_processes(agents: &NodeAgents, node: &str) -> Vec<u32> {
+    let ns = agents.namespace_id(node).expect("ns id");
+    namespace_pids(&ns)
+        .into_iter()
+        .filter(|p| std::fs::read(format!("/proc/{p}/cmdline")).map(|c| c.starts_with(b"juicefs")).unwrap_or(false))
+        .collect()
+}
+
+#[tokio::test]
+async fn seed_scenario_on_real_mounts() {
+    let ns = TestNamespace::new("seed").expect("ns");
+    let redis = RedisServer::start().expect("redis");
+    let bucket = TempDir::new("seed-bucket");
+    let cluster = agent_nodes("seed", 1);
+    let (a, b) = (cluster.nodes[0].name.clone(), cluster.nodes[1].name.clone());
+    let _ctl = Controllers::start(&ns.name).expect("controllers");
+    let collector_addr = format!("127.0.0.1:{}", free_port().expect("port"));
+    let _collector = Component::start(
+        "metrics-collector",
+        &format!("collector-{}", ns.name),
+        &["--http-addr", &collector_addr, "--leader-elect=false", "--scrape-interval", "1s", "--scrape-timeout", "1s"],
+    )
+    .expect("collector");
+    let key = DatasetKey::new(&ns.name, "jfsdemo");
+    let scenario = format!("seed-{}", std::process::id());
+
+    let yaml = dataset_yaml(&redis.meta_url(1), &bucket.0.display().to_string(), &scenario, "");
+    kubectl_ok(&["apply", "-n", &ns.name, "-f", "-"], Some(&yaml)).expect("dataset");
+    field(&ns.name, "dataset", "jfsdemo", ".status.phase", "NotBound").await;
+    kubectl_ok(&["apply", "-n", &ns.name, "-f", "-"], Some(&manifest("seed-runtime.yaml"))).expect("runtime");
+    field(&ns.name, "juicefsruntime", "jfsdemo", ".status.workerPhase", "Ready").await;
+    field(&ns.name, "dataset", "jfsdemo", ".status.phase", "Bound").await;
+    field(&ns.name, "pvc", "jfsdemo", ".status.phase", "Bound").await;
+
+    // Two application pods on two nodes.
+    kubectl_ok(&["apply", "-n", &ns.name, "-f", "-"], Some(&pod_yaml("demo-app", &a))).expect("pod a");
+    kubectl_ok(&["apply", "-n", &ns.name, "-f", "-"], Some(&pod_yaml("demo-app-b", &b))).expect("pod b");
+    for node in [&a, &b] {
+        eventually(&format!("FUSE label on {node}"), T, || async {
+            let v = kubectl_ok(&["get", "node", node, "-o", "jsonpath={.metadata.labels}"], None)?;
+            Ok(v.contains(&key.fuse_node_label()).then_some(()))
+        })
+        .await;
+    }
+    field(&ns.name, "daemonset", "jfsdemo-fuse", ".status.numberReady", "2").await;
+    let fluid_path = key.fuse_mount_path("/runtime-mnt");
+    let pv = key.pv_name();
+    let (dir_a, dir_b) = (pod_volume_dir(&ns.name, "demo-app", &pv), pod_volume_dir(&ns.name, "demo-app-b", &pv));
+    for (node, dir) in [(&a, &dir_a), (&b, &dir_b)] {
+        eventually(&format!("real FUSE mount and pod bind mount on {node}"), T, || async {
+            let mounts = fuse_mounts(&cluster.agents, node);
+            Ok((mounts.contains(&format!(" {fluid_path} ")) && mounts.contains(&format!(" {dir} "))).then_some(()))
+        })
+        .await;
+    }
+
+    // Write through A, read through B.
+    let payload = format!("ferrofluid seed scenario {}\n", std::process::id());
+    exec(&cluster.agents, &a, &format!("printf '%s' '{payload}' > {dir_a}/hello && sync")).expect("write");
+    let read = eventually("file visible on B", T, || async {
+        let out = cluster.agents.exec(&b, &["cat", &format!("{dir_b}/hello")])?;
+        Ok(out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned()))
+    })
+    .await;
+    assert_eq!(read, payload, "byte-identical through another node");
+    // The host sees none of it.
+    assert!(!std::path::Path::new(&fluid_path).join("hello").exists());
+
+    // The subdirectory confines the pod: the file is /demo/hello in the file system.
+    let root_view = format!("/tmp/ferrofluid-rootview-{}", std::process::id());
+    let listing = exec(
+        &cluster.agents,
+        &a,
+        &format!(
+            "mkdir -p {root_view} && juicefs --no-agent mount -d --no-usage-report --metrics 127.0.0.1:0 {} {root_view} >/dev/null 2>&1 \
+             && ls {root_view}/demo; juicefs umount {root_view} >/dev/null 2>&1; rmdir {root_view}",
+            redis.meta_url(1)
+        ),
+    )
+    .expect("root view");
+    assert!(listing.lines().any(|l| l == "hello"), "{listing}");
+
+    // Read twice so the cache counts hits; the collector turns that into cacheStates.
+    exec(&cluster.agents, &b, &format!("cat {dir_b}/hello > /dev/null; cat {dir_b}/hello > /dev/null")).expect("read");
+    eventually("cacheStates.cached on the dataset", T, || async {
+        let v = get(&ns.name, &["get", "dataset", "jfsdemo", "-o", "jsonpath={.status.cacheStates.cached}"])?;
+        Ok((!v.is_empty() && !v.starts_with("0")).then_some(v))
+    })
+    .await;
+
+    // Pods gone → unpublished and unstaged; the default cleanPolicy keeps the FUSE client.
+    get(&ns.name, &["delete", "pod", "demo-app", "demo-app-b", "--grace-period=0", "--force"]).expect("delete pods");
+    for (node, dir) in [(&a, &dir_a), (&b, &dir_b)] {
+        eventually(&format!("bind mount gone on {node}"), T, || async {
+            Ok((!fuse_mounts(&cluster.agents, node).contains(&format!(" {dir} "))).then_some(()))
+        })
+        .await;
+    }
+    let labels = kubectl_ok(&["get", "node", &a, "-o", "jsonpath={.metadata.labels}"], None).expect("labels");
+    assert!(labels.contains(&key.fuse_node_label()), "OnRuntimeDeleted keeps the FUSE label until the runtime goes");
+
+    // Deleting the dataset unwinds everything.
+    get(&ns.name, &["delete", "dataset", "jfsdemo", "--wait=false"]).expect("delete dataset");
+    eventually("nothing left", Duration::from_secs(120), || async {
+        let mut left = Vec::new();
+        for (kind, name) in [
+            ("dataset", "jfsdemo"),
+            ("juicefsruntime", "jfsdemo"),
+            ("pvc", "jfsdemo"),
+            ("pv", pv.as_str()),
+            ("statefulset", "jfsdemo-worker"),
+            ("daemonset", "jfsdemo-fuse"),
+        ] {
+            let out = kubectl(&["-n", &ns.name, "get", kind, name, "-o", "name", "--ignore-not-found"], None)?;
+            if !out.stdout.trim().is_empty() {
+                left.push(out.stdout.trim().to_string());
+            }
+        }
+        for node in &cluster.nodes {
+            let labels = kubectl_ok(&["get", "node", &node.name, "-o", "jsonpath={.metadata.labels}"], None)?;
+            if labels.contains(&format!("{}-jfsdemo", ns.name)) {
+                left.push(format!("labels on {}", node.name));
+            }
+            if !fuse_mounts(&cluster.agents, &node.name).is_empty() {
+                left.push(format!("mounts on {}", node.name));
+            }
+            if !juicefs_processes(&cluster.agents, &node.name).is_empty() {
+                left.push(format!("juicefs processes on {}", node.name));
+            }
+        }
+        Ok(left.is_empty().then_some(()).or_else(|| {
+            eprintln!("left: {left:?}");
+            None
+        }))
+    })
+    .await;
+    drop(redis);
+}
