@@ -62,6 +62,8 @@ cmd_start() {
       dir=$1; shift
       mount --bind "$dir/runtime-mnt" /runtime-mnt
       mount --bind "$dir/kubelet" /var/lib/kubelet
+      # Each node has its own /dev/shm (MEM cache tiers live there); it vanishes with the namespace.
+      mount -t tmpfs -o "size=${FF_NODE_SHM_SIZE:-1g},mode=1777" tmpfs /dev/shm
       echo $$ > "$dir/ns.pid"
       exec "$@"' node-ns "$dir" \
       "$agent" --node "$node" --node-dir "$dir" --kubeconfig "$KUBECONFIG_FILE" \

@@ -135,7 +135,7 @@ async fn cache_states_follow_real_juicefs_clients() -> Result<()> {
             .arg(ferrofluid_e2e::kubeconfig())
             .args(["--http-addr", &format!("127.0.0.1:{http_port}")])
             .args(["--scrape-interval", "1s", "--scrape-timeout", "1s"])
-            .args(["--lease-namespace", &ns.name])
+            .args(["--lease-namespace", &ns.name, "--namespace", &ns.name])
             .env("RUST_LOG", "info,metrics_collector=debug"),
         &work.0.join("collector.log"),
     )?;

@@ -57,7 +57,7 @@ async fn only_the_leader_writes_and_the_standby_takes_over() -> Result<()> {
             .arg(ferrofluid_e2e::kubeconfig())
             .args(["--http-addr", &format!("127.0.0.1:{http}")])
             .args(["--scrape-interval", "1s", "--scrape-timeout", "1s"])
-            .args(["--lease-namespace", &ns.name, "--lease-seconds", "3"])
+            .args(["--lease-namespace", &ns.name, "--lease-seconds", "3", "--namespace", &ns.name])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -91,8 +91,15 @@ async fn only_the_leader_writes_and_the_standby_takes_over() -> Result<()> {
     assert_ne!(changed, fixture, "fixture no longer holds the expected juicefs_blockcache_bytes line");
     *body.lock().map_err(|_| anyhow::anyhow!("poisoned"))? = changed;
     wait_for_cached(&datasets, "2.00GiB").await?;
-    let active = http_get(b, "/metrics")?;
-    assert!(active.contains(&format!(r#"dataset="{NAME}",namespace="{}""#, ns.name)), "{active}");
+    // The status write and the series update happen in the same round, in that order: poll briefly.
+    let series = format!(r#"dataset="{NAME}",namespace="{}""#, ns.name);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut active = http_get(b, "/metrics")?;
+    while !active.contains(&series) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        active = http_get(b, "/metrics")?;
+    }
+    assert!(active.contains(&series), "{active}");
     drop(standby);
     Ok(())
 }

@@ -147,7 +147,17 @@ async fn seed_scenario_on_real_mounts() {
     let _collector = Component::start(
         "metrics-collector",
         &format!("collector-{}", ns.name),
-        &["--http-addr", &collector_addr, "--leader-elect=false", "--scrape-interval", "1s", "--scrape-timeout", "1s"],
+        &[
+            "--http-addr",
+            &collector_addr,
+            "--leader-elect=false",
+            "--namespace",
+            &ns.name,
+            "--scrape-interval",
+            "1s",
+            "--scrape-timeout",
+            "1s",
+        ],
     )
     .expect("collector");
     let key = DatasetKey::new(&ns.name, "jfsdemo");

@@ -23,6 +23,9 @@ pub struct Args {
     /// Endpoints scraped at the same time.
     #[arg(long, env = "FERROFLUID_SCRAPE_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     pub scrape_concurrency: u16,
+    /// Only collect for runtimes in this namespace (default: all namespaces).
+    #[arg(long, env = "FERROFLUID_WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
     /// Largest metrics answer accepted from one endpoint, in bytes.
     #[arg(long, env = "FERROFLUID_SCRAPE_MAX_BYTES", default_value_t = 4 << 20)]
     pub scrape_max_bytes: usize,

@@ -4,6 +4,7 @@
 
 use crate::targets::pod_selector;
 use ferrofluid_api::{Dataset, JuiceFSRuntime};
+use ferrofluid_service::runner::scoped_api;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Resource;
@@ -25,9 +26,10 @@ pub struct Stores {
 
 impl Stores {
     /// Starts the three reflectors; they run until `stop` is cancelled.
-    pub fn start(client: &kube::Client, stop: &CancellationToken) -> Self {
+    /// `namespace` scopes all three to one namespace (all namespaces when `None`).
+    pub fn start(client: &kube::Client, namespace: Option<&str>, stop: &CancellationToken) -> Self {
         let pods = watch(
-            Api::<Pod>::all(client.clone()),
+            scoped_api::<Pod>(client, namespace),
             watcher::Config::default().labels(&pod_selector()),
             // Keep what discovery reads (labels, ports, IP, phase, conditions); drop the bulk.
             |pod: &mut Pod| {
@@ -37,14 +39,14 @@ impl Stores {
             stop,
         );
         let runtimes = watch(
-            Api::<JuiceFSRuntime>::all(client.clone()),
+            scoped_api::<JuiceFSRuntime>(client, namespace),
             watcher::Config::default(),
             |rt: &mut JuiceFSRuntime| rt.metadata.managed_fields = None,
             stop,
         );
         // Datasets keep their managed fields: they tell whether someone else owns `status.ufsTotal`.
         let datasets =
-            watch(Api::<Dataset>::all(client.clone()), watcher::Config::default(), |_: &mut Dataset| {}, stop);
+            watch(scoped_api::<Dataset>(client, namespace), watcher::Config::default(), |_: &mut Dataset| {}, stop);
         Self { pods, runtimes, datasets }
     }
 

@@ -45,7 +45,7 @@ async fn main() -> ExitCode {
 
 /// The leader's work: watch, then scrape and write every interval until told to stop.
 async fn work(rt: Runtime, args: &args::Args, metrics: metrics::CollectorMetrics) -> anyhow::Result<()> {
-    let stores = discovery::Stores::start(&rt.client, &rt.stop);
+    let stores = discovery::Stores::start(&rt.client, args.namespace.as_deref(), &rt.stop);
     tokio::select! {
         ready = stores.ready() => ready.context("waiting for the pod, runtime and dataset caches")?,
         _ = rt.stop.cancelled() => return Ok(()),
