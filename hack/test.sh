@@ -26,6 +26,9 @@ export KUBECONFIG="$LOCAL_DIR/kubeconfig"
 kubectl apply --server-side --field-manager ferrofluid-crds -f charts/ferrofluid/crds/ >/dev/null
 kubectl wait --for condition=established --timeout 60s crd/datasets.data.fluid.io crd/juicefsruntimes.data.fluid.io >/dev/null
 
+log "Helm chart: lint, render, apply to the real apiserver, install and uninstall"
+"$HACK_DIR/chart-test.sh"
+
 log "building the binaries the cluster tests run"
 cargo build --locked --workspace --bins
 export FERROFLUID_BIN_DIR="$REPO_ROOT/target/debug" FERROFLUID_KUBECONFIG="$KUBECONFIG"

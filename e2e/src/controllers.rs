@@ -28,6 +28,8 @@ impl Drop for Controllers {
     /// controllers have cleaned up after them, so no finalizer, PV or node label outlives the test.
     fn drop(&mut self) {
         let ns = self.ns.as_str();
+        // Pods first: a pod still using the PVC would (rightly) hold the dataset's deletion.
+        let _ = crate::kubectl(&["-n", ns, "delete", "pods", "--all", "--grace-period=0", "--force"], None);
         let _ = crate::kubectl(&["-n", ns, "delete", "datasets,juicefsruntimes", "--all", "--wait=false"], None);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while std::time::Instant::now() < deadline {

@@ -275,3 +275,91 @@ async fn seed_scenario_on_real_mounts() {
     .await;
     drop(redis);
 }
+
+#[tokio::test]
+async fn read_only_dataset_and_on_demand_fuse_cleanup() {
+    let ns = TestNamespace::new("rox").expect("ns");
+    let redis = RedisServer::start().expect("redis");
+    let bucket = TempDir::new("rox-bucket");
+    let cluster = agent_nodes("rox", 11);
+    let a = cluster.nodes[0].name.clone();
+    let _ctl = Controllers::start(&ns.name).expect("controllers");
+    let key = DatasetKey::new(&ns.name, "jfsdemo");
+    let scenario = format!("rox-{}", std::process::id());
+    let yaml = dataset_yaml(&redis.meta_url(1), &bucket.0.display().to_string(), &scenario, "  accessModes: [ReadOnlyMany]\n");
+    kubectl_ok(&["apply", "-n", &ns.name, "-f", "-"], Some(&yaml)).expect("dataset");
+    let runtime = manifest("seed-runtime.yaml").replace("spec:\n", "spec:\n  fuse:\n    cleanPolicy: OnDemand\n");
+    kubectl_ok(&["apply", "-n", &ns.name, "-f", "-"], Some(&runtime)).expect("runtime");
+    field(&ns.name, "pvc", "jfsdemo", ".status.phase", "Bound").await;
+    let modes = get(&ns.name, &["get", "pvc", "jfsdemo", "-o", "jsonpath={.spec.accessModes}"]).expect("modes");
+    assert_eq!(modes, r#"["ReadOnlyMany"]"#);
+
+    kubectl_ok(&["apply", "-n", &ns.name, "-f", "-"], Some(&pod_yaml("demo-app", &a))).expect("pod");
+    let dir = pod_volume_dir(&ns.name, "demo-app", &key.pv_name());
+    eventually("pod volume published", T, || async {
+        Ok(fuse_mounts(&cluster.agents, &a).contains(&format!(" {dir} ")).then_some(()))
+    })
+    .await;
+    let listing = cluster.agents.exec(&a, &["ls", &dir]).expect("ls");
+    assert!(listing.status.success(), "reading works: {}", String::from_utf8_lossy(&listing.stderr));
+    let write = cluster.agents.exec(&a, &["sh", "-c", &format!("echo x > {dir}/nope")]).expect("write");
+    assert!(!write.status.success(), "a ReadOnlyMany volume accepted a write");
+    let err = String::from_utf8_lossy(&write.stderr).to_lowercase();
+    assert!(err.contains("read-only"), "{err}");
+
+    // OnDemand: the last pod leaving the node takes the FUSE label, the FUSE pod and its mount with it.
+    get(&ns.name, &["delete", "pod", "demo-app", "--grace-period=0", "--force"]).expect("delete pod");
+    eventually("FUSE label removed", T, || async {
+        let v = kubectl_ok(&["get", "node", &a, "-o", "jsonpath={.metadata.labels}"], None)?;
+        Ok((!v.contains(&key.fuse_node_label())).then_some(()))
+    })
+    .await;
+    eventually("FUSE pod and mount gone", T, || async {
+        let pods = get(&ns.name, &["get", "pods", "-l", "role=juicefs-fuse", "-o", "name"])?;
+        Ok((pods.trim().is_empty() && !fuse_mounts(&cluster.agents, &a).contains("juicefs-fuse")).then_some(()))
+    })
+    .await;
+    drop(redis);
+}
+
+#[tokio::test]
+async fn wrong_metaurl_keeps_the_dataset_unbound_and_says_why() {
+    let ns = TestNamespace::new("badmeta").expect("ns");
+    let bucket = TempDir::new("badmeta-bucket");
+    let cluster = agent_nodes("badmeta", 21);
+    let _ctl = Controllers::start(&ns.name).expect("controllers");
+    // Nothing listens on this loopback port: `juicefs format` cannot reach the metadata engine.
+    let dead = format!("redis://127.0.0.1:{}/1", free_port().expect("port"));
+    let scenario = format!("badmeta-{}", std::process::id());
+    let yaml = dataset_yaml(&dead, &bucket.0.display().to_string(), &scenario, "");
+    kubectl_ok(&["apply", "-n", &ns.name, "-f", "-"], Some(&yaml)).expect("dataset");
+    kubectl_ok(&["apply", "-n", &ns.name, "-f", "-"], Some(&manifest("seed-runtime.yaml"))).expect("runtime");
+    let path = ".status.conditions[?(@.type==\"RuntimeReady\")]";
+    let message = eventually("a RuntimeReady=False condition naming the failure", T, || async {
+        let status = get(&ns.name, &["get", "dataset", "jfsdemo", "-o", &format!("jsonpath={{{path}.status}}")])?;
+        let message = get(&ns.name, &["get", "dataset", "jfsdemo", "-o", &format!("jsonpath={{{path}.message}}")])?;
+        Ok((status == "False" && message.contains("failing")).then_some(message))
+    })
+    .await;
+    assert!(message.contains("jfsdemo-worker-0/juicefs-worker"), "{message}");
+    assert!(!message.contains(&dead), "the metadata URL (a secret) leaked into the condition: {message}");
+    eventually("WorkersFailing warning event on the dataset", T, || async {
+        let ev = get(
+            &ns.name,
+            &["get", "events", "--field-selector", "reason=WorkersFailing,involvedObject.kind=Dataset", "-o", "name"],
+        )?;
+        Ok((!ev.trim().is_empty()).then_some(()))
+    })
+    .await;
+    let phase = get(&ns.name, &["get", "dataset", "jfsdemo", "-o", "jsonpath={.status.phase}"]).expect("phase");
+    assert_eq!(phase, "NotBound");
+    assert!(
+        kubectl(&["-n", &ns.name, "get", "pvc", "jfsdemo", "-o", "name", "--ignore-not-found"], None)
+            .expect("pvc")
+            .stdout
+            .trim()
+            .is_empty(),
+        "no PVC for a dataset that is not bound"
+    );
+    drop(cluster);
+}

@@ -165,7 +165,9 @@ fn pv_and_pvc() {
     assert_eq!(spec.volume_name.as_deref(), Some("default-jfsdemo"));
     assert_eq!(spec.storage_class_name.as_deref(), Some("fluid"));
     assert_eq!(spec.access_modes.as_deref(), Some(&["ReadOnlyMany".to_string()][..]));
-    // ReadOnlyMany datasets mount read-only.
-    let cfg = juicefs_config::build(&ds, &rt.spec).expect("valid");
-    assert!(cfg.read_only);
+    // ReadOnlyMany is enforced by read-only pod mounts; the client stays writable so it can create the
+    // subdirectory. An explicit readOnly mount makes the client read-only.
+    assert!(!juicefs_config::build(&ds, &rt.spec).expect("valid").read_only);
+    ds.mounts[0].read_only = Some(true);
+    assert!(juicefs_config::build(&ds, &rt.spec).expect("valid").read_only);
 }

@@ -113,7 +113,6 @@ pub fn build(dataset: &DatasetSpec, runtime: &JuiceFSRuntimeSpec) -> Result<Juic
     }
 
     let cache = cache_levels(runtime)?;
-    let read_only_modes = !dataset.access_modes.is_empty() && dataset.access_modes.iter().all(|m| m == "ReadOnlyMany");
     Ok(JuiceFsConfig {
         fs_name: mount.name.clone(),
         subdir,
@@ -121,7 +120,9 @@ pub fn build(dataset: &DatasetSpec, runtime: &JuiceFSRuntimeSpec) -> Result<Juic
         mount_options,
         secrets,
         cache,
-        read_only: mount.read_only.unwrap_or(false) || read_only_modes,
+        // Only an explicit `readOnly` makes the client itself read-only (the subdirectory must then exist
+        // already). `ReadOnlyMany` volumes are enforced where pods see them: read-only bind mounts.
+        read_only: mount.read_only.unwrap_or(false),
     })
 }
 

@@ -10,14 +10,14 @@ use ferrofluid_api::dataset::RuntimeRef;
 use ferrofluid_api::keys::{self, DatasetKey};
 use ferrofluid_api::{Dataset, DatasetPhase, DatasetStatus, JuiceFSRuntime, JuiceFSRuntimeStatus, RuntimePhase};
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,8 +61,12 @@ fn resync(ctx: &Context) -> Action {
 }
 
 async fn event(ctx: &Context, rt: &JuiceFSRuntime, type_: EventType, reason: &str, note: String) {
+    event_on(ctx, &rt.object_ref(&()), type_, reason, note).await;
+}
+
+async fn event_on(ctx: &Context, object: &ObjectReference, type_: EventType, reason: &str, note: String) {
     let ev = Event { type_, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
-    if let Err(e) = ctx.recorder.publish(&ev, &rt.object_ref(&())).await {
+    if let Err(e) = ctx.recorder.publish(&ev, object).await {
         tracing::warn!(error = %e, reason, "could not publish event");
     }
 }
@@ -159,13 +163,43 @@ async fn apply_runtime(rt: &JuiceFSRuntime, ctx: &Context) -> Result<Action, Err
         )
         .await?;
     }
-    write_dataset_status(ctx, rt, &dataset, phase).await?;
+    let pods = worker_pods(ctx, &key).await?;
+    let failures = status::worker_failures(&pods);
+    let health = WorkerHealth::new(&workers, &failures);
+    if !failures.is_empty() {
+        event(ctx, rt, EventType::Warning, "WorkersFailing", health.message.clone()).await;
+        event_on(ctx, &dataset.object_ref(&()), EventType::Warning, "WorkersFailing", health.message.clone()).await;
+    }
+    write_dataset_status(ctx, rt, &dataset, phase, &health).await?;
 
     // 6. Cache labels on the nodes where workers run.
-    sync_worker_labels(ctx, &key, &cfg).await?;
+    sync_worker_labels(ctx, &key, &cfg, &pods).await?;
 
-    write_runtime_status(ctx, rt, &key, &workers, &fuses).await?;
+    write_runtime_status(ctx, rt, &key, &workers, &fuses, &health).await?;
     Ok(resync(ctx))
+}
+
+/// Worker health as a condition: ready or not, and why (failing containers' own words).
+struct WorkerHealth {
+    ok: bool,
+    reason: &'static str,
+    message: String,
+}
+
+impl WorkerHealth {
+    fn new(workers: &status::Counts, failures: &[String]) -> Self {
+        let ok = matches!(workers.phase, RuntimePhase::Ready | RuntimePhase::PartialReady);
+        let mut message = format!("{} of {} workers ready", workers.ready, workers.desired);
+        if !failures.is_empty() {
+            message.push_str(&format!("; failing: {}", failures.join("; ")));
+        }
+        let reason = match (ok, failures.is_empty()) {
+            (true, _) => "WorkersReady",
+            (false, false) => "WorkersFailing",
+            (false, true) => "WorkersNotReady",
+        };
+        Self { ok, reason, message }
+    }
 }
 
 async fn write_dataset_status(
@@ -173,8 +207,11 @@ async fn write_dataset_status(
     rt: &JuiceFSRuntime,
     dataset: &Dataset,
     phase: DatasetPhase,
+    health: &WorkerHealth,
 ) -> Result<(), Error> {
     let current = dataset.status.clone().unwrap_or_default();
+    let conditions =
+        vec![condition(&current.conditions, "RuntimeReady", health.ok, health.reason, health.message.clone(), &now())];
     let st = DatasetStatus {
         phase: Some(phase),
         runtimes: vec![RuntimeRef {
@@ -186,6 +223,7 @@ async fn write_dataset_status(
             master_replicas: None,
         }],
         mounts: dataset.spec.mounts.clone(),
+        conditions,
         ..Default::default()
     };
     if current.phase != Some(phase) {
@@ -212,10 +250,11 @@ async fn write_runtime_status(
     key: &DatasetKey,
     workers: &status::Counts,
     fuses: &status::Counts,
+    health: &WorkerHealth,
 ) -> Result<(), Error> {
     let existing = rt.status.clone().unwrap_or_default();
     let t = now();
-    let workers_ok = matches!(workers.phase, RuntimePhase::Ready | RuntimePhase::PartialReady);
+    let workers_ok = health.ok;
     let setup_duration = existing.setup_duration.clone().or_else(|| {
         let created = rt.metadata.creation_timestamp.as_ref()?.0;
         workers_ok.then(|| status::human_duration(Timestamp::now().duration_since(created).as_secs()))
@@ -225,8 +264,8 @@ async fn write_runtime_status(
             &existing.conditions,
             "Ready",
             workers_ok,
-            if workers_ok { "WorkersReady" } else { "WorkersNotReady" },
-            format!("{} of {} workers ready", workers.ready, workers.desired),
+            health.reason,
+            health.message.clone(),
             &t,
         ),
         condition(
@@ -260,18 +299,11 @@ async fn write_runtime_status(
     apply::status(&api, &key.name, &st, "runtime status").await
 }
 
-/// Nodes running a (running, not terminating) worker of this dataset.
-async fn worker_nodes(ctx: &Context, key: &DatasetKey) -> Result<BTreeSet<String>, Error> {
+/// This dataset's worker pods.
+async fn worker_pods(ctx: &Context, key: &DatasetKey) -> Result<Vec<Pod>, Error> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &key.namespace);
     let selector = labels::to_selector_string(&labels::selector(key, keys::ROLE_WORKER));
-    let list = pods.list(&ListParams::default().labels(&selector)).await.step("list worker pods")?;
-    Ok(list
-        .items
-        .into_iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-        .filter_map(|p| p.spec.and_then(|s| s.node_name))
-        .collect())
+    Ok(pods.list(&ListParams::default().labels(&selector)).await.step("list worker pods")?.items)
 }
 
 async fn patch_node(
@@ -287,9 +319,9 @@ async fn patch_node(
     Ok(())
 }
 
-async fn sync_worker_labels(ctx: &Context, key: &DatasetKey, cfg: &JuiceFsConfig) -> Result<(), Error> {
+async fn sync_worker_labels(ctx: &Context, key: &DatasetKey, cfg: &JuiceFsConfig, pods: &[Pod]) -> Result<(), Error> {
     let nodes: Api<Node> = Api::all(ctx.client.clone());
-    let want = worker_nodes(ctx, key).await?;
+    let want = status::worker_nodes(pods);
     let (mem, disk) = worker::capacity_bytes(&cfg.cache);
     let set = node_labels::worker_labels(key, mem, disk);
     for name in &want {

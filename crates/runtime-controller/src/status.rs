@@ -3,6 +3,8 @@
 use ferrofluid_api::DatasetPhase;
 use ferrofluid_api::RuntimePhase;
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
+use k8s_openapi::api::core::v1::Pod;
+use std::collections::BTreeSet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Counts {
@@ -113,5 +115,93 @@ mod tests {
         assert_eq!(human_duration(7), "7s");
         assert_eq!(human_duration(65), "1m5s");
         assert_eq!(human_duration(3725), "1h2m5s");
+    }
+}
+
+/// Nodes running a (running, not terminating) worker.
+pub fn worker_nodes(pods: &[Pod]) -> BTreeSet<String> {
+    pods.iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .filter_map(|p| p.spec.as_ref().and_then(|s| s.node_name.clone()))
+        .collect()
+}
+
+/// Why workers fail, from their container statuses: one line per failing container, e.g.
+/// `jfsdemo-worker-0/juicefs-worker: CrashLoopBackOff, exit 1: <last log line>`. Empty when none fails.
+pub fn worker_failures(pods: &[Pod]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for pod in pods {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        for cs in pod.status.iter().flat_map(|s| s.container_statuses.iter().flatten()) {
+            if cs.ready {
+                continue;
+            }
+            let waiting = cs.state.as_ref().and_then(|s| s.waiting.as_ref());
+            let terminated = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+            if waiting.is_none() && terminated.is_none() {
+                continue;
+            }
+            let mut line = format!("{name}/{}", cs.name);
+            if let Some(reason) = waiting.and_then(|w| w.reason.as_deref()) {
+                line.push_str(&format!(": {reason}"));
+            }
+            if let Some(t) = terminated {
+                line.push_str(&format!(", exit {}", t.exit_code));
+                let last = t.message.as_deref().unwrap_or_default().lines().rev().find(|l| !l.trim().is_empty());
+                if let Some(msg) = last {
+                    let msg: String = msg.trim().chars().take(300).collect();
+                    line.push_str(&format!(": {msg}"));
+                }
+            }
+            lines.push(line);
+        }
+    }
+    lines.sort();
+    lines
+}
+
+#[cfg(test)]
+mod failure_tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{
+        ContainerState, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, PodStatus,
+    };
+
+    fn pod(name: &str, ready: bool, failed: bool) -> Pod {
+        let mut p = Pod::default();
+        p.metadata.name = Some(name.into());
+        p.status = Some(PodStatus {
+            phase: Some("Running".into()),
+            container_statuses: Some(vec![ContainerStatus {
+                name: "juicefs-worker".into(),
+                ready,
+                state: failed.then(|| ContainerState {
+                    waiting: Some(ContainerStateWaiting { reason: Some("CrashLoopBackOff".into()), message: None }),
+                    ..Default::default()
+                }),
+                last_state: failed.then(|| ContainerState {
+                    terminated: Some(ContainerStateTerminated {
+                        exit_code: 1,
+                        message: Some("formatting\nLoad metadata: connection refused\n".into()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+        p
+    }
+
+    #[test]
+    fn failures_name_pod_reason_and_last_log_line() {
+        let pods = [pod("w-0", true, false), pod("w-1", false, true)];
+        assert_eq!(
+            worker_failures(&pods),
+            ["w-1/juicefs-worker: CrashLoopBackOff, exit 1: Load metadata: connection refused"]
+        );
+        assert!(worker_failures(&[pod("w-0", false, false)]).is_empty(), "not ready yet is no failure");
     }
 }

@@ -33,6 +33,9 @@ pub struct Args {
     /// Longest restart delay, in seconds.
     #[arg(long, default_value_t = 60.0)]
     pub backoff_max_secs: f64,
+    /// Seconds a restarted container must keep running before the pod's status reports it ready.
+    #[arg(long, default_value_t = 5.0)]
+    pub ready_after_secs: f64,
     /// Upper bound on a pod's termination grace period, in seconds.
     #[arg(long, default_value_t = 10.0)]
     pub max_grace_period_secs: f64,

@@ -4,9 +4,10 @@
 
 use crate::agent::ctx::AgentCtx;
 use crate::agent::env::{self, Fetched};
+use crate::agent::pod_status::{self, PodStatusReporter};
 use crate::agent::process::{self, ProcessSpec};
 use crate::agent::status::{self, ContainerRecord};
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, ContainerStateTerminated, ContainerStatus, Pod, Secret};
 use kube::Api;
 use kube::runtime::events::EventType;
 use std::path::PathBuf;
@@ -37,13 +38,34 @@ enum Run {
     Failed,
 }
 
-/// Supervises `container` until it completes (init containers) or `cancel` fires.
+/// What a regular container reports in the pod's status (kubelet's container status).
+struct Reported {
+    reporter: Option<Arc<PodStatusReporter>>,
+    name: String,
+    image: String,
+    restarts: i32,
+    last: Option<ContainerStateTerminated>,
+}
+
+impl Reported {
+    async fn report(&self, ready: bool, state: k8s_openapi::api::core::v1::ContainerState) {
+        if let Some(r) = &self.reporter {
+            let status: ContainerStatus =
+                pod_status::container_status(&self.name, &self.image, ready, self.restarts, state, self.last.clone());
+            r.report(status).await;
+        }
+    }
+}
+
+/// Supervises `container` until it completes (init containers) or `cancel` fires. With a `reporter`
+/// its state is reported in the pod's status as kubelet does.
 pub async fn supervise(
     ctx: Arc<AgentCtx>,
     pod_rx: watch::Receiver<Pod>,
     container: Container,
     kind: Kind,
     cancel: CancellationToken,
+    reporter: Option<Arc<PodStatusReporter>>,
 ) -> Outcome {
     let pod = pod_rx.borrow().clone();
     let (ns, name, uid) = ids(&pod);
@@ -59,8 +81,17 @@ pub async fn supervise(
         ..Default::default()
     };
     status::write(&status_path, &rec);
+    let mut reported = Reported {
+        reporter,
+        name: container.name.clone(),
+        image: container.image.clone().unwrap_or_default(),
+        restarts: 0,
+        last: None,
+    };
     let mut backoff: Option<Duration> = None;
     loop {
+        // Why the container waits while in backoff (kubelet: CrashLoopBackOff, or the config error).
+        let waiting_reason;
         let pod = pod_rx.borrow().clone();
         let run = match build_spec(&ctx, &pod, &container, log_path.clone()).await {
             Err(msg) => {
@@ -68,6 +99,8 @@ pub async fn supervise(
                 rec.failures += 1;
                 process::log_line(&log_path, &format!("cannot create container config: {msg}"));
                 ctx.event(&pod, EventType::Warning, "Failed", format!("Error: {msg}")).await;
+                waiting_reason = "CreateContainerConfigError";
+                reported.report(false, pod_status::waiting(waiting_reason, msg.clone())).await;
                 rec.message = Some(msg);
                 status::write(&status_path, &rec);
                 Run::Failed
@@ -80,6 +113,16 @@ pub async fn supervise(
                     rec.failures += 1;
                     process::log_line(&log_path, &format!("failed to start: {msg}"));
                     ctx.event(&pod, EventType::Warning, "Failed", format!("Error: {msg}")).await;
+                    let t = pod_status::now();
+                    reported.last = Some(ContainerStateTerminated {
+                        exit_code: 128,
+                        reason: Some("StartError".into()),
+                        message: Some(msg.clone()),
+                        started_at: Some(t.clone()),
+                        finished_at: Some(t),
+                        ..Default::default()
+                    });
+                    waiting_reason = "CrashLoopBackOff";
                     rec.message = Some(msg);
                     status::write(&status_path, &rec);
                     Run::Failed
@@ -87,6 +130,9 @@ pub async fn supervise(
                 Ok(mut child) => {
                     let pid = child.id();
                     let started = Instant::now();
+                    let started_at = pod_status::now();
+                    let log_offset = std::fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
+                    waiting_reason = "CrashLoopBackOff";
                     rec.starts += 1;
                     rec.state = "running".into();
                     rec.pid = pid;
@@ -95,8 +141,23 @@ pub async fn supervise(
                     tracing::info!(pod = %name, namespace = %ns, container = %container.name, pid, "container started");
                     ctx.event(&pod, EventType::Normal, "Started", format!("Started container {}", container.name))
                         .await;
-                    tokio::select! {
-                        exit = child.wait() => {
+                    // Ready right away on a first clean start, otherwise once it has kept running a while.
+                    let mut pending_ready = rec.failures > 0 || reported.restarts > 0;
+                    reported.report(!pending_ready, pod_status::running(started_at.clone())).await;
+                    let ready_timer = tokio::time::sleep(ctx.ready_after);
+                    tokio::pin!(ready_timer);
+                    let exit = loop {
+                        tokio::select! {
+                            exit = child.wait() => break Some(exit),
+                            _ = &mut ready_timer, if pending_ready => {
+                                pending_ready = false;
+                                reported.report(true, pod_status::running(started_at.clone())).await;
+                            }
+                            _ = cancel.cancelled() => break None,
+                        }
+                    };
+                    match exit {
+                        Some(exit) => {
                             process::reap_group(pid);
                             rec.pid = None;
                             if started.elapsed() >= ctx.backoff.reset_after {
@@ -107,6 +168,16 @@ pub async fn supervise(
                                     use std::os::unix::process::ExitStatusExt;
                                     rec.last_exit_code = st.code();
                                     rec.last_signal = st.signal();
+                                    let exit_code = st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0));
+                                    reported.last = Some(ContainerStateTerminated {
+                                        exit_code,
+                                        signal: st.signal(),
+                                        reason: Some(if st.success() { "Completed" } else { "Error" }.into()),
+                                        message: Some(pod_status::read_log_tail(&log_path, log_offset)),
+                                        started_at: Some(started_at.clone()),
+                                        finished_at: Some(pod_status::now()),
+                                        ..Default::default()
+                                    });
                                     let msg = format!("exited: {st}");
                                     process::log_line(&log_path, &msg);
                                     tracing::info!(pod = %name, namespace = %ns, container = %container.name, %st, "container exited");
@@ -126,13 +197,21 @@ pub async fn supervise(
                                 Err(e) => {
                                     rec.state = "exited".into();
                                     rec.failures += 1;
+                                    reported.last = Some(ContainerStateTerminated {
+                                        exit_code: 128,
+                                        reason: Some("Error".into()),
+                                        message: Some(format!("cannot wait for the process: {e}")),
+                                        started_at: Some(started_at.clone()),
+                                        finished_at: Some(pod_status::now()),
+                                        ..Default::default()
+                                    });
                                     rec.message = Some(format!("cannot wait for the process: {e}"));
                                     status::write(&status_path, &rec);
                                     Run::Failed
                                 }
                             }
                         }
-                        _ = cancel.cancelled() => {
+                        None => {
                             let pod = pod_rx.borrow().clone();
                             stop(&ctx, &pod, &container, &spec, &mut child).await;
                             rec.pid = None;
@@ -152,6 +231,9 @@ pub async fn supervise(
             (_, Run::Failed, _) => true,
         };
         if !restart {
+            if let Some(last) = reported.last.take() {
+                reported.report(false, pod_status::terminated(last)).await;
+            }
             let outcome = if matches!(run, Run::Failed) { Outcome::Failed } else { Outcome::Stopped };
             cancel.cancelled().await;
             if rec.state == "running" {
@@ -165,6 +247,16 @@ pub async fn supervise(
         rec.backoff_secs = Some(delay.as_secs_f64());
         status::write(&status_path, &rec);
         let pod = pod_rx.borrow().clone();
+        if reported.last.is_some() && waiting_reason == "CrashLoopBackOff" {
+            reported.restarts += 1;
+            let msg = format!(
+                "back-off {}s restarting failed container={} pod={name}_{ns}({})",
+                delay.as_secs_f64(),
+                container.name,
+                rec.uid
+            );
+            reported.report(false, pod_status::waiting(waiting_reason, msg)).await;
+        }
         ctx.event(
             &pod,
             EventType::Warning,

@@ -34,6 +34,8 @@ pub struct AgentCtx {
     pub backoff: Backoff,
     /// Upper bound on a pod's termination grace period (the agent must stop in bounded time).
     pub max_grace: Duration,
+    /// How long a restarted container must keep running before it is reported ready again.
+    pub ready_after: Duration,
     /// `PATH` given to containers (there is no image to provide one).
     pub container_path: String,
     pub csi: Option<Arc<CsiVolumes>>,

@@ -15,6 +15,7 @@ pub mod expand;
 pub mod harness;
 pub mod layout;
 pub mod pod;
+pub mod pod_status;
 pub mod process;
 pub mod status;
 pub mod supervisor;

@@ -63,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
         recorder,
         backoff,
         max_grace: Args::secs(args.max_grace_period_secs),
+        ready_after: Args::secs(args.ready_after_secs),
         container_path,
         csi,
     });

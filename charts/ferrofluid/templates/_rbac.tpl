@@ -1,0 +1,234 @@
+{{/*
+Least-privilege RBAC, per component. Every rule below is one the component's code makes at run time
+(docs/helm.md explains each); hack/chart-test.sh and e2e/tests/chart_rbac.rs check that the controllers
+run the seed flow with exactly these and that nothing broader (wildcards, Secret writes) is granted.
+
+Rules on namespaced resources ("ferrofluid.rules.<component>") go into the ClusterRole
+`<fullname>-<component>`, bound cluster-wide, or only in `watchNamespace` when that is set and the
+component honours it. Rules on cluster-scoped resources ("ferrofluid.clusterRules.<component>") go into
+`<fullname>-<component>-cluster`, always bound cluster-wide. The leader-election Lease is granted by a Role
+in the release namespace, limited to the component's own Lease name (Lease creation cannot be limited by
+name in RBAC).
+*/}}
+
+{{- define "ferrofluid.rules.dataset-controller" -}}
+# Watch datasets; add/remove the finalizer (JSON patch on the object).
+- apiGroups: ["data.fluid.io"]
+  resources: ["datasets"]
+  verbs: ["get", "list", "watch", "patch"]
+# NotBound phase and the Validated condition.
+- apiGroups: ["data.fluid.io"]
+  resources: ["datasets/status"]
+  verbs: ["patch"]
+# Checks that the Secrets named in encryptOptions exist and hold the keys (values are never logged).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+# Deletion protection: pods that still mount the dataset's claim.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
+{{ include "ferrofluid.rules.events" . }}
+{{- end -}}
+
+{{- define "ferrofluid.rules.runtime-controller" -}}
+# Watch runtimes; finalizer (JSON patch) and owner reference to the dataset (server-side apply).
+- apiGroups: ["data.fluid.io"]
+  resources: ["juicefsruntimes"]
+  verbs: {{ if .ctx.Values.rbac.ownerReferencesPermissionEnforcement }}["get", "list", "watch", "patch", "delete"]{{ else }}["get", "list", "watch", "patch"]{{ end }}
+# Phases, counters and conditions.
+- apiGroups: ["data.fluid.io"]
+  resources: ["juicefsruntimes/status"]
+  verbs: ["patch"]
+# The dataset of the same name: read and watched; its status set to Bound/NotBound.
+- apiGroups: ["data.fluid.io"]
+  resources: ["datasets"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["data.fluid.io"]
+  resources: ["datasets/status"]
+  verbs: ["patch"]
+# Worker StatefulSet and FUSE DaemonSet: owned and watched, applied server-side (create on first
+# apply), deleted on cleanup.
+- apiGroups: ["apps"]
+  resources: ["statefulsets", "daemonsets"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+# The dataset's PVC: applied server-side, checked and deleted on cleanup.
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["get", "create", "patch", "delete"]
+# Worker pods: which nodes run a worker (node cache labels).
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "watch"]
+{{ include "ferrofluid.rules.events" . }}
+{{- end -}}
+
+{{- define "ferrofluid.clusterRules.runtime-controller" -}}
+# The dataset's PV: applied server-side, checked and deleted on cleanup.
+- apiGroups: [""]
+  resources: ["persistentvolumes"]
+  verbs: ["get", "create", "patch", "delete"]
+# Worker cache labels on the nodes where workers run; labels stripped on cleanup.
+- apiGroups: [""]
+  resources: ["nodes"]
+  verbs: ["get", "list", "patch"]
+{{- end -}}
+
+{{- define "ferrofluid.rules.metrics-collector" -}}
+# Reflectors over worker/FUSE pods (by label), runtimes and datasets, in every namespace.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "watch"]
+- apiGroups: ["data.fluid.io"]
+  resources: ["juicefsruntimes", "datasets"]
+  verbs: ["list", "watch"]
+# cacheStates (and the dataset's ufsTotal) through server-side apply of status.
+- apiGroups: ["data.fluid.io"]
+  resources: ["juicefsruntimes/status", "datasets/status"]
+  verbs: ["patch"]
+{{- end -}}
+
+{{- define "ferrofluid.rules.csi-plugin" -}}
+# The runtime's FUSE clean policy (and whether it is being deleted) decides if NodeUnstage removes the
+# node's FUSE label. Everything else the plugin needs comes in the CSI requests (volume attributes).
+- apiGroups: ["data.fluid.io"]
+  resources: ["juicefsruntimes"]
+  verbs: ["get"]
+{{ include "ferrofluid.rules.events" . }}
+{{- end -}}
+
+{{- define "ferrofluid.clusterRules.csi-plugin" -}}
+# The FUSE label `fluid.io/f-<ns>-<name>` on its own Node (RBAC cannot narrow this to one node name per
+# DaemonSet pod; the plugin only ever patches the Node named by --node-id).
+- apiGroups: [""]
+  resources: ["nodes"]
+  verbs: ["get", "patch"]
+{{- end -}}
+
+{{- define "ferrofluid.rules.events" -}}
+# Events through kube's Recorder (events.k8s.io/v1): create, and patch to count a repeated event.
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end -}}
+
+{{/*
+ServiceAccount, roles and bindings of one component:
+(dict "ctx" $ "component" "…" "values" .Values.<component> "namespaced" <honours watchNamespace>
+      "cluster" <has cluster-scoped rules> "lease" <is leader-elected>).
+*/}}
+{{- define "ferrofluid.rbac" -}}
+{{- $ctx := .ctx -}}
+{{- $name := include "ferrofluid.componentName" . -}}
+{{- $sa := include "ferrofluid.serviceAccountName" . -}}
+{{- if .values.serviceAccount.create }}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{ $sa }}
+  namespace: {{ $ctx.Release.Namespace }}
+  labels:
+    {{- include "ferrofluid.labels" . | nindent 4 }}
+  {{- with .values.serviceAccount.annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- if $ctx.Values.rbac.create }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: {{ $name }}
+  labels:
+    {{- include "ferrofluid.labels" . | nindent 4 }}
+rules:
+  {{- include (printf "ferrofluid.rules.%s" .component) . | nindent 2 }}
+---
+{{- if and .namespaced $ctx.Values.watchNamespace }}
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: {{ $name }}
+  namespace: {{ $ctx.Values.watchNamespace }}
+{{- else }}
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: {{ $name }}
+{{- end }}
+  labels:
+    {{- include "ferrofluid.labels" . | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: {{ $name }}
+subjects:
+  - kind: ServiceAccount
+    name: {{ $sa }}
+    namespace: {{ $ctx.Release.Namespace }}
+{{- if .cluster }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: {{ $name }}-cluster
+  labels:
+    {{- include "ferrofluid.labels" . | nindent 4 }}
+rules:
+  {{- include (printf "ferrofluid.clusterRules.%s" .component) . | nindent 2 }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: {{ $name }}-cluster
+  labels:
+    {{- include "ferrofluid.labels" . | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: {{ $name }}-cluster
+subjects:
+  - kind: ServiceAccount
+    name: {{ $sa }}
+    namespace: {{ $ctx.Release.Namespace }}
+{{- end }}
+{{- if and .lease $ctx.Values.leaderElection.enabled }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: {{ $name }}-leader-election
+  namespace: {{ $ctx.Release.Namespace }}
+  labels:
+    {{- include "ferrofluid.labels" . | nindent 4 }}
+rules:
+  # The first replica creates the Lease; creation cannot be limited by name.
+  - apiGroups: ["coordination.k8s.io"]
+    resources: ["leases"]
+    verbs: ["create"]
+  # Read, renew, take over and release only this component's own Lease.
+  - apiGroups: ["coordination.k8s.io"]
+    resources: ["leases"]
+    resourceNames: [{{ include "ferrofluid.leaseName" . | quote }}]
+    verbs: ["get", "update"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: {{ $name }}-leader-election
+  namespace: {{ $ctx.Release.Namespace }}
+  labels:
+    {{- include "ferrofluid.labels" . | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: {{ $name }}-leader-election
+subjects:
+  - kind: ServiceAccount
+    name: {{ $sa }}
+    namespace: {{ $ctx.Release.Namespace }}
+{{- end }}
+{{- end }}
+{{- end -}}

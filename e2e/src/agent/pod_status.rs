@@ -1,0 +1,280 @@
+//! Container state reported in the Pod's status, as kubelet reports it. kwok marks every pod Running
+//! and Ready once (its `pod-ready` stage only matches pods without a `podIP`) and never looks again, so
+//! for the pods whose containers the agent runs it patches `status.conditions` (`Ready`,
+//! `ContainersReady`) and `status.containerStatuses` itself. `phase`, `podIP`, `hostIP` and `startTime`
+//! stay as kwok set them. Messages hold a container's own output or the agent's error text, never
+//! environment values.
+
+use k8s_openapi::api::core::v1::{
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, Pod,
+    PodCondition,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use std::collections::BTreeMap;
+use std::path::Path;
+use tokio::sync::{Mutex, watch};
+
+/// Field manager of the agent's status patches.
+pub const FIELD_MANAGER: &str = "ferrofluid-node-agent";
+/// Lines of a failed container's log kept in `lastState.terminated.message` (FallbackToLogsOnError).
+pub const LOG_TAIL_LINES: usize = 10;
+/// Bytes of a failed container's log kept in `lastState.terminated.message`.
+pub const LOG_TAIL_BYTES: usize = 1024;
+
+pub fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+/// The last `max_lines` lines of `bytes`, at most `max_bytes` of them (cut at a character boundary).
+pub fn log_tail(bytes: &[u8], max_lines: usize, max_bytes: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let trimmed = text.trim_end_matches('\n');
+    let lines: Vec<&str> = trimmed.split('\n').collect();
+    let tail = lines[lines.len().saturating_sub(max_lines)..].join("\n");
+    if tail.len() <= max_bytes {
+        return tail;
+    }
+    let mut start = tail.len() - max_bytes;
+    while !tail.is_char_boundary(start) {
+        start += 1;
+    }
+    tail[start..].to_string()
+}
+
+/// What a container wrote to `log` from byte `offset` on (its current run), as a status message.
+pub fn read_log_tail(log: &Path, offset: u64) -> String {
+    let bytes = std::fs::read(log).unwrap_or_default();
+    let from = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len());
+    log_tail(&bytes[from..], LOG_TAIL_LINES, LOG_TAIL_BYTES)
+}
+
+/// One container's status; `ready`, `restart_count`, `state` and `last_state` as the agent sees them.
+pub fn container_status(
+    name: &str,
+    image: &str,
+    ready: bool,
+    restart_count: i32,
+    state: ContainerState,
+    last_state: Option<ContainerStateTerminated>,
+) -> ContainerStatus {
+    let started = state.running.is_some();
+    ContainerStatus {
+        name: name.to_string(),
+        image: image.to_string(),
+        image_id: String::new(),
+        ready,
+        restart_count,
+        started: Some(started),
+        state: Some(state),
+        last_state: last_state.map(|t| ContainerState { terminated: Some(t), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+pub fn running(started_at: Time) -> ContainerState {
+    ContainerState { running: Some(ContainerStateRunning { started_at: Some(started_at) }), ..Default::default() }
+}
+
+pub fn waiting(reason: &str, message: String) -> ContainerState {
+    ContainerState {
+        waiting: Some(ContainerStateWaiting { reason: Some(reason.into()), message: Some(message) }),
+        ..Default::default()
+    }
+}
+
+pub fn terminated(t: ContainerStateTerminated) -> ContainerState {
+    ContainerState { terminated: Some(t), ..Default::default() }
+}
+
+/// The pod's container statuses: the agent's view of a container where it has one, otherwise what
+/// the pod already says (kwok's initial status), in the order of `spec.containers`.
+pub fn merged_statuses(pod: &Pod, views: &BTreeMap<String, ContainerStatus>) -> Vec<ContainerStatus> {
+    let current = pod.status.as_ref().and_then(|s| s.container_statuses.as_ref());
+    pod.spec
+        .iter()
+        .flat_map(|s| s.containers.iter())
+        .map(|c| {
+            views
+                .get(&c.name)
+                .cloned()
+                .or_else(|| current.and_then(|cs| cs.iter().find(|s| s.name == c.name).cloned()))
+                .unwrap_or_else(|| {
+                    let image = c.image.clone().unwrap_or_default();
+                    let state = waiting("ContainerCreating", String::new());
+                    container_status(&c.name, &image, false, 0, state, None)
+                })
+        })
+        .collect()
+}
+
+/// `Ready` and `ContainersReady`: `True` when every container is ready, otherwise `False` naming the
+/// unready ones. A condition keeps its `lastTransitionTime` while its status does not change.
+pub fn conditions(pod: &Pod, statuses: &[ContainerStatus], now: &Time) -> Vec<PodCondition> {
+    let unready: Vec<&str> = statuses.iter().filter(|s| !s.ready).map(|s| s.name.as_str()).collect();
+    let current = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+    ["Ready", "ContainersReady"]
+        .into_iter()
+        .map(|type_| {
+            let status = if unready.is_empty() { "True" } else { "False" };
+            let previous = current.and_then(|cs| cs.iter().find(|c| c.type_ == type_));
+            let transition = previous
+                .filter(|p| p.status == status)
+                .and_then(|p| p.last_transition_time.clone())
+                .unwrap_or_else(|| now.clone());
+            let (reason, message) = if unready.is_empty() {
+                (None, None)
+            } else {
+                (
+                    Some("ContainersNotReady".to_string()),
+                    Some(format!("containers with unready status: [{}]", unready.join(" "))),
+                )
+            };
+            PodCondition {
+                type_: type_.to_string(),
+                status: status.to_string(),
+                reason,
+                message,
+                last_transition_time: Some(transition),
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
+/// The status patch: conditions (merged by type) and the whole `containerStatuses` list.
+pub fn patch_body(pod: &Pod, views: &BTreeMap<String, ContainerStatus>, now: &Time) -> serde_json::Value {
+    let statuses = merged_statuses(pod, views);
+    let conditions = conditions(pod, &statuses, now);
+    serde_json::json!({ "status": { "conditions": conditions, "containerStatuses": statuses } })
+}
+
+/// Reports the containers of one pod: keeps the latest status of each and patches the pod's status
+/// subresource on each change, one patch at a time.
+pub struct PodStatusReporter {
+    api: Api<Pod>,
+    name: String,
+    pod: watch::Receiver<Pod>,
+    views: Mutex<BTreeMap<String, ContainerStatus>>,
+}
+
+impl PodStatusReporter {
+    pub fn new(client: kube::Client, pod: watch::Receiver<Pod>) -> Self {
+        let (ns, name) = {
+            let p = pod.borrow();
+            (p.metadata.namespace.clone().unwrap_or_default(), p.metadata.name.clone().unwrap_or_default())
+        };
+        Self { api: Api::namespaced(client, &ns), name, pod, views: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// Records `status` for its container and patches the pod; failures are only logged (the pod may
+    /// be gone, and the next change patches again).
+    pub async fn report(&self, status: ContainerStatus) {
+        let mut views = self.views.lock().await;
+        views.insert(status.name.clone(), status);
+        let pod = self.pod.borrow().clone();
+        if pod.metadata.deletion_timestamp.is_some() {
+            return;
+        }
+        let body = patch_body(&pod, &views, &now());
+        let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+        if let Err(e) = self.api.patch_status(&self.name, &params, &Patch::Strategic(body)).await {
+            tracing::warn!(pod = %self.name, error = %e, "cannot patch pod status");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{Container, PodSpec, PodStatus};
+
+    fn pod(containers: &[&str]) -> Pod {
+        Pod {
+            spec: Some(PodSpec {
+                containers: containers
+                    .iter()
+                    .map(|n| Container { name: n.to_string(), image: Some("img".into()), ..Default::default() })
+                    .collect(),
+                ..Default::default()
+            }),
+            status: Some(PodStatus {
+                phase: Some("Running".into()),
+                conditions: Some(vec![PodCondition {
+                    type_: "Ready".into(),
+                    status: "True".into(),
+                    last_transition_time: Some(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)),
+                    ..Default::default()
+                }]),
+                container_statuses: Some(
+                    containers.iter().map(|n| container_status(n, "img", true, 0, running(now()), None)).collect(),
+                ),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn crashed(name: &str) -> ContainerStatus {
+        let last = ContainerStateTerminated { exit_code: 3, reason: Some("Error".into()), ..Default::default() };
+        container_status(name, "img", false, 1, waiting("CrashLoopBackOff", "back-off".into()), Some(last))
+    }
+
+    #[test]
+    fn log_tail_keeps_the_last_lines_within_the_byte_limit() {
+        let log: String = (1..=20).map(|i| format!("line {i}\n")).collect();
+        let tail = log_tail(log.as_bytes(), 10, 1024);
+        assert_eq!(tail.lines().count(), 10);
+        assert!(tail.starts_with("line 11") && tail.ends_with("line 20"), "{tail}");
+        let long = "é".repeat(2000);
+        let cut = log_tail(long.as_bytes(), 10, 1024);
+        assert!(cut.len() <= 1024 && cut.chars().all(|c| c == 'é'));
+        assert_eq!(log_tail(b"", 10, 1024), "");
+    }
+
+    #[test]
+    fn a_crashed_container_makes_the_pod_unready_naming_it() {
+        let p = pod(&["a", "b"]);
+        let views = BTreeMap::from([("b".to_string(), crashed("b"))]);
+        let statuses = merged_statuses(&p, &views);
+        assert_eq!(
+            statuses.iter().map(|s| (s.name.as_str(), s.ready)).collect::<Vec<_>>(),
+            [("a", true), ("b", false)]
+        );
+        let t = now();
+        let conds = conditions(&p, &statuses, &t);
+        assert_eq!(conds.len(), 2);
+        for c in &conds {
+            assert_eq!(c.status, "False");
+            assert_eq!(c.reason.as_deref(), Some("ContainersNotReady"));
+            assert_eq!(c.message.as_deref(), Some("containers with unready status: [b]"));
+            assert_eq!(c.last_transition_time.as_ref(), Some(&t));
+        }
+    }
+
+    #[test]
+    fn all_ready_keeps_true_conditions_and_their_transition_time() {
+        let p = pod(&["a"]);
+        let views = BTreeMap::from([("a".to_string(), container_status("a", "img", true, 2, running(now()), None))]);
+        let body = patch_body(&p, &views, &now());
+        let ready = &body["status"]["conditions"][0];
+        assert_eq!(ready["type"], "Ready");
+        assert_eq!(ready["status"], "True");
+        assert_eq!(ready["lastTransitionTime"], "1970-01-01T00:00:00Z");
+        assert!(ready.get("reason").is_none());
+        assert_eq!(body["status"]["containerStatuses"][0]["restartCount"], 2);
+        assert!(body["status"].get("phase").is_none() && body["status"].get("podIP").is_none());
+    }
+
+    #[test]
+    fn containers_without_any_status_are_not_ready() {
+        let mut p = pod(&["a"]);
+        if let Some(s) = p.status.as_mut() {
+            s.container_statuses = None;
+        }
+        let statuses = merged_statuses(&p, &BTreeMap::new());
+        assert!(!statuses[0].ready);
+        assert_eq!(conditions(&p, &statuses, &now())[0].status, "False");
+    }
+}

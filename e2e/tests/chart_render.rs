@@ -1,0 +1,238 @@
+//! What `helm template` renders for the Deployments, the csi-plugin DaemonSet and the CSIDriver, with
+//! default and non-default values: the contract with the binaries' flags, kubelet and Prometheus.
+//! (Applying the renderings to the API server is hack/chart-test.sh; RBAC is chart_rbac.rs.)
+
+use anyhow::{Context, Result, ensure};
+use ferrofluid_e2e::{bin_path, tool_path};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn render(extra: &[&str]) -> Result<Vec<Value>> {
+    let chart = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../charts/ferrofluid");
+    let out = Command::new(tool_path("helm"))
+        .args(["template", "ff"])
+        .arg(chart)
+        .args(["--namespace", "ferrofluid-system"])
+        .args(extra)
+        .output()
+        .context("running helm template")?;
+    ensure!(out.status.success(), "helm template failed: {}", String::from_utf8_lossy(&out.stderr));
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&String::from_utf8(out.stdout)?)?;
+    Ok(docs.into_iter().filter(|d| d.is_object()).collect())
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> Result<&'a Value> {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .with_context(|| format!("{kind} {name} not rendered"))
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(String::from)).collect()
+}
+
+fn env<'a>(container: &'a Value, name: &str) -> Option<&'a Value> {
+    container["env"].as_array()?.iter().find(|e| e["name"] == name)
+}
+
+fn mount<'a>(container: &'a Value, name: &str) -> Option<&'a Value> {
+    container["volumeMounts"].as_array()?.iter().find(|m| m["name"] == name)
+}
+
+fn host_path(pod: &Value, volume: &str) -> Option<String> {
+    pod["volumes"].as_array()?.iter().find(|v| v["name"] == volume)?["hostPath"]["path"].as_str().map(String::from)
+}
+
+#[test]
+fn deployments_are_leader_elected_with_probes_and_metrics() -> Result<()> {
+    let docs = render(&[])?;
+    for (component, binary_flag) in [
+        ("dataset-controller", "--recheck-seconds=15"),
+        ("runtime-controller", "--mount-root=/runtime-mnt"),
+        ("metrics-collector", "--scrape-interval=15s"),
+    ] {
+        let d = find(&docs, "Deployment", &format!("ff-ferrofluid-{component}"))?;
+        ensure!(d["spec"]["replicas"] == 2, "{component}: replicas");
+        let pod = &d["spec"]["template"]["spec"];
+        ensure!(pod["serviceAccountName"] == format!("ff-ferrofluid-{component}"), "{component}: service account");
+        let c = &pod["containers"][0];
+        ensure!(c["command"][0] == format!("/usr/local/bin/{component}"), "{component}: command");
+        let args = strings(&c["args"]);
+        ensure!(args.contains(&"--http-addr=0.0.0.0:8080".to_string()), "{component}: {args:?}");
+        ensure!(args.contains(&binary_flag.to_string()), "{component}: {args:?}");
+        ensure!(env(c, "FERROFLUID_LEADER_ELECT").is_some_and(|e| e["value"] == "true"), "{component}: leader");
+        ensure!(
+            env(c, "POD_NAMESPACE").is_some_and(|e| e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"),
+            "{component}: POD_NAMESPACE from the downward API (the Lease namespace)"
+        );
+        ensure!(env(c, "POD_NAME").is_some(), "{component}: POD_NAME");
+        ensure!(env(c, "FERROFLUID_WATCH_NAMESPACE").is_none(), "{component}: watches all namespaces by default");
+        ensure!(c["livenessProbe"]["httpGet"]["path"] == "/healthz", "{component}: liveness");
+        ensure!(c["readinessProbe"]["httpGet"]["path"] == "/readyz", "{component}: readiness");
+        ensure!(c["ports"][0]["containerPort"] == 8080 && c["ports"][0]["name"] == "http", "{component}: port");
+        let ann = &d["spec"]["template"]["metadata"]["annotations"];
+        ensure!(ann["prometheus.io/scrape"] == "true" && ann["prometheus.io/port"] == "8080", "{component}: {ann}");
+        ensure!(c["resources"]["requests"]["cpu"].is_string(), "{component}: resources");
+        ensure!(c["securityContext"]["readOnlyRootFilesystem"] == true, "{component}: read-only root");
+        find(&docs, "Service", &format!("ff-ferrofluid-{component}-metrics"))?;
+    }
+    Ok(())
+}
+
+#[test]
+fn csi_daemonset_registers_with_kubelet_and_propagates_mounts() -> Result<()> {
+    for (kubelet, mount_root) in [("/var/lib/kubelet", "/runtime-mnt"), ("/var/lib/k0s/kubelet", "/mnt/ff")] {
+        let docs = render(&["--set", &format!("kubeletRoot={kubelet}"), "--set", &format!("mountRoot={mount_root}")])?;
+        let ds = find(&docs, "DaemonSet", "ff-ferrofluid-csi-plugin")?;
+        let pod = &ds["spec"]["template"]["spec"];
+        ensure!(pod["hostNetwork"] == true, "hostNetwork");
+        let containers = pod["containers"].as_array().context("containers")?;
+        let registrar = containers.iter().find(|c| c["name"] == "node-driver-registrar").context("registrar")?;
+        let plugin = containers.iter().find(|c| c["name"] == "csi-plugin").context("plugin")?;
+        ensure!(
+            registrar["image"]
+                .as_str()
+                .is_some_and(|i| i.starts_with("registry.k8s.io/sig-storage/csi-node-driver-registrar:")),
+            "registrar image"
+        );
+        let reg_args = strings(&registrar["args"]);
+        let socket = format!("{kubelet}/plugins/fuse.csi.fluid.io/csi.sock");
+        ensure!(reg_args.contains(&format!("--kubelet-registration-path={socket}")), "{reg_args:?}");
+        ensure!(reg_args.contains(&"--csi-address=/csi/csi.sock".to_string()), "{reg_args:?}");
+        ensure!(host_path(pod, "registration-dir") == Some(format!("{kubelet}/plugins_registry")), "registration dir");
+        ensure!(host_path(pod, "plugin-dir") == Some(format!("{kubelet}/plugins/fuse.csi.fluid.io")), "plugin dir");
+        ensure!(host_path(pod, "kubelet-dir") == Some(kubelet.to_string()), "kubelet dir");
+        ensure!(host_path(pod, "mount-root") == Some(mount_root.to_string()), "mount root");
+
+        let args = strings(&plugin["args"]);
+        for want in [
+            "--endpoint=unix:///csi/csi.sock".to_string(),
+            "--node-id=$(NODE_NAME)".to_string(),
+            format!("--mount-root={mount_root}"),
+            format!("--kubelet-root={kubelet}"),
+        ] {
+            ensure!(args.contains(&want), "csi-plugin args {args:?} lack {want}");
+        }
+        ensure!(
+            env(plugin, "NODE_NAME").is_some_and(|e| e["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"),
+            "NODE_NAME"
+        );
+        ensure!(plugin["securityContext"]["privileged"] == true, "privileged");
+        for (volume, path) in [("kubelet-dir", kubelet), ("mount-root", mount_root)] {
+            let m = mount(plugin, volume).with_context(|| format!("{volume} not mounted"))?;
+            ensure!(m["mountPath"] == path && m["mountPropagation"] == "Bidirectional", "{volume}: {m}");
+        }
+        let rc = find(&docs, "Deployment", "ff-ferrofluid-runtime-controller")?;
+        let rc_args = strings(&rc["spec"]["template"]["spec"]["containers"][0]["args"]);
+        ensure!(rc_args.contains(&format!("--mount-root={mount_root}")), "runtime-controller {rc_args:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn csidriver_storageclass_and_optional_objects() -> Result<()> {
+    let docs = render(&[])?;
+    let driver = find(&docs, "CSIDriver", "fuse.csi.fluid.io")?;
+    ensure!(driver["spec"]["attachRequired"] == false && driver["spec"]["podInfoOnMount"] == true, "{driver}");
+    let sc = find(&docs, "StorageClass", "fluid")?;
+    ensure!(sc["provisioner"] == "kubernetes.io/no-provisioner" && sc["volumeBindingMode"] == "Immediate", "{sc}");
+    ensure!(
+        !docs.iter().any(|d| d["kind"] == "ServiceMonitor" || d["kind"] == "PodMonitor" || d["kind"] == "ConfigMap")
+    );
+
+    let off = render(&["--set", "csiDriver.create=false", "--set", "storageClass.create=false"])?;
+    ensure!(!off.iter().any(|d| d["kind"] == "CSIDriver" || d["kind"] == "StorageClass"), "create=false honoured");
+
+    let monitors = ["--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.podMonitor.enabled=true"];
+    let without_api = render(&monitors)?;
+    ensure!(!without_api.iter().any(|d| d["kind"] == "ServiceMonitor" || d["kind"] == "PodMonitor"), "guarded");
+    let mut with_api = monitors.to_vec();
+    with_api.extend([
+        "--api-versions",
+        "monitoring.coreos.com/v1/ServiceMonitor",
+        "--api-versions",
+        "monitoring.coreos.com/v1/PodMonitor",
+    ]);
+    let with_api = render(&with_api)?;
+    find(&with_api, "ServiceMonitor", "ff-ferrofluid")?;
+    find(&with_api, "PodMonitor", "ff-ferrofluid-csi-plugin")?;
+
+    let dash = render(&["--set", "dashboards.enabled=true"])?;
+    let cm = find(&dash, "ConfigMap", "ff-ferrofluid-dashboards")?;
+    ensure!(cm["metadata"]["labels"]["grafana_dashboard"] == "1", "{}", cm["metadata"]);
+    let data = cm["data"].as_object().context("dashboard data")?;
+    ensure!(!data.is_empty(), "no dashboard in the ConfigMap");
+    for (file, json) in data {
+        serde_json::from_str::<Value>(json.as_str().unwrap_or_default())
+            .with_context(|| format!("{file} is not valid JSON"))?;
+    }
+
+    let scoped = render(&["--set", "watchNamespace=team-a", "--set", "leaderElection.enabled=false"])?;
+    for component in ["dataset-controller", "runtime-controller"] {
+        let d = find(&scoped, "Deployment", &format!("ff-ferrofluid-{component}"))?;
+        let c = &d["spec"]["template"]["spec"]["containers"][0];
+        ensure!(env(c, "FERROFLUID_WATCH_NAMESPACE").is_some_and(|e| e["value"] == "team-a"), "{component}");
+        ensure!(env(c, "FERROFLUID_LEADER_ELECT").is_some_and(|e| e["value"] == "false"), "{component}");
+        let rb = find(&scoped, "RoleBinding", &format!("ff-ferrofluid-{component}"))?;
+        ensure!(rb["metadata"]["namespace"] == "team-a" && rb["roleRef"]["kind"] == "ClusterRole", "{rb}");
+    }
+    ensure!(!scoped.iter().any(|d| d["kind"] == "Role"), "no Lease Role without leader election");
+    // Cluster-scoped rules stay cluster-wide; the collector and the plugin are never namespace-scoped.
+    for name in
+        ["ff-ferrofluid-runtime-controller-cluster", "ff-ferrofluid-metrics-collector", "ff-ferrofluid-csi-plugin"]
+    {
+        find(&scoped, "ClusterRoleBinding", name)?;
+    }
+    Ok(())
+}
+
+/// Every flag and environment variable the chart gives a component is one its binary accepts, with a valid
+/// value: each rendered container's command line runs through the real binary's parser (`--help` last, so
+/// nothing starts once parsing succeeded).
+#[test]
+fn rendered_command_lines_parse_with_the_real_binaries() -> Result<()> {
+    let variants: [&[&str]; 2] = [
+        &[],
+        &[
+            "--set",
+            "watchNamespace=team-a",
+            "--set",
+            "leaderElection.enabled=false",
+            "--set",
+            "logging.json=false",
+            "--set",
+            "csiPlugin.fuseRecovery=false",
+            "--set",
+            "metricsCollector.scrapeInterval=30s",
+        ],
+    ];
+    let mut checked = 0;
+    for values in variants {
+        let docs = render(values)?;
+        for workload in docs.iter().filter(|d| d["kind"] == "Deployment" || d["kind"] == "DaemonSet") {
+            for c in workload["spec"]["template"]["spec"]["containers"].as_array().into_iter().flatten() {
+                let Some(command) = c["command"][0].as_str() else { continue }; // the registrar sidecar
+                let binary = command.rsplit('/').next().unwrap_or(command);
+                let args: Vec<String> =
+                    strings(&c["args"]).into_iter().map(|a| a.replace("$(NODE_NAME)", "node-1")).collect();
+                let mut cmd = Command::new(bin_path(binary));
+                cmd.env_clear().args(&args).arg("--help");
+                for e in c["env"].as_array().into_iter().flatten() {
+                    if let (Some(name), Some(value)) = (e["name"].as_str(), e["value"].as_str()) {
+                        cmd.env(name, value);
+                    }
+                }
+                let out = cmd.output().with_context(|| format!("running {binary}"))?;
+                ensure!(
+                    out.status.success(),
+                    "{binary} rejects the chart's command line {args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                checked += 1;
+            }
+        }
+    }
+    ensure!(checked == 8, "expected 4 components x 2 renderings, checked {checked}");
+    Ok(())
+}
