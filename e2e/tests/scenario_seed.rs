@@ -286,7 +286,8 @@ async fn read_only_dataset_and_on_demand_fuse_cleanup() {
     let _ctl = Controllers::start(&ns.name).expect("controllers");
     let key = DatasetKey::new(&ns.name, "jfsdemo");
     let scenario = format!("rox-{}", std::process::id());
-    let yaml = dataset_yaml(&redis.meta_url(1), &bucket.0.display().to_string(), &scenario, "  accessModes: [ReadOnlyMany]\n");
+    let yaml =
+        dataset_yaml(&redis.meta_url(1), &bucket.0.display().to_string(), &scenario, "  accessModes: [ReadOnlyMany]\n");
     kubectl_ok(&["apply", "-n", &ns.name, "-f", "-"], Some(&yaml)).expect("dataset");
     let runtime = manifest("seed-runtime.yaml").replace("spec:\n", "spec:\n  fuse:\n    cleanPolicy: OnDemand\n");
     kubectl_ok(&["apply", "-n", &ns.name, "-f", "-"], Some(&runtime)).expect("runtime");

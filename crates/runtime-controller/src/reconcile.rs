@@ -260,14 +260,7 @@ async fn write_runtime_status(
         workers_ok.then(|| status::human_duration(Timestamp::now().duration_since(created).as_secs()))
     });
     let conditions = vec![
-        condition(
-            &existing.conditions,
-            "Ready",
-            workers_ok,
-            health.reason,
-            health.message.clone(),
-            &t,
-        ),
+        condition(&existing.conditions, "Ready", workers_ok, health.reason, health.message.clone(), &t),
         condition(
             &existing.conditions,
             "FusesReady",
