@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help setup tools build crds lint test test-unit csi-sanity cluster-up cluster-down cluster-status demo up down
+.PHONY: help setup tools build crds lint test test-unit csi-sanity bench cluster-up cluster-down cluster-status demo up down
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ test: ## everything: lint, unit tests, cluster tests on a real local control pla
 csi-sanity: ## csi-sanity (the CSI conformance suite) against the CSI plugin, with a real JuiceFS mount
 	cargo build --locked -p csi-plugin
 	hack/csi-sanity.sh
+
+bench: ## benchmarks (not tests): time to Bound for N datasets, controller CPU and peak memory
+	hack/bench.sh
 
 cluster-up: ## start the local control plane (etcd, apiserver, controller-manager, scheduler, kwok nodes)
 	hack/local-cluster.sh up

@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 apt_pkgs=()
-for tool in openssl:openssl curl:curl jq:jq flock:util-linux setsid:util-linux; do
+for tool in openssl:openssl curl:curl jq:jq bc:bc flock:util-linux setsid:util-linux unshare:util-linux nsenter:util-linux; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || apt_pkgs+=("${tool#*:}")
 done
 if [ ${#apt_pkgs[@]} -gt 0 ]; then

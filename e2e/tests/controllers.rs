@@ -186,6 +186,25 @@ async fn fuse_pods_follow_the_fuse_label() {
     let _ctl = Controllers::start(&ns.name).expect("controllers");
     seed(&ns.name, 1);
     field(&ns.name, "dataset", "jfsdemo", ".status.phase", "Bound").await;
+    // Spec changes roll into the workloads.
+    let patch = r#"{"spec":{"fuse":{"options":{"writeback":""}},"worker":{"resources":{"limits":{"memory":"1Gi"}}}}}"#;
+    get(&ns.name, &["patch", "juicefsruntime", "jfsdemo", "--type=merge", "-p", patch]).expect("patch runtime");
+    eventually("FUSE option in the DaemonSet", T, || async {
+        let args = get(
+            &ns.name,
+            &["get", "daemonset", "jfsdemo-fuse", "-o", "jsonpath={.spec.template.spec.containers[0].args[0]}"],
+        )?;
+        Ok(args.contains("--writeback").then_some(()))
+    })
+    .await;
+    field(
+        &ns.name,
+        "statefulset",
+        "jfsdemo-worker",
+        ".spec.template.spec.containers[0].resources.limits.memory",
+        "1Gi",
+    )
+    .await;
     let label = DatasetKey::new(&ns.name, "jfsdemo").fuse_node_label();
     kubectl_ok(&["label", "node", "node-2", &format!("{label}=true")], None).expect("label");
     field(&ns.name, "daemonset", "jfsdemo-fuse", ".status.numberReady", "1").await;
