@@ -336,7 +336,8 @@ async fn wrong_metaurl_keeps_the_dataset_unbound_and_says_why() {
     kubectl_ok(&["apply", "-n", &ns.name, "-f", "-"], Some(&yaml)).expect("dataset");
     kubectl_ok(&["apply", "-n", &ns.name, "-f", "-"], Some(&manifest("seed-runtime.yaml"))).expect("runtime");
     let path = ".status.conditions[?(@.type==\"RuntimeReady\")]";
-    let message = eventually("a RuntimeReady=False condition naming the failure", T, || async {
+    // `juicefs format` retries an unreachable metadata engine for about a minute before it gives up.
+    let message = eventually("a RuntimeReady=False condition naming the failure", Duration::from_secs(240), || async {
         let status = get(&ns.name, &["get", "dataset", "jfsdemo", "-o", &format!("jsonpath={{{path}.status}}")])?;
         let message = get(&ns.name, &["get", "dataset", "jfsdemo", "-o", &format!("jsonpath={{{path}.message}}")])?;
         Ok((status == "False" && message.contains("failing")).then_some(message))
@@ -344,7 +345,7 @@ async fn wrong_metaurl_keeps_the_dataset_unbound_and_says_why() {
     .await;
     assert!(message.contains("jfsdemo-worker-0/juicefs-worker"), "{message}");
     assert!(!message.contains(&dead), "the metadata URL (a secret) leaked into the condition: {message}");
-    eventually("WorkersFailing warning event on the dataset", T, || async {
+    eventually("WorkersFailing warning event on the dataset", Duration::from_secs(60), || async {
         let ev = get(
             &ns.name,
             &["get", "events", "--field-selector", "reason=WorkersFailing,involvedObject.kind=Dataset", "-o", "name"],

@@ -171,3 +171,25 @@ fn pv_and_pvc() {
     ds.mounts[0].read_only = Some(true);
     assert!(juicefs_config::build(&ds, &rt.spec).expect("valid").read_only);
 }
+
+#[test]
+fn readiness_probe_matches_only_a_juicefs_mount_at_the_path() {
+    let probe = crate::pod_parts::mounted_probe("/runtime-mnt/juicefs/default/jfsdemo/juicefs-fuse");
+    let cmd = probe.exec.and_then(|e| e.command).expect("exec");
+    let script = &cmd[2];
+    let run = |mountinfo: &str| {
+        let dir = std::env::temp_dir().join(format!("probe-{}-{}", std::process::id(), mountinfo.len()));
+        std::fs::write(&dir, mountinfo).expect("write");
+        let status = std::process::Command::new("sh")
+            .args(["-c", &script.replace("/proc/self/mountinfo", &dir.display().to_string())])
+            .status()
+            .expect("sh");
+        let _ = std::fs::remove_file(&dir);
+        status.success()
+    };
+    let line = |path: &str, fs: &str| format!("36 35 0:50 / {path} rw,relatime shared:1 - {fs} JuiceFS:test rw\n");
+    assert!(run(&line("/runtime-mnt/juicefs/default/jfsdemo/juicefs-fuse", "fuse.juicefs")));
+    assert!(!run(&line("/runtime-mnt/juicefs/default/jfsdemo/juicefs-fuse", "tmpfs")), "not JuiceFS");
+    assert!(!run(&line("/runtime-mnt/juicefs/default/jfsdemo/juicefs-fuse/sub", "fuse.juicefs")), "other path");
+    assert!(!run(""), "nothing mounted");
+}

@@ -4,7 +4,7 @@
 
 use crate::juicefs_config::{JuiceFsConfig, mount_script};
 use crate::labels;
-use crate::pod_parts::{cache_volumes, container_env, image_of, pull_policy, template_metadata};
+use crate::pod_parts::{cache_volumes, container_env, image_of, mounted_probe, pull_policy, template_metadata};
 use ferrofluid_api::JuiceFSRuntime;
 use ferrofluid_api::juicefs_runtime::NetworkMode;
 use ferrofluid_api::keys::{self, DatasetKey};
@@ -65,6 +65,7 @@ pub fn build(runtime: &JuiceFSRuntime, key: &DatasetKey, cfg: &JuiceFsConfig, mo
             ..Default::default()
         }]),
         resources: fuse.resources.clone(),
+        readiness_probe: Some(mounted_probe(&fluid_path)),
         volume_mounts: Some(mounts),
         security_context: Some(SecurityContext { privileged: Some(true), ..Default::default() }),
         lifecycle: Some(Lifecycle {

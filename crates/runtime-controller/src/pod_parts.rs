@@ -6,8 +6,8 @@ use ferrofluid_api::common::PodMetadata;
 use ferrofluid_api::juicefs_runtime::{JuiceFSRuntimeSpec, MediumType, PullPolicy};
 use ferrofluid_api::keys::DatasetKey;
 use k8s_openapi::api::core::v1::{
-    EmptyDirVolumeSource, EnvVar, EnvVarSource, HostPathVolumeSource, ObjectFieldSelector, SecretKeySelector, Volume,
-    VolumeMount,
+    EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, HostPathVolumeSource, ObjectFieldSelector, Probe,
+    SecretKeySelector, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeMap;
@@ -105,6 +105,20 @@ pub fn template_metadata(key: &DatasetKey, role: &str, user: [Option<&PodMetadat
     ObjectMeta {
         labels: Some(pod_labels),
         annotations: (!annotations.is_empty()).then_some(annotations),
+        ..Default::default()
+    }
+}
+
+/// Ready only while JuiceFS is mounted at `mount_path`: a client still formatting, or stuck on an
+/// unreachable metadata engine, is not ready, so the dataset is not bound on its account.
+pub fn mounted_probe(mount_path: &str) -> Probe {
+    let pattern = format!(" {} .* - fuse\\.juicefs ", mount_path.replace('.', "\\."));
+    Probe {
+        exec: Some(ExecAction {
+            command: Some(vec!["sh".into(), "-c".into(), format!("grep -qE '{pattern}' /proc/self/mountinfo")]),
+        }),
+        period_seconds: Some(5),
+        failure_threshold: Some(3),
         ..Default::default()
     }
 }

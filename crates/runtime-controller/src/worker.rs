@@ -2,7 +2,7 @@
 
 use crate::juicefs_config::{CacheLevel, JuiceFsConfig, mount_script};
 use crate::labels;
-use crate::pod_parts::{cache_volumes, container_env, image_of, pull_policy, template_metadata};
+use crate::pod_parts::{cache_volumes, container_env, image_of, mounted_probe, pull_policy, template_metadata};
 use ferrofluid_api::dataset::PlacementMode;
 use ferrofluid_api::keys::{self, DatasetKey};
 use ferrofluid_api::{DatasetSpec, JuiceFSRuntime};
@@ -42,6 +42,7 @@ pub fn build(runtime: &JuiceFSRuntime, dataset: &DatasetSpec, key: &DatasetKey, 
             ..Default::default()
         }]),
         resources: worker.resources.clone(),
+        readiness_probe: Some(mounted_probe(&worker_mount_path(key))),
         volume_mounts: Some(mounts),
         security_context: Some(k8s_openapi::api::core::v1::SecurityContext {
             privileged: Some(true), // FUSE needs /dev/fuse and mount(2)

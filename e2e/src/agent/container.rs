@@ -105,123 +105,126 @@ pub async fn supervise(
                 status::write(&status_path, &rec);
                 Run::Failed
             }
-            Ok(spec) => match process::spawn(&spec) {
-                Err(e) => {
-                    let msg = e.to_string();
-                    tracing::warn!(pod = %name, namespace = %ns, container = %container.name, error = %msg, "container failed to start");
-                    rec.state = "start-failed".into();
-                    rec.failures += 1;
-                    process::log_line(&log_path, &format!("failed to start: {msg}"));
-                    ctx.event(&pod, EventType::Warning, "Failed", format!("Error: {msg}")).await;
-                    let t = pod_status::now();
-                    reported.last = Some(ContainerStateTerminated {
-                        exit_code: 128,
-                        reason: Some("StartError".into()),
-                        message: Some(msg.clone()),
-                        started_at: Some(t.clone()),
-                        finished_at: Some(t),
-                        ..Default::default()
-                    });
-                    waiting_reason = "CrashLoopBackOff";
-                    rec.message = Some(msg);
-                    status::write(&status_path, &rec);
-                    Run::Failed
-                }
-                Ok(mut child) => {
-                    let pid = child.id();
-                    let started = Instant::now();
-                    let started_at = pod_status::now();
-                    let log_offset = std::fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
-                    waiting_reason = "CrashLoopBackOff";
-                    rec.starts += 1;
-                    rec.state = "running".into();
-                    rec.pid = pid;
-                    rec.message = None;
-                    status::write(&status_path, &rec);
-                    tracing::info!(pod = %name, namespace = %ns, container = %container.name, pid, "container started");
-                    ctx.event(&pod, EventType::Normal, "Started", format!("Started container {}", container.name))
-                        .await;
-                    // Ready right away on a first clean start, otherwise once it has kept running a while.
-                    let mut pending_ready = rec.failures > 0 || reported.restarts > 0;
-                    reported.report(!pending_ready, pod_status::running(started_at.clone())).await;
-                    let ready_timer = tokio::time::sleep(ctx.ready_after);
-                    tokio::pin!(ready_timer);
-                    let exit = loop {
-                        tokio::select! {
-                            exit = child.wait() => break Some(exit),
-                            _ = &mut ready_timer, if pending_ready => {
-                                pending_ready = false;
-                                reported.report(true, pod_status::running(started_at.clone())).await;
+            Ok(spec) => {
+                // Where this run's output starts in the log (before the process can write any).
+                let log_offset = std::fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
+                match process::spawn(&spec) {
+                    Err(e) => {
+                        let msg = e.to_string();
+                        tracing::warn!(pod = %name, namespace = %ns, container = %container.name, error = %msg, "container failed to start");
+                        rec.state = "start-failed".into();
+                        rec.failures += 1;
+                        process::log_line(&log_path, &format!("failed to start: {msg}"));
+                        ctx.event(&pod, EventType::Warning, "Failed", format!("Error: {msg}")).await;
+                        let t = pod_status::now();
+                        reported.last = Some(ContainerStateTerminated {
+                            exit_code: 128,
+                            reason: Some("StartError".into()),
+                            message: Some(msg.clone()),
+                            started_at: Some(t.clone()),
+                            finished_at: Some(t),
+                            ..Default::default()
+                        });
+                        waiting_reason = "CrashLoopBackOff";
+                        rec.message = Some(msg);
+                        status::write(&status_path, &rec);
+                        Run::Failed
+                    }
+                    Ok(mut child) => {
+                        let pid = child.id();
+                        let started = Instant::now();
+                        let started_at = pod_status::now();
+                        waiting_reason = "CrashLoopBackOff";
+                        rec.starts += 1;
+                        rec.state = "running".into();
+                        rec.pid = pid;
+                        rec.message = None;
+                        status::write(&status_path, &rec);
+                        tracing::info!(pod = %name, namespace = %ns, container = %container.name, pid, "container started");
+                        ctx.event(&pod, EventType::Normal, "Started", format!("Started container {}", container.name))
+                            .await;
+                        // Ready right away on a first clean start, otherwise once it has kept running a while.
+                        let mut pending_ready = rec.failures > 0 || reported.restarts > 0;
+                        reported.report(!pending_ready, pod_status::running(started_at.clone())).await;
+                        let ready_timer = tokio::time::sleep(ctx.ready_after);
+                        tokio::pin!(ready_timer);
+                        let exit = loop {
+                            tokio::select! {
+                                exit = child.wait() => break Some(exit),
+                                _ = &mut ready_timer, if pending_ready => {
+                                    pending_ready = false;
+                                    reported.report(true, pod_status::running(started_at.clone())).await;
+                                }
+                                _ = cancel.cancelled() => break None,
                             }
-                            _ = cancel.cancelled() => break None,
-                        }
-                    };
-                    match exit {
-                        Some(exit) => {
-                            process::reap_group(pid);
-                            rec.pid = None;
-                            if started.elapsed() >= ctx.backoff.reset_after {
-                                backoff = None;
-                            }
-                            match exit {
-                                Ok(st) => {
-                                    use std::os::unix::process::ExitStatusExt;
-                                    rec.last_exit_code = st.code();
-                                    rec.last_signal = st.signal();
-                                    let exit_code = st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0));
-                                    reported.last = Some(ContainerStateTerminated {
-                                        exit_code,
-                                        signal: st.signal(),
-                                        reason: Some(if st.success() { "Completed" } else { "Error" }.into()),
-                                        message: Some(pod_status::read_log_tail(&log_path, log_offset)),
-                                        started_at: Some(started_at.clone()),
-                                        finished_at: Some(pod_status::now()),
-                                        ..Default::default()
-                                    });
-                                    let msg = format!("exited: {st}");
-                                    process::log_line(&log_path, &msg);
-                                    tracing::info!(pod = %name, namespace = %ns, container = %container.name, %st, "container exited");
-                                    if st.success() {
-                                        rec.state = "completed".into();
-                                        rec.message = None;
-                                        status::write(&status_path, &rec);
-                                        Run::Succeeded
-                                    } else {
+                        };
+                        match exit {
+                            Some(exit) => {
+                                process::reap_group(pid);
+                                rec.pid = None;
+                                if started.elapsed() >= ctx.backoff.reset_after {
+                                    backoff = None;
+                                }
+                                match exit {
+                                    Ok(st) => {
+                                        use std::os::unix::process::ExitStatusExt;
+                                        rec.last_exit_code = st.code();
+                                        rec.last_signal = st.signal();
+                                        let exit_code = st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0));
+                                        reported.last = Some(ContainerStateTerminated {
+                                            exit_code,
+                                            signal: st.signal(),
+                                            reason: Some(if st.success() { "Completed" } else { "Error" }.into()),
+                                            message: Some(pod_status::read_log_tail(&log_path, log_offset)),
+                                            started_at: Some(started_at.clone()),
+                                            finished_at: Some(pod_status::now()),
+                                            ..Default::default()
+                                        });
+                                        let msg = format!("exited: {st}");
+                                        process::log_line(&log_path, &msg);
+                                        tracing::info!(pod = %name, namespace = %ns, container = %container.name, %st, "container exited");
+                                        if st.success() {
+                                            rec.state = "completed".into();
+                                            rec.message = None;
+                                            status::write(&status_path, &rec);
+                                            Run::Succeeded
+                                        } else {
+                                            rec.state = "exited".into();
+                                            rec.failures += 1;
+                                            rec.message = Some(msg);
+                                            status::write(&status_path, &rec);
+                                            Run::Failed
+                                        }
+                                    }
+                                    Err(e) => {
                                         rec.state = "exited".into();
                                         rec.failures += 1;
-                                        rec.message = Some(msg);
+                                        reported.last = Some(ContainerStateTerminated {
+                                            exit_code: 128,
+                                            reason: Some("Error".into()),
+                                            message: Some(format!("cannot wait for the process: {e}")),
+                                            started_at: Some(started_at.clone()),
+                                            finished_at: Some(pod_status::now()),
+                                            ..Default::default()
+                                        });
+                                        rec.message = Some(format!("cannot wait for the process: {e}"));
                                         status::write(&status_path, &rec);
                                         Run::Failed
                                     }
                                 }
-                                Err(e) => {
-                                    rec.state = "exited".into();
-                                    rec.failures += 1;
-                                    reported.last = Some(ContainerStateTerminated {
-                                        exit_code: 128,
-                                        reason: Some("Error".into()),
-                                        message: Some(format!("cannot wait for the process: {e}")),
-                                        started_at: Some(started_at.clone()),
-                                        finished_at: Some(pod_status::now()),
-                                        ..Default::default()
-                                    });
-                                    rec.message = Some(format!("cannot wait for the process: {e}"));
-                                    status::write(&status_path, &rec);
-                                    Run::Failed
-                                }
                             }
-                        }
-                        None => {
-                            let pod = pod_rx.borrow().clone();
-                            stop(&ctx, &pod, &container, &spec, &mut child).await;
-                            rec.pid = None;
-                            rec.state = "stopped".into();
-                            status::write(&status_path, &rec);
-                            return Outcome::Stopped;
+                            None => {
+                                let pod = pod_rx.borrow().clone();
+                                stop(&ctx, &pod, &container, &spec, &mut child).await;
+                                rec.pid = None;
+                                rec.state = "stopped".into();
+                                status::write(&status_path, &rec);
+                                return Outcome::Stopped;
+                            }
                         }
                     }
                 }
-            },
+            }
         };
         let restart = match (kind, &run, policy.as_str()) {
             (Kind::Init, Run::Succeeded, _) => return Outcome::Completed,

@@ -1,7 +1,7 @@
 //! Status records the agent keeps under `.local/nodes/<node>/status/`, one JSON file per pod and per
-//! container, rewritten atomically on each change. They tell a person or a test what the agent did
-//! (kwok owns the pod status in the API, so the agent cannot write it there). They never hold env
-//! values or expanded arguments, which may carry secrets.
+//! container, rewritten atomically on each change. They tell a person or a test what the agent did,
+//! in more detail than the container state it reports in the Pod's status (`pod_status`). They never
+//! hold env values or expanded arguments, which may carry secrets.
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
