@@ -2,6 +2,7 @@
 //! node labels, FUSE placement, ordering, deletion protection, crash restarts, leader election.
 
 use ferrofluid_api::DatasetKey;
+use ferrofluid_e2e::cluster::{kubectl_in as get, leftovers, wait_field};
 use ferrofluid_e2e::controllers::{Controllers, start_dataset};
 use ferrofluid_e2e::process::{Component, eventually};
 use ferrofluid_e2e::redis::free_port;
@@ -11,12 +12,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(60);
-
-fn get(ns: &str, args: &[&str]) -> anyhow::Result<String> {
-    let mut all = vec!["-n", ns];
-    all.extend_from_slice(args);
-    kubectl_ok(&all, None)
-}
 
 fn json(ns: &str, kind: &str, name: &str) -> anyhow::Result<Option<Value>> {
     let out = kubectl(&["-n", ns, "get", kind, name, "-o", "json", "--ignore-not-found"], None)?;
@@ -34,12 +29,7 @@ fn seed(ns: &str, replicas: i32) {
 }
 
 async fn field(ns: &str, kind: &str, name: &str, path: &str, want: &str) {
-    let what = format!("{kind}/{name} {path} = {want}");
-    eventually(&what, T, || async {
-        let v = get(ns, &["get", kind, name, "-o", &format!("jsonpath={{{path}}}"), "--ignore-not-found"])?;
-        Ok((v == want).then_some(()))
-    })
-    .await
+    wait_field(ns, kind, name, path, want, T).await
 }
 
 fn node_labels(node: &str) -> BTreeMap<String, String> {
@@ -266,27 +256,8 @@ async fn dataset_deletion_waits_for_pods_then_cleans_everything() {
     assert!(json(&ns.name, "pvc", "jfsdemo").expect("get").is_some());
 
     get(&ns.name, &["delete", "pod", "demo-app", "--grace-period=0", "--force"]).expect("delete pod");
-    let pv = key.pv_name();
     eventually("everything cleaned up", Duration::from_secs(90), || async {
-        let mut left = Vec::new();
-        for (kind, name) in [
-            ("dataset", "jfsdemo"),
-            ("juicefsruntime", "jfsdemo"),
-            ("pvc", "jfsdemo"),
-            ("pv", pv.as_str()),
-            ("statefulset", "jfsdemo-worker"),
-            ("daemonset", "jfsdemo-fuse"),
-        ] {
-            if json(&ns.name, kind, name)?.is_some() {
-                left.push(format!("{kind}/{name}"));
-            }
-        }
-        for node in all_nodes() {
-            if node_labels(&node).keys().any(|k| k.contains(&format!("{}-jfsdemo", ns.name))) {
-                left.push(format!("labels on {node}"));
-            }
-        }
-        Ok(left.is_empty().then_some(()))
+        Ok(leftovers(&key)?.is_empty().then_some(()))
     })
     .await;
     for node in all_nodes() {

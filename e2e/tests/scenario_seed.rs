@@ -5,6 +5,7 @@
 
 use ferrofluid_api::DatasetKey;
 use ferrofluid_e2e::agent::harness::{Csi, KwokNode, NodeAgents, namespace_pids};
+use ferrofluid_e2e::cluster::{kubectl_in as get, leftovers, wait_field};
 use ferrofluid_e2e::controllers::Controllers;
 use ferrofluid_e2e::process::{Component, eventually};
 use ferrofluid_e2e::redis::{RedisServer, free_port};
@@ -30,18 +31,8 @@ impl Drop for TempDir {
     }
 }
 
-fn get(ns: &str, args: &[&str]) -> anyhow::Result<String> {
-    let mut all = vec!["-n", ns];
-    all.extend_from_slice(args);
-    kubectl_ok(&all, None)
-}
-
 async fn field(ns: &str, kind: &str, name: &str, path: &str, want: &str) {
-    eventually(&format!("{kind}/{name} {path} = {want}"), T, || async {
-        let v = get(ns, &["get", kind, name, "-o", &format!("jsonpath={{{path}}}"), "--ignore-not-found"])?;
-        Ok((v == want).then_some(()))
-    })
-    .await
+    wait_field(ns, kind, name, path, want, T).await
 }
 
 fn exec(agents: &NodeAgents, node: &str, script: &str) -> anyhow::Result<String> {
@@ -241,20 +232,7 @@ async fn seed_scenario_on_real_mounts() {
     // Deleting the dataset unwinds everything.
     get(&ns.name, &["delete", "dataset", "jfsdemo", "--wait=false"]).expect("delete dataset");
     eventually("nothing left", Duration::from_secs(120), || async {
-        let mut left = Vec::new();
-        for (kind, name) in [
-            ("dataset", "jfsdemo"),
-            ("juicefsruntime", "jfsdemo"),
-            ("pvc", "jfsdemo"),
-            ("pv", pv.as_str()),
-            ("statefulset", "jfsdemo-worker"),
-            ("daemonset", "jfsdemo-fuse"),
-        ] {
-            let out = kubectl(&["-n", &ns.name, "get", kind, name, "-o", "name", "--ignore-not-found"], None)?;
-            if !out.stdout.trim().is_empty() {
-                left.push(out.stdout.trim().to_string());
-            }
-        }
+        let mut left = leftovers(&key)?;
         for node in &cluster.nodes {
             let labels = kubectl_ok(&["get", "node", &node.name, "-o", "jsonpath={.metadata.labels}"], None)?;
             if labels.contains(&format!("{}-jfsdemo", ns.name)) {

@@ -10,7 +10,7 @@ use clap::Parser;
 use ferrofluid_api::Dataset;
 use ferrofluid_service::metrics::ReconcileMetrics;
 use ferrofluid_service::runner::{drain, scoped_api};
-use ferrofluid_service::{CommonArgs, LeaderArgs};
+use ferrofluid_service::{CommonArgs, ControllerArgs, LeaderArgs};
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
@@ -25,15 +25,11 @@ struct Args {
     common: CommonArgs,
     #[command(flatten)]
     leader: LeaderArgs,
-    /// Datasets reconciled at the same time.
-    #[arg(long, env = "FERROFLUID_CONCURRENCY", default_value_t = 4)]
-    concurrency: u16,
     /// Seconds between checks of a dataset whose input is invalid (e.g. a missing Secret).
     #[arg(long, env = "FERROFLUID_RECHECK_SECONDS", default_value_t = 15)]
     recheck_seconds: u64,
-    /// Only watch this namespace (default: all namespaces).
-    #[arg(long, env = "FERROFLUID_WATCH_NAMESPACE")]
-    namespace: Option<String>,
+    #[command(flatten)]
+    controller: ControllerArgs,
 }
 
 #[tokio::main]
@@ -48,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
         registry,
         |rt| async move {
             let client = rt.client;
-            let api = scoped_api::<Dataset>(&client, args.namespace.as_deref());
+            let api = scoped_api::<Dataset>(&client, args.controller.namespace.as_deref());
             let ctx = Arc::new(reconcile::Context {
                 client: client.clone(),
                 recorder: Recorder::new(client.clone(), Reporter::from("ferrofluid-dataset-controller")),
@@ -57,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
             });
             let stop = rt.stop.clone();
             let controller = Controller::new(api, watcher::Config::default())
-                .with_config(controller::Config::default().concurrency(args.concurrency))
+                .with_config(controller::Config::default().concurrency(args.controller.concurrency))
                 .graceful_shutdown_on(async move { stop.cancelled().await })
                 .run(reconcile::reconcile, reconcile::error_policy, ctx);
             drain(controller).await;

@@ -22,7 +22,7 @@ use ferrofluid_api::keys;
 use ferrofluid_api::{Dataset, JuiceFSRuntime};
 use ferrofluid_service::metrics::ReconcileMetrics;
 use ferrofluid_service::runner::{drain, scoped_api};
-use ferrofluid_service::{CommonArgs, LeaderArgs};
+use ferrofluid_service::{CommonArgs, ControllerArgs, LeaderArgs};
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
@@ -47,12 +47,8 @@ struct Args {
     /// Seconds between periodic resyncs of each runtime (±10% jitter).
     #[arg(long, env = "FERROFLUID_RESYNC_SECONDS", default_value_t = 60)]
     resync_seconds: u64,
-    /// Runtimes reconciled at the same time.
-    #[arg(long, env = "FERROFLUID_CONCURRENCY", default_value_t = 4)]
-    concurrency: u16,
-    /// Only watch this namespace (default: all namespaces).
-    #[arg(long, env = "FERROFLUID_WATCH_NAMESPACE")]
-    namespace: Option<String>,
+    #[command(flatten)]
+    controller: ControllerArgs,
 }
 
 #[tokio::main]
@@ -67,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
         registry,
         |rt| async move {
             let client = rt.client;
-            let ns = args.namespace.as_deref();
+            let ns = args.controller.namespace.as_deref();
             let ctx = Arc::new(Context {
                 client: client.clone(),
                 recorder: Recorder::new(client.clone(), Reporter::from("ferrofluid-runtime-controller")),
@@ -85,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
             ));
             let stop = rt.stop.clone();
             let controller = Controller::new(scoped_api::<JuiceFSRuntime>(&client, ns), watcher::Config::default())
-                .with_config(controller::Config::default().concurrency(args.concurrency))
+                .with_config(controller::Config::default().concurrency(args.controller.concurrency))
                 .owns(scoped_api::<StatefulSet>(&client, ns), ours.clone())
                 .owns(scoped_api::<DaemonSet>(&client, ns), ours)
                 // A dataset appearing or changing wakes the runtime of the same name.

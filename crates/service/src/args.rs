@@ -35,6 +35,17 @@ pub struct LeaderArgs {
     pub lease_seconds: u64,
 }
 
+/// Flags of a controller's work queue and scope.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ControllerArgs {
+    /// Objects reconciled at the same time.
+    #[arg(long, env = "FERROFLUID_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: u16,
+    /// Only watch this namespace (default: all namespaces).
+    #[arg(long, env = "FERROFLUID_WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+}
+
 /// Parses a positive duration flag: `15s`, `500ms`, `2m`, `1h`, `1.5s`, or a bare number of seconds.
 pub fn parse_duration(raw: &str) -> Result<std::time::Duration, String> {
     let s = raw.trim();

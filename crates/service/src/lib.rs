@@ -12,6 +12,6 @@ pub mod runner;
 pub mod shutdown;
 pub mod telemetry;
 
-pub use args::{CommonArgs, LeaderArgs};
+pub use args::{CommonArgs, ControllerArgs, LeaderArgs};
 pub use http::Health;
 pub use shutdown::shutdown_on_signal;

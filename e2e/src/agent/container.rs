@@ -5,6 +5,7 @@
 use crate::agent::ctx::AgentCtx;
 use crate::agent::env::{self, Fetched};
 use crate::agent::pod_status::{self, PodStatusReporter};
+use crate::agent::probe::{self, AbortOnDrop, Readiness};
 use crate::agent::process::{self, ProcessSpec};
 use crate::agent::status::{self, ContainerRecord};
 use k8s_openapi::api::core::v1::{ConfigMap, Container, ContainerStateTerminated, ContainerStatus, Pod, Secret};
@@ -13,7 +14,7 @@ use kube::runtime::events::EventType;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +89,11 @@ pub async fn supervise(
         restarts: 0,
         last: None,
     };
+    let readiness = probe::readiness(&container);
+    if let Readiness::Unsupported(kind) = &readiness {
+        tracing::warn!(pod = %name, namespace = %ns, container = %container.name, kind, "readiness probe type not supported: ignored, ready while running");
+        process::log_line(&log_path, &format!("readiness probe ignored: {kind} probes are not supported, only exec"));
+    }
     let mut backoff: Option<Duration> = None;
     loop {
         // Why the container waits while in backoff (kubelet: CrashLoopBackOff, or the config error).
@@ -144,8 +150,18 @@ pub async fn supervise(
                         ctx.event(&pod, EventType::Normal, "Started", format!("Started container {}", container.name))
                             .await;
                         // Ready right away on a first clean start, otherwise once it has kept running a while.
-                        let mut pending_ready = rec.failures > 0 || reported.restarts > 0;
-                        reported.report(!pending_ready, pod_status::running(started_at.clone())).await;
+                        // With an exec readiness probe, ready only once it succeeds (a prober per run).
+                        let (probe_tx, mut probe_rx) = mpsc::unbounded_channel();
+                        let prober = match (&readiness, reported.reporter.is_some()) {
+                            (Readiness::Exec(p), true) => {
+                                Some(AbortOnDrop(tokio::spawn(probe::run(p.clone(), spec.clone(), probe_tx.clone()))))
+                            }
+                            _ => None,
+                        };
+                        let mut pending_ready = prober.is_none() && (rec.failures > 0 || reported.restarts > 0);
+                        reported
+                            .report(prober.is_none() && !pending_ready, pod_status::running(started_at.clone()))
+                            .await;
                         let ready_timer = tokio::time::sleep(ctx.ready_after);
                         tokio::pin!(ready_timer);
                         let exit = loop {
@@ -155,9 +171,18 @@ pub async fn supervise(
                                     pending_ready = false;
                                     reported.report(true, pod_status::running(started_at.clone())).await;
                                 }
+                                Some((ready, failure)) = probe_rx.recv() => {
+                                    if let Some(f) = &failure {
+                                        process::log_line(&log_path, f);
+                                        ctx.event(&pod, EventType::Warning, "Unhealthy", f.clone()).await;
+                                    }
+                                    reported.report(ready, pod_status::running(started_at.clone())).await;
+                                }
                                 _ = cancel.cancelled() => break None,
                             }
                         };
+                        drop(prober);
+                        drop(probe_tx);
                         match exit {
                             Some(exit) => {
                                 process::reap_group(pid);

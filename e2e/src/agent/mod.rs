@@ -16,6 +16,7 @@ pub mod harness;
 pub mod layout;
 pub mod pod;
 pub mod pod_status;
+pub mod probe;
 pub mod process;
 pub mod status;
 pub mod supervisor;
