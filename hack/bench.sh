@@ -15,7 +15,15 @@ BIN="$REPO_ROOT/target/release"
 
 started=0
 pids=()
+unwind() { # delete the datasets while the controllers still run, so nothing is left behind
+  kubectl -n "$NS" delete datasets --all --wait=false >/dev/null 2>&1 || true
+  local deadline=$(( $(date +%s) + 300 ))
+  while [ -n "$(kubectl -n "$NS" get datasets,juicefsruntimes -o name 2>/dev/null)" ] && [ "$(date +%s)" -lt $deadline ]; do
+    sleep 1
+  done
+}
 cleanup() {
+  [ ${#pids[@]} -gt 0 ] && unwind
   kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   [ $started -eq 1 ] && "$HACK_DIR/local-cluster.sh" down >/dev/null 2>&1 || true
@@ -72,7 +80,3 @@ printf '| datasets | nodes | time to all Bound | PVCs Bound | runtime-controller
 printf '|---|---|---|---|---|---|\n'
 printf '| %s | %s | %.1f s | %s | %s s / %s MiB | %s s / %s MiB |\n' "$N" "$nodes" "$elapsed" "$pvcs" "$rt_cpu" "$rt_mem" "$ds_cpu" "$ds_mem"
 
-# Unwind with the controllers still running, so nothing is left behind.
-kubectl -n "$NS" delete datasets --all --wait=false >/dev/null
-deadline=$(( $(date +%s) + 300 ))
-while [ -n "$(kubectl -n "$NS" get datasets,juicefsruntimes -o name)" ] && [ "$(date +%s)" -lt $deadline ]; do sleep 1; done

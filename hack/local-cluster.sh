@@ -6,6 +6,9 @@
 #   hack/local-cluster.sh down             stop every process and remove all state
 #   hack/local-cluster.sh status           exit 0 when every component is up and the API is ready
 #
+# kwok's simulated heartbeats can lag on a busy 2-core machine; a 5-minute node grace period keeps the
+# node lifecycle controller from marking nodes (and their pods) NotReady for that.
+#
 # Every address is loopback: apiserver and etcd on 127.0.0.1, node i at 127.0.1.i, pod IPs from
 # 127.128.0.0/16 and service IPs from 127.96.0.0/16. Admin kubeconfig: .local/kubeconfig.
 set -euo pipefail
@@ -166,7 +169,8 @@ cmd_up() {
     --bind-address 127.0.0.1 --secure-port "$KCM_PORT" --leader-elect=false \
     --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
     --controllers '*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller' \
-    --service-cluster-ip-range "$SERVICE_CIDR" --use-service-account-credentials=false
+    --service-cluster-ip-range "$SERVICE_CIDR" --use-service-account-credentials=false \
+    --node-monitor-grace-period 300s
   start kube-scheduler kube-scheduler \
     --kubeconfig "$KUBECONFIG_FILE" --authentication-kubeconfig "$KUBECONFIG_FILE" \
     --authorization-kubeconfig "$KUBECONFIG_FILE" \

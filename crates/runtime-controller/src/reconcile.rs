@@ -299,15 +299,32 @@ async fn worker_pods(ctx: &Context, key: &DatasetKey) -> Result<Vec<Pod>, Error>
     Ok(pods.list(&ListParams::default().labels(&selector)).await.step("list worker pods")?.items)
 }
 
+/// Label patches are guarded by the node's resourceVersion (so `dataset-num` is counted from what is
+/// really there); when another writer got in first, re-read the node and plan again, a few times.
 async fn patch_node(
     nodes: &Api<Node>,
     node: &Node,
     set: &BTreeMap<String, String>,
     remove: &[String],
 ) -> Result<(), Error> {
-    let current = node.metadata.labels.clone().unwrap_or_default();
-    if let Some(patch) = node_labels::plan(&current, set, remove, node.metadata.resource_version.as_deref()) {
-        nodes.patch(&node.name_any(), &PatchParams::default(), &Patch::Merge(patch)).await.step("patch node labels")?;
+    const ATTEMPTS: usize = 8;
+    let mut node = node.clone();
+    for attempt in 1..=ATTEMPTS {
+        let current = node.metadata.labels.clone().unwrap_or_default();
+        let Some(patch) = node_labels::plan(&current, set, remove, node.metadata.resource_version.as_deref()) else {
+            return Ok(());
+        };
+        match nodes.patch(&node.name_any(), &PatchParams::default(), &Patch::Merge(patch)).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt < ATTEMPTS => {
+                tokio::time::sleep(Duration::from_millis(rand::random_range(10..100))).await;
+                match nodes.get_opt(&node.name_any()).await.step("get node")? {
+                    Some(fresh) => node = fresh,
+                    None => return Ok(()),
+                }
+            }
+            Err(e) => return Err(e).step("patch node labels")?,
+        }
     }
     Ok(())
 }

@@ -25,17 +25,19 @@ fn phase(desired: i32, ready: i32) -> RuntimePhase {
     }
 }
 
-/// Workers: Ready when all desired workers are ready, PartialReady with at least one.
+/// Workers: Ready when all desired workers are available (ready for the StatefulSet's
+/// `minReadySeconds`), PartialReady with at least one.
 pub fn workers(desired: i32, sts: Option<&StatefulSet>) -> Counts {
     let status = sts.and_then(|s| s.status.clone()).unwrap_or_default();
     let ready = status.ready_replicas.unwrap_or(0);
+    let available = status.available_replicas.unwrap_or(0);
     Counts {
         desired,
         current: status.current_replicas.unwrap_or(status.replicas),
         ready,
-        available: status.available_replicas.unwrap_or(0),
-        unavailable: (desired - ready).max(0),
-        phase: if sts.is_none() { RuntimePhase::NotReady } else { phase(desired, ready) },
+        available,
+        unavailable: (desired - available).max(0),
+        phase: if sts.is_none() { RuntimePhase::NotReady } else { phase(desired, available) },
     }
 }
 
@@ -85,7 +87,12 @@ mod tests {
 
     fn sts(ready: i32) -> StatefulSet {
         StatefulSet {
-            status: Some(StatefulSetStatus { replicas: 3, ready_replicas: Some(ready), ..Default::default() }),
+            status: Some(StatefulSetStatus {
+                replicas: 3,
+                ready_replicas: Some(ready),
+                available_replicas: Some(ready),
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }
@@ -98,6 +105,15 @@ mod tests {
         assert_eq!(workers(3, Some(&sts(0))).phase, RuntimePhase::NotReady);
         assert_eq!(workers(3, None).phase, RuntimePhase::NotReady);
         assert_eq!(workers(0, Some(&sts(0))).phase, RuntimePhase::Ready);
+    }
+
+    #[test]
+    fn ready_but_not_yet_available_is_not_ready() {
+        let mut s = sts(1);
+        s.status.as_mut().expect("status").available_replicas = Some(0);
+        let counts = workers(1, Some(&s));
+        assert_eq!(counts.ready, 1);
+        assert_eq!(counts.phase, RuntimePhase::NotReady);
     }
 
     #[test]
