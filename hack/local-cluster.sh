@@ -170,11 +170,12 @@ cmd_up() {
     --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
     --controllers '*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller' \
     --service-cluster-ip-range "$SERVICE_CIDR" --use-service-account-credentials=false \
-    --node-monitor-grace-period 300s
+    --node-monitor-grace-period 300s --kube-api-qps 300 --kube-api-burst 600
   start kube-scheduler kube-scheduler \
     --kubeconfig "$KUBECONFIG_FILE" --authentication-kubeconfig "$KUBECONFIG_FILE" \
     --authorization-kubeconfig "$KUBECONFIG_FILE" \
-    --bind-address 127.0.0.1 --secure-port "$SCHED_PORT" --leader-elect=false
+    --bind-address 127.0.0.1 --secure-port "$SCHED_PORT" --leader-elect=false \
+    --kube-api-qps 300 --kube-api-burst 600
   start kwok kwok --kubeconfig "$KUBECONFIG_FILE" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
     --cidr "$POD_CIDR" --node-ip 127.0.1.254 \

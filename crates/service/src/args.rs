@@ -14,10 +14,10 @@ pub struct CommonArgs {
     #[arg(long, env = "FERROFLUID_LOG_JSON")]
     pub log_json: bool,
     /// Client-side rate limit for API requests: sustained queries per second (0 = unlimited).
-    #[arg(long, env = "FERROFLUID_API_QPS", default_value_t = 50.0)]
+    #[arg(long, env = "FERROFLUID_API_QPS", default_value_t = 200.0)]
     pub api_qps: f64,
     /// Client-side rate limit burst.
-    #[arg(long, env = "FERROFLUID_API_BURST", default_value_t = 100)]
+    #[arg(long, env = "FERROFLUID_API_BURST", default_value_t = 400)]
     pub api_burst: u32,
 }
 

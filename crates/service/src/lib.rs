@@ -8,6 +8,7 @@ pub mod error;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod rate_limit;
 pub mod runner;
 pub mod shutdown;
 pub mod telemetry;
