@@ -55,3 +55,4 @@ down: ## stop everything `make up` started: agents, components, cluster
 	-hack/node-agents.sh stop
 	-hack/components.sh stop
 	hack/local-cluster.sh down
+	rm -rf .local/bucket .local/dataset.yaml

@@ -16,14 +16,15 @@ down() {
   "$HACK_DIR/node-agents.sh" stop >/dev/null 2>&1 || true
   "$HACK_DIR/components.sh" stop || true
   "$HACK_DIR/local-cluster.sh" down || true
+  rm -rf "$LOCAL_DIR/bucket" "$LOCAL_DIR/dataset.yaml"
 }
 [ "${KEEP:-0}" = 1 ] || trap down EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
-wait_for() { # description timeout command...
-  local what=$1 t=$2; shift 2
-  for _ in $(seq 1 $((t * 2))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
+wait_for() { # description timeout condition (shell code, evaluated afresh each time)
+  local what=$1 t=$2 cond=$3
+  for _ in $(seq 1 $((t * 2))); do eval "$cond" >/dev/null 2>&1 && return 0; sleep 0.5; done
   die "timed out waiting for $what"
 }
 jp() { kubectl get "$1" -o "jsonpath=$2" 2>/dev/null; }
@@ -46,20 +47,21 @@ step "ferrofluid's components, and node agents standing in for kubelet on ${NODE
 
 REDIS_URL="redis://127.0.0.1:${FF_REDIS_PORT:-16379}/1"
 BUCKET="$LOCAL_DIR/bucket"
-mkdir -p "$BUCKET"
+# Redis (the metadata) starts empty every time, so the object store must too.
+rm -rf "$BUCKET" && mkdir -p "$BUCKET"
 step "1. The seed's Dataset (bucket filled in; metaurl from a Secret)"
 sed -e "s|redis://127.0.0.1:6379/1|$REDIS_URL|" -e "s|/var/lib/ferrofluid/bucket|$BUCKET|" \
   e2e/manifests/seed-dataset-with-secret.yaml > "$LOCAL_DIR/dataset.yaml"
 show kubectl apply -f "$LOCAL_DIR/dataset.yaml"
-wait_for "dataset NotBound" 60 test "$(jp dataset/jfsdemo '{.status.phase}')" = NotBound
+wait_for "dataset NotBound" 60 "[ \"\$(jp dataset/jfsdemo '{.status.phase}')\" = NotBound ]"
 step "2. The dataset-controller marks it NotBound"
 show kubectl get datasets
 step "3. The seed's JuiceFSRuntime, unchanged"
 show cat e2e/manifests/seed-runtime.yaml
 show kubectl apply -f e2e/manifests/seed-runtime.yaml
-wait_for "runtime Ready" 120 test "$(jp juicefsruntime/jfsdemo '{.status.workerPhase}')" = Ready
-wait_for "dataset Bound" 120 test "$(jp dataset/jfsdemo '{.status.phase}')" = Bound
-wait_for "PVC Bound" 60 test "$(jp pvc/jfsdemo '{.status.phase}')" = Bound
+wait_for "runtime Ready" 120 "[ \"\$(jp juicefsruntime/jfsdemo '{.status.workerPhase}')\" = Ready ]"
+wait_for "dataset Bound" 120 "[ \"\$(jp dataset/jfsdemo '{.status.phase}')\" = Bound ]"
+wait_for "PVC Bound" 60 "[ \"\$(jp pvc/jfsdemo '{.status.phase}')\" = Bound ]"
 step "4. The runtime-controller: workers, FUSE DaemonSet (no pods yet), Bound dataset, PV and PVC, node labels"
 show kubectl get juicefsruntimes,statefulsets,daemonsets,pods -o wide
 show kubectl get datasets,pv,pvc
@@ -67,24 +69,26 @@ show kubectl get nodes -L fluid.io/dataset-num,fluid.io/s-default-jfsdemo,fluid.
 
 step "5. The seed's demo-app pod uses the PVC"
 show kubectl apply -f e2e/manifests/seed-pod.yaml
-wait_for "pod scheduled" 60 test -n "$(jp pod/demo-app '{.spec.nodeName}')"
+wait_for "pod scheduled" 60 "[ -n \"\$(jp pod/demo-app '{.spec.nodeName}')\" ]"
 NODE=$(jp pod/demo-app '{.spec.nodeName}')
 step "6-7. NodeStageVolume on $NODE: the CSI plugin labels the node, the FUSE DaemonSet starts a pod there"
-wait_for "FUSE label" 60 test "$(jp "node/$NODE" '{.metadata.labels.fluid\.io/f-default-jfsdemo}')" = true
-wait_for "FUSE pod ready" 120 test "$(jp daemonset/jfsdemo-fuse '{.status.numberReady}')" = 1
+wait_for "FUSE label" 60 "[ \"\$(jp "node/$NODE" '{.metadata.labels.fluid\.io/f-default-jfsdemo}')\" = true ]"
+wait_for "FUSE pod ready" 120 "[ \"\$(jp daemonset/jfsdemo-fuse '{.status.numberReady}')\" = 1 ]"
 show kubectl get pods -o wide -l role=juicefs-fuse
 step "8. The FUSE pod mounted JuiceFS at the node's fluid_path (inside $NODE's mount namespace)"
 FLUID_PATH=/runtime-mnt/juicefs/default/jfsdemo/juicefs-fuse
 UID_=$(jp pod/demo-app '{.metadata.uid}')
 TARGET=/var/lib/kubelet/pods/$UID_/volumes/kubernetes.io~csi/default-jfsdemo/mount
-wait_for "pod volume published" 120 "$HACK_DIR/node-exec" "$NODE" -- sh -c "grep -q ' $TARGET ' /proc/self/mountinfo"
+published() { "$HACK_DIR/node-exec" "$NODE" -- grep -q " $TARGET " /proc/self/mountinfo; }
+wait_for "pod volume published" 120 published
 show "$HACK_DIR/node-exec" "$NODE" -- sh -c "grep fuse.juicefs /proc/self/mountinfo | cut -d' ' -f5,9,10"
 step "9-10. NodePublishVolume bind-mounted it into the pod's volume directory; the pod sees the data"
 show "$HACK_DIR/node-exec" "$NODE" -- sh -c "echo 'hello from ferrofluid' > $TARGET/hello.txt && ls -l $TARGET"
 show "$HACK_DIR/node-exec" "$NODE" -- cat "$TARGET/hello.txt"
 "$HACK_DIR/node-exec" "$NODE" -- cat "$TARGET/hello.txt" >/dev/null
 step "Cache metrics: the metrics-collector writes cacheStates"
-wait_for "cacheStates" 60 test -n "$(jp dataset/jfsdemo '{.status.cacheStates.cached}')"
+cached() { local c; c=$(jp dataset/jfsdemo '{.status.cacheStates.cached}'); [ -n "$c" ] && [ "${c#0}" = "$c" ]; }
+wait_for "a non-zero cacheStates.cached" 60 cached
 show kubectl get datasets -o wide
 curl -s http://127.0.0.1:18083/metrics | grep -E '^ferrofluid_dataset_cache' | head -8 || true
 
@@ -95,7 +99,7 @@ fi
 step "Teardown: deleting the pod and the dataset unwinds everything"
 show kubectl delete pod demo-app --wait=true
 show kubectl delete dataset jfsdemo --wait=true --timeout=120s
-wait_for "runtime gone" 120 test -z "$(kubectl get juicefsruntime jfsdemo -o name --ignore-not-found)"
+wait_for "runtime gone" 120 "[ -z \"\$(kubectl get juicefsruntime jfsdemo -o name --ignore-not-found)\" ]"
 show kubectl get pv,pvc,statefulsets,daemonsets
 show kubectl get nodes -L fluid.io/dataset-num,fluid.io/f-default-jfsdemo
 step "Done"
