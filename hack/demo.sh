@@ -42,18 +42,23 @@ spec: {attachRequired: false, podInfoOnMount: true}
 YAML
 
 step "ferrofluid's components, and node agents standing in for kubelet on ${NODES[*]}"
+fresh=0
+"$HACK_DIR/components.sh" status >/dev/null 2>&1 || fresh=1
 "$HACK_DIR/components.sh" start
 "$HACK_DIR/node-agents.sh" start "${NODES[@]}"
 
 REDIS_URL="redis://127.0.0.1:${FF_REDIS_PORT:-16379}/1"
 BUCKET="$LOCAL_DIR/bucket"
-# Redis (the metadata) starts empty every time, so the object store must too.
-rm -rf "$BUCKET" && mkdir -p "$BUCKET"
+# A new Redis (the metadata) starts empty, so the object store must too; a running one keeps both.
+[ "$fresh" = 0 ] || rm -rf "$BUCKET"
+mkdir -p "$BUCKET"
 step "1. The seed's Dataset (bucket filled in; metaurl from a Secret)"
 sed -e "s|redis://127.0.0.1:6379/1|$REDIS_URL|" -e "s|/var/lib/ferrofluid/bucket|$BUCKET|" \
   e2e/manifests/seed-dataset-with-secret.yaml > "$LOCAL_DIR/dataset.yaml"
 show kubectl apply -f "$LOCAL_DIR/dataset.yaml"
-wait_for "dataset NotBound" 60 "[ \"\$(jp dataset/jfsdemo '{.status.phase}')\" = NotBound ]"
+# NotBound (or already Bound when `make up` runs again on a running setup).
+phase_set() { case "$(jp dataset/jfsdemo '{.status.phase}')" in NotBound|Bound) return 0 ;; *) return 1 ;; esac; }
+wait_for "dataset NotBound" 60 phase_set
 step "2. The dataset-controller marks it NotBound"
 show kubectl get datasets
 step "3. The seed's JuiceFSRuntime, unchanged"
