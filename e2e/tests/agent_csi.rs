@@ -10,6 +10,7 @@ use csi_plugin::proto::node_server::{Node, NodeServer};
 use csi_plugin::proto::node_service_capability::{Rpc, Type, rpc};
 use csi_plugin::proto::*;
 use ferrofluid_api::keys::CSI_DRIVER_NAME;
+use ferrofluid_e2e::TempDir;
 use ferrofluid_e2e::agent::harness::{Csi, KwokNode, NodeAgents, wait_for};
 use ferrofluid_e2e::agent::status::{self, PodRecord};
 use ferrofluid_e2e::{TestNamespace, kubectl_ok};
@@ -103,14 +104,6 @@ impl Node for Recorder {
         let stage =
             NodeServiceCapability { r#type: Some(Type::Rpc(Rpc { r#type: rpc::Type::StageUnstageVolume as i32 })) };
         Ok(Response::new(NodeGetCapabilitiesResponse { capabilities: vec![stage] }))
-    }
-}
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

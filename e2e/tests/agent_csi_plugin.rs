@@ -2,19 +2,11 @@
 //! under the node's directory, answering the CSI node service; stopping the agent stops the plugin too.
 
 use anyhow::Result;
+use ferrofluid_e2e::TempDir;
 use ferrofluid_e2e::agent::csi::CsiClient;
 use ferrofluid_e2e::agent::harness::{Csi, KwokNode, NodeAgents, namespace_pids, wait_for};
 use ferrofluid_e2e::bin_path;
-use std::path::PathBuf;
 use std::time::Duration;
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn cmdline(pid: u32) -> String {
     std::fs::read(format!("/proc/{pid}/cmdline"))

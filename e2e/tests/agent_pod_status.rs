@@ -4,22 +4,13 @@
 //! leaves its pod Ready. kwok (which marked both pods Ready) does not overwrite what the agent reports.
 
 use anyhow::{Context, Result};
+use ferrofluid_e2e::TempDir;
 use ferrofluid_e2e::agent::harness::{Csi, KwokNode, NodeAgents, PRIVATE_NODE_TAINT, wait_for};
 use ferrofluid_e2e::{TestNamespace, kubectl_ok};
 use serde_json::Value;
-use std::path::PathBuf;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(90);
-
-/// Removes the test's node directories last (after the agents are stopped).
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn statefulset(name: &str, node: &str, script: &str) -> String {
     format!(

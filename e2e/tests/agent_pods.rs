@@ -5,22 +5,14 @@
 //! create, and leaves no process behind when stopped.
 
 use anyhow::{Context, Result, bail};
+use ferrofluid_e2e::TempDir;
 use ferrofluid_e2e::agent::harness::{Csi, KwokNode, NodeAgents, group_pids, namespace_pids, wait_for};
 use ferrofluid_e2e::agent::status::{self, ContainerRecord, PodRecord};
 use ferrofluid_e2e::{TestNamespace, kubectl_ok};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// Removes the test's node directories last (after the agents are stopped).
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn record<T: for<'de> serde::Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
     if !path.exists() {

@@ -18,6 +18,7 @@
 use anyhow::{Context, Result, bail, ensure};
 use ferrofluid_api::DatasetKey;
 use ferrofluid_api::keys::{CapacityKind, LABEL_DATASET_NUM};
+use ferrofluid_e2e::TempDir;
 use ferrofluid_e2e::process::eventually;
 use ferrofluid_e2e::redis::free_port;
 use ferrofluid_e2e::{TestNamespace, bin_path, kubeconfig, kubectl, kubectl_ok, manifest, tool_path};
@@ -172,24 +173,6 @@ impl Drop for FlowCleanup {
             let name = node["metadata"]["name"].as_str().unwrap_or_default();
             let _ = kubectl(&["patch", "node", name, "--type", "merge", "-p", &body.to_string()], None);
         }
-    }
-}
-
-/// A directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
-        Ok(Self(dir))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -17,6 +17,7 @@ use ferrofluid_api::keys::{
     METRICS_PORT_NAME, ROLE_FUSE, ROLE_WORKER, WORKER_CONTAINER,
 };
 use ferrofluid_api::{Dataset, DatasetKey, DatasetSpec, JuiceFSRuntime, JuiceFSRuntimeSpec, Level, MediumType, Mount};
+use ferrofluid_e2e::TempDir;
 use ferrofluid_e2e::redis::{RedisServer, free_port};
 use ferrofluid_e2e::{TestNamespace, bin_path, tool_path};
 use k8s_openapi::api::core::v1::{Container, ContainerPort, Pod, PodSpec};
@@ -504,23 +505,6 @@ impl StandIn {
 impl Drop for StandIn {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// A scratch directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        Ok(Self(dir))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -4,32 +4,16 @@
 //! read, byte-identical, through another pod's volume on node B; deletion leaves nothing behind.
 
 use ferrofluid_api::DatasetKey;
+use ferrofluid_e2e::TempDir;
 use ferrofluid_e2e::agent::harness::{Csi, KwokNode, NodeAgents, namespace_pids};
 use ferrofluid_e2e::cluster::{kubectl_in as get, leftovers, wait_field};
 use ferrofluid_e2e::controllers::Controllers;
 use ferrofluid_e2e::process::{Component, eventually};
 use ferrofluid_e2e::redis::{RedisServer, free_port};
 use ferrofluid_e2e::{TestNamespace, kubectl, kubectl_ok, manifest};
-use std::path::PathBuf;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(90);
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("ferrofluid-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&p).expect("temp dir");
-        Self(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 async fn field(ns: &str, kind: &str, name: &str, path: &str, want: &str) {
     wait_field(ns, kind, name, path, want, T).await
@@ -99,7 +83,7 @@ struct Cluster {
 
 fn agent_nodes(tag: &str, first_ip: u8) -> Cluster {
     let pid = std::process::id();
-    let dir = TempDir::new(&format!("{tag}-nodes"));
+    let dir = TempDir::new(&format!("ferrofluid-{tag}-nodes")).expect("temp dir");
     let nodes: Vec<KwokNode> = (0..3u8)
         .map(|i| {
             let node =
@@ -130,7 +114,7 @@ fn juicefs_processes(agents: &NodeAgents, node: &str) -> Vec<u32> {
 async fn seed_scenario_on_real_mounts() {
     let ns = TestNamespace::new("seed").expect("ns");
     let redis = RedisServer::start().expect("redis");
-    let bucket = TempDir::new("seed-bucket");
+    let bucket = TempDir::new("ferrofluid-seed-bucket").expect("temp dir");
     let cluster = agent_nodes("seed", 1);
     let (a, b) = (cluster.nodes[0].name.clone(), cluster.nodes[1].name.clone());
     let _ctl = Controllers::start(&ns.name).expect("controllers");
@@ -258,7 +242,7 @@ async fn seed_scenario_on_real_mounts() {
 async fn read_only_dataset_and_on_demand_fuse_cleanup() {
     let ns = TestNamespace::new("rox").expect("ns");
     let redis = RedisServer::start().expect("redis");
-    let bucket = TempDir::new("rox-bucket");
+    let bucket = TempDir::new("ferrofluid-rox-bucket").expect("temp dir");
     let cluster = agent_nodes("rox", 11);
     let a = cluster.nodes[0].name.clone();
     let _ctl = Controllers::start(&ns.name).expect("controllers");
@@ -304,7 +288,7 @@ async fn read_only_dataset_and_on_demand_fuse_cleanup() {
 #[tokio::test]
 async fn wrong_metaurl_keeps_the_dataset_unbound_and_says_why() {
     let ns = TestNamespace::new("badmeta").expect("ns");
-    let bucket = TempDir::new("badmeta-bucket");
+    let bucket = TempDir::new("ferrofluid-badmeta-bucket").expect("temp dir");
     let cluster = agent_nodes("badmeta", 21);
     let _ctl = Controllers::start(&ns.name).expect("controllers");
     // Nothing listens on this loopback port: `juicefs format` cannot reach the metadata engine.
