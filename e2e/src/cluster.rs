@@ -64,3 +64,21 @@ pub fn leftovers(key: &DatasetKey) -> Result<Vec<String>> {
     }
     Ok(left)
 }
+
+/// Waits until the pod runs with an IP (kwok assigns one) and returns it; fails if the IP is not loopback.
+pub async fn wait_for_loopback_pod_ip(
+    pods: &kube::Api<k8s_openapi::api::core::v1::Pod>,
+    name: &str,
+    timeout: Duration,
+) -> Result<String> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let status = pods.get(name).await?.status.unwrap_or_default();
+        if let (Some("Running"), Some(ip)) = (status.phase.as_deref(), status.pod_ip) {
+            anyhow::ensure!(ip.starts_with("127."), "pod {name} got non-loopback IP {ip}");
+            return Ok(ip);
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "pod {name} never ran with an IP (is kwok up?)");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

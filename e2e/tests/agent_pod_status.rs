@@ -5,7 +5,7 @@
 
 use anyhow::{Context, Result};
 use ferrofluid_e2e::TempDir;
-use ferrofluid_e2e::agent::harness::{Csi, KwokNode, NodeAgents, PRIVATE_NODE_TAINT, wait_for};
+use ferrofluid_e2e::agent::harness::{Csi, KwokNode, NodeAgents, private_statefulset, wait_for};
 use ferrofluid_e2e::{TestNamespace, kubectl_ok};
 use serde_json::Value;
 use std::time::Duration;
@@ -13,26 +13,7 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(90);
 
 fn statefulset(name: &str, node: &str, script: &str) -> String {
-    format!(
-        r#"apiVersion: apps/v1
-kind: StatefulSet
-metadata: {{name: {name}, labels: {{app.kubernetes.io/managed-by: ferrofluid}}}}
-spec:
-  replicas: 1
-  serviceName: {name}
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}, app.kubernetes.io/managed-by: ferrofluid}}}}
-    spec:
-      nodeSelector: {{kubernetes.io/hostname: {node}}}
-      tolerations: [{{key: {PRIVATE_NODE_TAINT}, operator: Exists, effect: NoSchedule}}]
-      terminationGracePeriodSeconds: 2
-      containers:
-      - name: main
-        image: busybox
-        command: [sh, -c, '{script}']
-"#
-    )
+    private_statefulset(name, node, &format!("        command: [sh, -c, '{script}']"))
 }
 
 fn get_json(ns: &str, what: &[&str]) -> Result<Value> {

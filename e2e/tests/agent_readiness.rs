@@ -5,7 +5,7 @@
 //! file. A container whose probe type the agent does not run (`httpGet`) is ready while running.
 
 use anyhow::{Context, Result};
-use ferrofluid_e2e::agent::harness::{Csi, KwokNode, NodeAgents, PRIVATE_NODE_TAINT, wait_for};
+use ferrofluid_e2e::agent::harness::{Csi, KwokNode, NodeAgents, private_statefulset, wait_for};
 use ferrofluid_e2e::{TestNamespace, kubectl_ok};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -24,26 +24,10 @@ impl Drop for Remove {
 }
 
 fn statefulset(name: &str, node: &str, probe: &str) -> String {
-    format!(
-        r#"apiVersion: apps/v1
-kind: StatefulSet
-metadata: {{name: {name}, labels: {{app.kubernetes.io/managed-by: ferrofluid}}}}
-spec:
-  replicas: 1
-  serviceName: {name}
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}, app.kubernetes.io/managed-by: ferrofluid}}}}
-    spec:
-      nodeSelector: {{kubernetes.io/hostname: {node}}}
-      tolerations: [{{key: {PRIVATE_NODE_TAINT}, operator: Exists, effect: NoSchedule}}]
-      terminationGracePeriodSeconds: 2
-      containers:
-      - name: main
-        image: busybox
-        command: [sh, -c, 'sleep 3600']
-        readinessProbe: {probe}
-"#
+    private_statefulset(
+        name,
+        node,
+        &format!("        command: [sh, -c, 'sleep 3600']\n        readinessProbe: {probe}"),
     )
 }
 

@@ -18,6 +18,7 @@ use ferrofluid_api::keys::{
 };
 use ferrofluid_api::{Dataset, DatasetKey, DatasetSpec, JuiceFSRuntime, JuiceFSRuntimeSpec, Level, MediumType, Mount};
 use ferrofluid_e2e::TempDir;
+use ferrofluid_e2e::cluster::wait_for_loopback_pod_ip;
 use ferrofluid_e2e::redis::{RedisServer, free_port};
 use ferrofluid_e2e::{TestNamespace, bin_path, tool_path};
 use k8s_openapi::api::core::v1::{Container, ContainerPort, Pod, PodSpec};
@@ -117,7 +118,7 @@ async fn cache_states_follow_real_juicefs_clients() -> Result<()> {
     }
     let mut addr = BTreeMap::new();
     for (name, port) in &ports {
-        let ip = wait_for_pod_ip(&pods, name).await?;
+        let ip = wait_for_loopback_pod_ip(&pods, name, DEADLINE).await?;
         addr.insert(*name, SocketAddr::new(ip.parse().context("pod IP")?, *port));
     }
 
@@ -331,24 +332,6 @@ fn contract_pod(key: &DatasetKey, name: &str, role: &str, port: u16) -> Pod {
             ..Default::default()
         }),
         status: None,
-    }
-}
-
-async fn wait_for_pod_ip(pods: &Api<Pod>, name: &str) -> Result<String> {
-    let start = Instant::now();
-    loop {
-        let pod = pods.get(name).await?;
-        let status = pod.status.unwrap_or_default();
-        if let (Some("Running"), Some(ip)) = (status.phase.as_deref(), status.pod_ip) {
-            if !ip.starts_with("127.") {
-                bail!("pod {name} got non-loopback IP {ip}");
-            }
-            return Ok(ip);
-        }
-        if start.elapsed() > DEADLINE {
-            bail!("pod {name} never ran with an IP (is kwok up?)");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -10,6 +10,7 @@ use ferrofluid_api::keys::{
     ROLE_FUSE,
 };
 use ferrofluid_api::{Dataset, DatasetSpec, JuiceFSRuntime, JuiceFSRuntimeSpec, Mount};
+use ferrofluid_e2e::cluster::wait_for_loopback_pod_ip;
 use ferrofluid_e2e::redis::free_port;
 use ferrofluid_e2e::{TestNamespace, bin_path};
 use k8s_openapi::api::core::v1::{Container, ContainerPort, Pod, PodSpec};
@@ -47,7 +48,7 @@ async fn only_the_leader_writes_and_the_standby_takes_over() -> Result<()> {
     runtimes.create(&PostParams::default(), &JuiceFSRuntime::new(NAME, rt_spec)).await?;
     let port = free_port()?;
     pods.create(&PostParams::default(), &fuse_pod(port)).await?;
-    let ip = wait_for_pod_ip(&pods, "leased-fuse").await?;
+    let ip = wait_for_loopback_pod_ip(&pods, "leased-fuse", DEADLINE).await?;
     let body = Arc::new(Mutex::new(fixture.clone()));
     let _endpoint = Endpoint::serve(SocketAddr::new(ip.parse()?, port), body.clone())?;
 
@@ -142,23 +143,6 @@ fn fuse_pod(port: u16) -> Pod {
             ..Default::default()
         }),
         status: None,
-    }
-}
-
-async fn wait_for_pod_ip(pods: &Api<Pod>, name: &str) -> Result<String> {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let status = pods.get(name).await?.status.unwrap_or_default();
-        if let (Some("Running"), Some(ip)) = (status.phase.as_deref(), status.pod_ip) {
-            if !ip.starts_with("127.") {
-                bail!("pod {name} got non-loopback IP {ip}");
-            }
-            return Ok(ip);
-        }
-        if Instant::now() > deadline {
-            bail!("pod {name} never ran with an IP (is kwok up?)");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

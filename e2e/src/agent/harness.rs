@@ -224,3 +224,29 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Res
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// A one-replica StatefulSet of ferrofluid-labelled pods pinned to a private node (tolerating its taint),
+/// with one container `main`; `container_fields` are extra YAML fields of that container, each line
+/// indented by 8 spaces (e.g. its `command`).
+pub fn private_statefulset(name: &str, node: &str, container_fields: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: {name}, labels: {{app.kubernetes.io/managed-by: ferrofluid}}}}
+spec:
+  replicas: 1
+  serviceName: {name}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}, app.kubernetes.io/managed-by: ferrofluid}}}}
+    spec:
+      nodeSelector: {{kubernetes.io/hostname: {node}}}
+      tolerations: [{{key: {PRIVATE_NODE_TAINT}, operator: Exists, effect: NoSchedule}}]
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: main
+        image: busybox
+{container_fields}
+"#
+    )
+}
