@@ -11,6 +11,11 @@
 #
 # Every address is loopback: apiserver and etcd on 127.0.0.1, node i at 127.0.1.i, pod IPs from
 # 127.128.0.0/16 and service IPs from 127.96.0.0/16. Admin kubeconfig: .local/kubeconfig.
+#
+# DNS stays on loopback too: every control-plane process runs in a private mount namespace whose
+# /etc/resolv.conf names only a recorder (hack/dns-recorder.py) on UDP $FF_DNS_IP:53. It answers every
+# query REFUSED and appends it to .local/cluster/dns-queries.log, so any name the control plane tries to
+# resolve is visible there; it stays empty. The machine's own /etc/resolv.conf is never touched.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -21,6 +26,9 @@ API_PORT="${FF_API_PORT:-16443}"
 KCM_PORT="${FF_KCM_PORT:-20257}"
 SCHED_PORT="${FF_SCHED_PORT:-20259}"
 KWOK_PORT="${FF_KWOK_PORT:-20247}"
+# One recorder per cluster: the default address is derived from the apiserver port, which two clusters
+# on one machine never share (resolv.conf cannot name a port, so each needs an address of its own).
+DNS_IP="${FF_DNS_IP:-127.53.$((API_PORT / 256)).$((API_PORT % 256))}"
 POD_CIDR="127.128.0.1/16"
 SERVICE_CIDR="127.96.0.0/16"
 
@@ -29,7 +37,9 @@ PKI="$STATE/pki"
 LOGS="$STATE/logs"
 RUN="$STATE/run"
 KUBECONFIG_FILE="$LOCAL_DIR/kubeconfig"
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+RESOLV_CONF="$STATE/resolv.conf"
+DNS_LOG="$STATE/dns-queries.log"
+COMPONENTS=(dns-recorder etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 
 pid_of() { cat "$RUN/$1.pid" 2>/dev/null || true; }
 alive() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
@@ -51,6 +61,23 @@ start() { # name command... ; runs detached in its own session, logs to $LOGS/na
   if alive "$name"; then return 0; fi
   setsid "$@" >"$LOGS/$name.log" 2>&1 < /dev/null &
   echo $! >"$RUN/$name.pid"
+}
+
+# Like start, inside a private mount namespace where /etc/resolv.conf is $RESOLV_CONF. setsid, unshare
+# (without --fork) and sh all exec, so the recorded pid is the component itself; the namespace ends with it.
+start_resolving_via_recorder() { # name command...
+  local name=$1; shift
+  start "$name" unshare --mount --propagation private -- \
+    sh -c 'mount --bind "$0" /etc/resolv.conf && exec "$@"' "$RESOLV_CONF" "$@"
+}
+
+start_dns_recorder() {
+  printf '# hack/local-cluster.sh: the control plane resolves through the query recorder only\nnameserver %s\noptions attempts:1 timeout:1\n' \
+    "$DNS_IP" >"$RESOLV_CONF"
+  touch "$DNS_LOG"
+  start dns-recorder python3 "$HACK_DIR/dns-recorder.py" --listen "$DNS_IP" --log "$DNS_LOG"
+  wait_for "the DNS recorder on $DNS_IP:53" 30 grep -q '^listening on' "$LOGS/dns-recorder.log" ||
+    die "DNS recorder not listening: $(cat "$LOGS/dns-recorder.log")"
 }
 
 gen_pki() {
@@ -142,8 +169,9 @@ cmd_up() {
   fi
   gen_pki
   write_kubeconfig
+  start_dns_recorder
 
-  start etcd etcd --name ferrofluid --data-dir "$STATE/etcd" \
+  start_resolving_via_recorder etcd etcd --name ferrofluid --data-dir "$STATE/etcd" \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
     --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
     --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
@@ -151,7 +179,9 @@ cmd_up() {
     --unsafe-no-fsync --quota-backend-bytes 4294967296
   wait_for etcd 60 curl -sf "http://127.0.0.1:$ETCD_PORT/health"
 
-  start kube-apiserver kube-apiserver \
+  # For logs/exec/port-forward the apiserver dials the pod's node at its preferred address; by default
+  # that is the Hostname (node-i), which it would resolve. InternalIP (127.0.1.i) needs no DNS.
+  start_resolving_via_recorder kube-apiserver kube-apiserver \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
     --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
@@ -160,10 +190,11 @@ cmd_up() {
     --service-account-issuer https://kubernetes.default.svc \
     --service-cluster-ip-range "$SERVICE_CIDR" \
     --authorization-mode RBAC --allow-privileged=true \
-    --enable-priority-and-fairness=false --endpoint-reconciler-type none
+    --enable-priority-and-fairness=false --endpoint-reconciler-type none \
+    --kubelet-preferred-address-types InternalIP
   wait_for kube-apiserver 120 kubectl --kubeconfig "$KUBECONFIG_FILE" get --raw /readyz
 
-  start kube-controller-manager kube-controller-manager \
+  start_resolving_via_recorder kube-controller-manager kube-controller-manager \
     --kubeconfig "$KUBECONFIG_FILE" --authentication-kubeconfig "$KUBECONFIG_FILE" \
     --authorization-kubeconfig "$KUBECONFIG_FILE" \
     --bind-address 127.0.0.1 --secure-port "$KCM_PORT" --leader-elect=false \
@@ -171,12 +202,12 @@ cmd_up() {
     --controllers '*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller' \
     --service-cluster-ip-range "$SERVICE_CIDR" --use-service-account-credentials=false \
     --node-monitor-grace-period 300s --kube-api-qps 300 --kube-api-burst 600
-  start kube-scheduler kube-scheduler \
+  start_resolving_via_recorder kube-scheduler kube-scheduler \
     --kubeconfig "$KUBECONFIG_FILE" --authentication-kubeconfig "$KUBECONFIG_FILE" \
     --authorization-kubeconfig "$KUBECONFIG_FILE" \
     --bind-address 127.0.0.1 --secure-port "$SCHED_PORT" --leader-elect=false \
     --kube-api-qps 300 --kube-api-burst 600
-  start kwok kwok --kubeconfig "$KUBECONFIG_FILE" \
+  start_resolving_via_recorder kwok kwok --kubeconfig "$KUBECONFIG_FILE" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
     --cidr "$POD_CIDR" --node-ip 127.0.1.254 \
     --server-address "127.0.0.1:$KWOK_PORT"
@@ -206,6 +237,9 @@ cmd_status() {
   for name in "${COMPONENTS[@]}"; do
     if alive "$name"; then echo "$name: running (pid $(pid_of "$name"))"; else echo "$name: stopped"; ok=1; fi
   done
+  if [ -f "$DNS_LOG" ]; then
+    echo "control-plane DNS: $DNS_IP:53, $(wc -l <"$DNS_LOG") queries recorded in $DNS_LOG"
+  fi
   if [ -f "$KUBECONFIG_FILE" ] && kc get --raw /readyz >/dev/null 2>&1; then
     echo "apiserver: ready"
   else
