@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod cluster;
 pub mod controllers;
+pub mod dns_recorder;
 pub mod process;
 pub mod redis;
 
