@@ -33,8 +33,11 @@ pub struct DatasetSpec {
     #[schemars(length(min = 1, max = 32))]
     #[x_kube(validation = Rule::new("self.all(m, !has(m.name) || self.exists_one(o, has(o.name) && o.name == m.name))").message("mount names must be unique"))]
     pub mounts: Vec<Mount>,
-    /// Options that apply to every mount (merged under each mount's own `options`).
+    /// Options that apply to every mount (merged under each mount's own `options`). Keys are JuiceFS flag
+    /// names without `--`; secrets go in `sharedEncryptOptions`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    #[x_kube(validation = crate::options::flag_name_rule(), validation = crate::options::no_secret_rule())]
     pub shared_options: BTreeMap<String, String>,
     /// Secret-backed options that apply to every mount.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -67,8 +70,12 @@ pub struct Mount {
     #[x_kube(validation = Rule::new("!self.contains('/../') && !self.endsWith('/..')").message("mountPoint must not contain '..' path segments"))]
     #[schemars(length(min = 1, max = 1024))]
     pub mount_point: String,
-    /// Mount options (for JuiceFS: `bucket`, `storage`, and `juicefs format`/`mount` settings).
+    /// Mount options (for JuiceFS: `bucket`, `storage`, and `juicefs format`/`mount` settings). Keys are
+    /// JuiceFS flag names without `--`; each goes to `juicefs format` when that command takes it, else
+    /// to `juicefs mount`. Secrets go in `encryptOptions`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    #[x_kube(validation = crate::options::flag_name_rule(), validation = crate::options::no_secret_rule())]
     pub options: BTreeMap<String, String>,
     /// Name of the mount; for JuiceFS the file-system name.
     #[serde(default, skip_serializing_if = "String::is_empty")]

@@ -144,7 +144,7 @@ pub enum CleanPolicy {
 }
 
 /// Settings for the worker or FUSE pods.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,8 +153,11 @@ pub struct ComponentSpec {
     pub image_tag: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<PullPolicy>,
-    /// Extra `juicefs mount` options (`key: value`, value empty for flags).
+    /// Extra `juicefs mount` options (`key: value`, value empty for flags); keys are flag names without
+    /// `--`. Worker options reach only the workers, FUSE options only the FUSE clients.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    #[x_kube(validation = crate::options::flag_name_rule(), validation = crate::options::no_secret_rule())]
     pub options: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
@@ -239,4 +242,20 @@ pub struct JuiceFSRuntimeStatus {
     /// When the FUSE mount was last established (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mount_time: Option<String>,
+    /// Node ports the runtime's host-network pods listen on, allocated by the runtime-controller from
+    /// its `--host-port-range` so that no two runtimes ever use the same port on a node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ports: Option<HostPorts>,
+}
+
+/// Ports a runtime holds on every node where its host-network pods run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HostPorts {
+    /// JuiceFS metrics port of the workers (set while workers use the host network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_metrics: Option<i32>,
+    /// JuiceFS metrics port of the FUSE clients (set while FUSE clients use the host network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuse_metrics: Option<i32>,
 }

@@ -54,6 +54,11 @@ pub const FUSE_CONTAINER: &str = "juicefs-fuse";
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "ferrofluid";
 
+/// Label on every object the runtime-controller creates (workloads, PV, PVC): the UID of the
+/// JuiceFSRuntime that owns it. With `LABEL_MANAGED_BY` it is the ownership mark: an object without
+/// both is never changed or deleted, even when its name is the one ferrofluid would use.
+pub const LABEL_RUNTIME_UID: &str = "ferrofluid.io/runtime-uid";
+
 /// Finalizers.
 pub const FINALIZER_DATASET: &str = "fluid-dataset-controller-finalizer";
 pub const FINALIZER_RUNTIME: &str = "juicefs-runtime-controller-finalizer";

@@ -7,7 +7,9 @@ pub mod dataset;
 pub mod juicefs_runtime;
 pub mod keys;
 pub mod naming;
+pub mod options;
 pub mod quota;
+pub mod redact;
 
 pub use common::{CacheStates, Condition, EncryptOption};
 pub use dataset::{Dataset, DatasetPhase, DatasetSpec, DatasetStatus, Mount};
