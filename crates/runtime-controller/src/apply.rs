@@ -1,27 +1,101 @@
-//! Server-side apply of whole objects and of status, with this controller's field manager.
+//! Writes with this controller's field manager, guarded by the ownership mark (`owned.rs`): an object
+//! is created only where none exists, changed only while it carries this runtime's mark (with its UID
+//! as precondition), and deleted only then. Status goes through the status subresource.
 
 use crate::context::MANAGER;
 use crate::error::{Error, Step};
+use crate::owned::{Ownership, ownership};
 use kube::Resource;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 
-fn params() -> PatchParams {
-    PatchParams::apply(MANAGER).force()
+/// A same-name object that is not this runtime's: reported, never touched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// `PersistentVolumeClaim ns/name`.
+    pub object: String,
+    pub why: &'static str,
 }
 
-/// Applies `obj` (name from its metadata) and returns the object as stored, with its status.
-pub async fn object<K>(api: &Api<K>, obj: &K, step: &'static str) -> Result<K, Error>
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} already exists and {}", self.object, self.why)
+    }
+}
+
+/// What exists under the name an object of this runtime would have.
+#[derive(Debug, Clone)]
+pub enum Current<K> {
+    Absent,
+    Ours(K),
+}
+
+impl<K> Current<K> {
+    pub fn as_ref(&self) -> Option<&K> {
+        match self {
+            Current::Absent => None,
+            Current::Ours(k) => Some(k),
+        }
+    }
+}
+
+fn describe<K: Resource<DynamicType = ()>>(namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) => format!("{} {ns}/{name}", K::kind(&())),
+        None => format!("{} {name}", K::kind(&())),
+    }
+}
+
+/// Reads the object `name` and says whether this runtime (`uid`) may write it.
+pub async fn current<K>(
+    api: &Api<K>,
+    namespace: Option<&str>,
+    name: &str,
+    uid: &str,
+    step: &'static str,
+) -> Result<Result<Current<K>, Conflict>, Error>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+{
+    Ok(match api.get_opt(name).await.step(step)? {
+        None => Ok(Current::Absent),
+        Some(obj) => match ownership(obj.meta(), uid) {
+            Ownership::Ours => Ok(Current::Ours(obj)),
+            Ownership::Foreign(why) => Err(Conflict { object: describe::<K>(namespace, name), why }),
+        },
+    })
+}
+
+fn body<K>(obj: &K, uid: Option<&str>, step: &'static str) -> Result<serde_json::Value, Error>
+where
+    K: Resource<DynamicType = ()> + Serialize,
+{
+    let mut body = serde_json::to_value(obj).map_err(|e| Error::Waiting(format!("{step}: {e}")))?;
+    body["apiVersion"] = K::api_version(&()).into();
+    body["kind"] = K::kind(&()).into();
+    if let Some(uid) = uid {
+        // A patch naming a UID fails unless the stored object has exactly that UID: a replacement made
+        // by someone else in the meantime is never overwritten.
+        body["metadata"]["uid"] = uid.into();
+    }
+    Ok(body)
+}
+
+/// Server-side applies `obj` given what [`current`] found: a create when absent — not forced, so a
+/// same-name object that appeared meanwhile makes it fail rather than be taken over — and a forced
+/// apply pinned to the stored UID when it is ours. Returns the object as stored.
+pub async fn object<K>(api: &Api<K>, obj: &K, current: &Current<K>, step: &'static str) -> Result<K, Error>
 where
     K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
 {
     let name = obj.meta().name.clone().unwrap_or_default();
-    let mut body = serde_json::to_value(obj).map_err(|e| Error::Waiting(format!("{step}: {e}")))?;
-    body["apiVersion"] = K::api_version(&()).into();
-    body["kind"] = K::kind(&()).into();
-    Ok(api.patch(&name, &params(), &Patch::Apply(body)).await.step(step)?)
+    let (params, uid) = match current {
+        Current::Absent => (PatchParams::apply(MANAGER), None),
+        Current::Ours(existing) => (PatchParams::apply(MANAGER).force(), existing.meta().uid.as_deref()),
+    };
+    Ok(api.patch(&name, &params, &Patch::Apply(body(obj, uid, step)?)).await.step(step)?)
 }
 
 /// Applies only `status` of the named object through the status subresource.
@@ -35,6 +109,42 @@ where
         "kind": K::kind(&()),
         "status": status,
     });
-    api.patch_status(name, &params(), &Patch::Apply(body)).await.step(step)?;
+    api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(body)).await.step(step)?;
     Ok(())
+}
+
+/// What a guarded delete found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deletion {
+    /// Nothing of that name exists.
+    Gone,
+    /// Ours, and deleted or still being deleted (finalizers, a pod still using a PVC).
+    Deleting,
+    /// Exists but is not ours: left alone.
+    NotOurs,
+}
+
+/// Deletes the object `name` if it carries this runtime's mark, with its UID as precondition.
+pub async fn delete_ours<K>(api: &Api<K>, name: &str, uid: &str, step: &'static str) -> Result<Deletion, Error>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+{
+    let Some(obj) = api.get_opt(name).await.step(step)? else { return Ok(Deletion::Gone) };
+    if ownership(obj.meta(), uid) != Ownership::Ours {
+        return Ok(Deletion::NotOurs);
+    }
+    if obj.meta().deletion_timestamp.is_some() {
+        return Ok(Deletion::Deleting);
+    }
+    let params = DeleteParams {
+        preconditions: Some(Preconditions { uid: obj.meta().uid.clone(), resource_version: None }),
+        ..DeleteParams::background()
+    };
+    match api.delete(name, &params).await {
+        Ok(either) => Ok(if either.is_left() { Deletion::Deleting } else { Deletion::Gone }),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Deletion::Gone),
+        // The precondition failed: the object was replaced by another one since we read it.
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(Deletion::NotOurs),
+        Err(e) => Err(e).step(step)?,
+    }
 }

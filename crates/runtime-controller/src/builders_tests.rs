@@ -45,9 +45,10 @@ fn worker_statefulset() {
     });
     let rt = runtime(rt_spec);
     let cfg = juicefs_config::build(&ds, &rt.spec).expect("valid");
-    let sts = worker::build(&rt, &ds, &key(), &cfg);
+    let sts = worker::build(&rt, &ds, &key(), &cfg, 9567);
     assert_eq!(sts.metadata.name.as_deref(), Some("jfsdemo-worker"));
     assert_eq!(sts.metadata.owner_references.as_ref().expect("owner")[0].uid, "uid-1");
+    assert_owned_by_runtime(&sts.metadata);
     let spec = sts.spec.expect("spec");
     assert_eq!(spec.replicas, Some(3));
     let selector = spec.selector.match_labels.expect("selector");
@@ -81,7 +82,35 @@ fn worker_statefulset() {
     );
     let volumes = pod.volumes.expect("volumes");
     assert_eq!(volumes[0].host_path.as_ref().map(|h| h.path.as_str()), Some("/dev/shm"));
-    assert!(c.args.as_ref().expect("args")[0].contains("--cache-size=40960"));
+    let argv = c.command.as_ref().expect("exec-form command");
+    assert!(c.args.is_none(), "no shell script as args");
+    assert_eq!(argv[..2], ["juicefs", "mount"]);
+    assert!(argv.contains(&"--cache-size=40960".to_string()));
+    assert!(argv.contains(&"--metrics=$(POD_IP):9567".to_string()));
+    assert_eq!(c.termination_message_policy.as_deref(), Some("FallbackToLogsOnError"));
+    let init = &pod.init_containers.as_ref().expect("format init container")[0];
+    assert_eq!(init.command.as_ref().expect("argv")[..3], ["juicefs", "format", "--no-update"]);
+    assert_eq!(init.env, c.env, "the format step sees the same secrets as the client");
+    assert_eq!(pod.host_network, Some(false));
+}
+
+fn assert_owned_by_runtime(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
+    assert_eq!(crate::owned::ownership(meta, "uid-1"), crate::owned::Ownership::Ours, "{:?}", meta.labels);
+}
+
+#[test]
+fn host_network_workers_serve_on_their_allocated_port() {
+    let (ds, mut rt_spec) = seed();
+    rt_spec.worker = Some(ComponentSpec { network_mode: Some(NetworkMode::HostNetwork), ..Default::default() });
+    let rt = runtime(rt_spec);
+    assert!(worker::host_network(&rt));
+    let cfg = juicefs_config::build(&ds, &rt.spec).expect("valid");
+    let sts = worker::build(&rt, &ds, &key(), &cfg, 20007);
+    let pod = sts.spec.and_then(|s| s.template.spec).expect("pod");
+    assert_eq!(pod.host_network, Some(true));
+    let c = &pod.containers[0];
+    assert_eq!(c.ports.as_ref().expect("ports")[0].container_port, 20007);
+    assert!(c.command.as_ref().expect("argv").contains(&"--metrics=$(POD_IP):20007".to_string()));
 }
 
 #[test]
@@ -90,7 +119,7 @@ fn shared_placement_prefers_spreading() {
     ds.placement = Some(PlacementMode::Shared);
     let rt = runtime(rt_spec);
     let cfg = juicefs_config::build(&ds, &rt.spec).expect("valid");
-    let sts = worker::build(&rt, &ds, &key(), &cfg);
+    let sts = worker::build(&rt, &ds, &key(), &cfg, 9567);
     let anti = sts.spec.and_then(|s| s.template.spec).and_then(|p| p.affinity).and_then(|a| a.pod_anti_affinity);
     let anti = anti.expect("anti affinity");
     assert!(anti.required_during_scheduling_ignored_during_execution.is_none());
@@ -110,8 +139,10 @@ fn fuse_daemonset() {
     });
     let rt = runtime(rt_spec);
     let cfg = juicefs_config::build(&ds, &rt.spec).expect("valid");
-    let d = fuse::build(&rt, &key(), &cfg, "/runtime-mnt");
+    assert!(fuse::host_network(&rt), "FUSE clients use the host network by default, as in Fluid");
+    let d = fuse::build(&rt, &key(), &cfg, "/runtime-mnt", 20001);
     assert_eq!(d.metadata.name.as_deref(), Some("jfsdemo-fuse"));
+    assert_owned_by_runtime(&d.metadata);
     let spec = d.spec.expect("spec");
     assert_eq!(spec.update_strategy.and_then(|u| u.type_).as_deref(), Some("OnDelete"));
     let pod = spec.template.spec.expect("pod");
@@ -124,18 +155,22 @@ fn fuse_daemonset() {
     let mount = c.volume_mounts.as_ref().expect("mounts").iter().find(|m| m.name == "fuse-mount").expect("fuse mount");
     assert_eq!(mount.mount_path, "/runtime-mnt/juicefs/default/jfsdemo");
     assert_eq!(mount.mount_propagation.as_deref(), Some("Bidirectional"));
-    let script = &c.args.as_ref().expect("args")[0];
-    assert!(script.contains("/runtime-mnt/juicefs/default/jfsdemo/juicefs-fuse"), "{script}");
-    assert!(script.contains("--writeback"), "fuse options reach the mount: {script}");
-    let port = c.ports.as_ref().expect("ports")[0].container_port;
-    assert_eq!(port, fuse::fuse_metrics_port(&key()));
-    assert!((20000..30000).contains(&port));
-    assert!(script.contains(&format!("--metrics=\"$POD_IP\":{port}")));
-    assert!(c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()).is_some(), "preStop unmount");
+    let argv = c.command.as_ref().expect("exec-form command");
+    assert_eq!(argv.last().map(String::as_str), Some("/runtime-mnt/juicefs/default/jfsdemo/juicefs-fuse"));
+    assert!(argv.contains(&"--writeback".to_string()), "fuse options reach the mount: {argv:?}");
+    assert_eq!(c.ports.as_ref().expect("ports")[0].container_port, 20001);
+    assert!(argv.contains(&"--metrics=$(POD_IP):20001".to_string()));
+    let pre_stop = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()).and_then(|h| h.exec.as_ref());
+    assert_eq!(
+        pre_stop.and_then(|e| e.command.clone()).expect("preStop unmount"),
+        ["umount", "-l", "/runtime-mnt/juicefs/default/jfsdemo/juicefs-fuse"]
+    );
+    assert_eq!(pod.init_containers.as_ref().expect("init").len(), 1);
 
     let mut container_net = rt.clone();
     container_net.spec.fuse.as_mut().expect("fuse").component.network_mode = Some(NetworkMode::ContainerNetwork);
-    let d = fuse::build(&container_net, &key(), &cfg, "/runtime-mnt");
+    assert!(!fuse::host_network(&container_net));
+    let d = fuse::build(&container_net, &key(), &cfg, "/runtime-mnt", 9567);
     let pod = d.spec.and_then(|s| s.template.spec).expect("pod");
     assert_eq!(pod.host_network, Some(false));
     assert_eq!(pod.containers[0].ports.as_ref().expect("ports")[0].container_port, 9567);
@@ -145,8 +180,9 @@ fn fuse_daemonset() {
 fn pv_and_pvc() {
     let (mut ds, rt_spec) = seed();
     let rt = runtime(rt_spec);
-    let pv = volume::persistent_volume(&key(), &ds, "/runtime-mnt");
+    let pv = volume::persistent_volume(&rt, &key(), &ds, "/runtime-mnt");
     assert_eq!(pv.metadata.name.as_deref(), Some("default-jfsdemo"));
+    assert_owned_by_runtime(&pv.metadata);
     let spec = pv.spec.expect("spec");
     let csi = spec.csi.expect("csi");
     assert_eq!(csi.driver, "fuse.csi.fluid.io");
@@ -161,6 +197,7 @@ fn pv_and_pvc() {
 
     ds.access_modes = vec!["ReadOnlyMany".into()];
     let pvc = volume::persistent_volume_claim(&rt, &key(), &ds);
+    assert_owned_by_runtime(&pvc.metadata);
     let spec = pvc.spec.expect("spec");
     assert_eq!(spec.volume_name.as_deref(), Some("default-jfsdemo"));
     assert_eq!(spec.storage_class_name.as_deref(), Some("fluid"));
@@ -176,14 +213,14 @@ fn pv_and_pvc() {
 fn readiness_probe_matches_only_a_juicefs_mount_at_the_path() {
     let probe = crate::pod_parts::mounted_probe("/runtime-mnt/juicefs/default/jfsdemo/juicefs-fuse");
     let cmd = probe.exec.and_then(|e| e.command).expect("exec");
-    let script = &cmd[2];
+    assert_eq!(cmd.last().map(String::as_str), Some("/proc/self/mountinfo"));
     let run = |mountinfo: &str| {
         let dir = std::env::temp_dir().join(format!("probe-{}-{}", std::process::id(), mountinfo.len()));
         std::fs::write(&dir, mountinfo).expect("write");
-        let status = std::process::Command::new("sh")
-            .args(["-c", &script.replace("/proc/self/mountinfo", &dir.display().to_string())])
-            .status()
-            .expect("sh");
+        // The probe's own argv, reading the test file instead of /proc/self/mountinfo; no shell.
+        let mut argv = cmd.clone();
+        *argv.last_mut().expect("file") = dir.display().to_string();
+        let status = std::process::Command::new(&argv[0]).args(&argv[1..]).status().expect("grep");
         let _ = std::fs::remove_file(&dir);
         status.success()
     };

@@ -1,7 +1,10 @@
 //! What every reconcile shares.
 
+use crate::ports::Allocator;
+use ferrofluid_api::JuiceFSRuntime;
 use ferrofluid_service::metrics::ReconcileMetrics;
 use kube::runtime::events::Recorder;
+use kube::runtime::reflector::Store;
 use std::time::Duration;
 
 pub const MANAGER: &str = "ferrofluid-runtime-controller";
@@ -13,4 +16,7 @@ pub struct Context {
     pub metrics: ReconcileMetrics,
     pub mount_root: String,
     pub resync: Duration,
+    /// Every runtime the controller watches (its own watch cache): the host ports others hold.
+    pub runtimes: Store<JuiceFSRuntime>,
+    pub ports: Allocator,
 }

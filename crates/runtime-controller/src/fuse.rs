@@ -2,9 +2,12 @@
 //! Its node selector includes the dataset's FUSE label, which the CSI plugin sets on a node when a pod
 //! there needs the volume — so it starts with zero pods.
 
-use crate::juicefs_config::{JuiceFsConfig, mount_script};
+use crate::juicefs_config::{JuiceFsConfig, Role, literal, mount_command};
 use crate::labels;
-use crate::pod_parts::{cache_volumes, container_env, image_of, mounted_probe, pull_policy, template_metadata};
+use crate::pod_parts::{
+    TERMINATION_MESSAGE_POLICY, cache_volumes, container_env, format_init_container, image_of, mounted_probe,
+    pull_policy, template_metadata,
+};
 use ferrofluid_api::JuiceFSRuntime;
 use ferrofluid_api::juicefs_runtime::NetworkMode;
 use ferrofluid_api::keys::{self, DatasetKey};
@@ -15,20 +18,27 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
-/// Metrics port of a host-network FUSE client. Clients of different datasets share the node's
-/// network, so each dataset gets its own port in 20000–29999, derived from its namespace and name.
-pub fn fuse_metrics_port(key: &DatasetKey) -> i32 {
-    let h = ferrofluid_api::naming::fnv1a64(format!("{}/{}", key.namespace, key.name).as_bytes());
-    20000 + i32::try_from(h % 10000).unwrap_or(0)
+/// Whether the FUSE clients use the node's network (the default, as in Fluid).
+pub fn host_network(runtime: &JuiceFSRuntime) -> bool {
+    let mode = runtime.spec.fuse.as_ref().and_then(|f| f.component.network_mode);
+    mode != Some(NetworkMode::ContainerNetwork)
 }
 
-pub fn build(runtime: &JuiceFSRuntime, key: &DatasetKey, cfg: &JuiceFsConfig, mount_root: &str) -> DaemonSet {
+/// The FUSE DaemonSet; `metrics_port` is the runtime's allocated host port when [`host_network`],
+/// else the default port inside the pod's own network.
+pub fn build(
+    runtime: &JuiceFSRuntime,
+    key: &DatasetKey,
+    cfg: &JuiceFsConfig,
+    mount_root: &str,
+    metrics_port: i32,
+) -> DaemonSet {
     let spec = &runtime.spec;
     let fuse = spec.fuse.clone().unwrap_or_default().component;
     let selector = labels::selector(key, keys::ROLE_FUSE);
 
-    let host_network = fuse.network_mode != Some(NetworkMode::ContainerNetwork);
-    let port = if host_network { fuse_metrics_port(key) } else { keys::DEFAULT_METRICS_PORT };
+    let host_network = host_network(runtime);
+    let port = metrics_port;
     let fluid_path = key.fuse_mount_path(mount_root);
     let host_dir = key.fuse_host_dir(mount_root);
 
@@ -51,13 +61,16 @@ pub fn build(runtime: &JuiceFSRuntime, key: &DatasetKey, cfg: &JuiceFsConfig, mo
     mounts.extend(fuse.volume_mounts.clone());
     volumes.extend(spec.volumes.clone());
 
+    let image = image_of(spec, fuse.image.as_deref(), fuse.image_tag.as_deref());
+    let env = container_env(cfg, &fuse.env);
+    let init = format_init_container(cfg, &image, pull_policy(spec, fuse.image_pull_policy), &env);
     let container = Container {
         name: keys::FUSE_CONTAINER.into(),
-        image: Some(image_of(spec, fuse.image.as_deref(), fuse.image_tag.as_deref())),
+        image: Some(image),
         image_pull_policy: pull_policy(spec, fuse.image_pull_policy),
-        command: Some(vec!["sh".into(), "-c".into()]),
-        args: Some(vec![mount_script(cfg, &fluid_path, port, &fuse.options)]),
-        env: Some(container_env(cfg, &fuse.env)),
+        command: Some(mount_command(cfg, Role::Fuse, &fluid_path, port)),
+        env: Some(env),
+        termination_message_policy: Some(TERMINATION_MESSAGE_POLICY.into()),
         ports: Some(vec![ContainerPort {
             name: Some(keys::METRICS_PORT_NAME.into()),
             container_port: port,
@@ -70,13 +83,8 @@ pub fn build(runtime: &JuiceFSRuntime, key: &DatasetKey, cfg: &JuiceFsConfig, mo
         security_context: Some(SecurityContext { privileged: Some(true), ..Default::default() }),
         lifecycle: Some(Lifecycle {
             pre_stop: Some(LifecycleHandler {
-                exec: Some(ExecAction {
-                    command: Some(vec![
-                        "sh".into(),
-                        "-c".into(),
-                        format!("umount {fluid_path} || umount -l {fluid_path}"),
-                    ]),
-                }),
+                // Detach the mount (lazily: pods may still hold it) before the client is stopped.
+                exec: Some(ExecAction { command: Some(vec!["umount".into(), "-l".into(), literal(&fluid_path)]) }),
                 ..Default::default()
             }),
             ..Default::default()
@@ -88,7 +96,7 @@ pub fn build(runtime: &JuiceFSRuntime, key: &DatasetKey, cfg: &JuiceFsConfig, mo
         metadata: ObjectMeta {
             name: Some(key.fuse_daemonset_name()),
             namespace: Some(key.namespace.clone()),
-            labels: Some(labels::for_role(key, keys::ROLE_FUSE)),
+            labels: Some(labels::marked(labels::for_role(key, keys::ROLE_FUSE), runtime)),
             owner_references: labels::owned_by(runtime).map(|o| vec![o]),
             ..Default::default()
         },
@@ -103,6 +111,7 @@ pub fn build(runtime: &JuiceFSRuntime, key: &DatasetKey, cfg: &JuiceFsConfig, mo
                     [spec.pod_metadata.as_ref(), fuse.pod_metadata.as_ref()],
                 )),
                 spec: Some(PodSpec {
+                    init_containers: Some(vec![init]),
                     containers: vec![container],
                     volumes: Some(volumes),
                     node_selector: Some(node_selector),

@@ -1,14 +1,21 @@
-//! What a JuiceFS client needs, derived from a Dataset and its JuiceFSRuntime, and the shell
-//! commands that format and mount the file system. Pure: inputs in, configuration or a field-naming
-//! error out. Secrets stay in `secretKeyRef` environment variables; commands only name the variables.
+//! What a JuiceFS client needs, derived from a Dataset and its JuiceFSRuntime, and the exact argv of
+//! the commands that format and mount the file system. Pure: inputs in, configuration or a field-naming
+//! error out. No shell ever runs: commands are exec-form argv, user values enter them only as whole
+//! arguments (with `$` escaped, so Kubernetes' `$(VAR)` expansion cannot pull a secret into them), and
+//! secrets stay in `secretKeyRef` environment variables that the argv only names (`$(METAURL)`).
 
+use crate::juicefs_flags::{self, Command};
 use ferrofluid_api::juicefs_runtime::{JuiceFSRuntimeSpec, MediumType};
+use ferrofluid_api::options::check_option_key;
 use ferrofluid_api::quota::quota_mib;
 use ferrofluid_api::{DatasetSpec, EncryptOption};
 use std::collections::BTreeMap;
 
 /// Scheme of JuiceFS mount points.
 pub const SCHEME: &str = "juicefs://";
+
+/// The JuiceFS binary in worker and FUSE images.
+pub const JUICEFS: &str = "juicefs";
 
 /// An input problem, naming the field and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,32 +48,41 @@ pub struct CacheLevel {
     pub free_space_ratio: Option<String>,
 }
 
+/// Which JuiceFS client a command is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Worker,
+    Fuse,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct JuiceFsConfig {
     /// File-system name (`mounts[0].name`).
     pub fs_name: String,
     /// Sub-directory from `juicefs:///<subdir>`; `None` for the root.
     pub subdir: Option<String>,
-    /// `juicefs format` settings (`--storage`, `--bucket`).
+    /// `juicefs format` flags from the dataset's options (`--storage`, `--bucket`, `--block-size`, …).
     pub format_options: BTreeMap<String, String>,
-    /// Extra `juicefs mount` options from the dataset (`--key=value`, or `--key` when the value is empty).
+    /// `juicefs mount` flags from the dataset's options (workers and FUSE clients alike).
     pub mount_options: BTreeMap<String, String>,
+    /// `juicefs mount` flags only the workers get (`spec.worker.options`).
+    pub worker_options: BTreeMap<String, String>,
+    /// `juicefs mount` flags only the FUSE clients get (`spec.fuse.options`).
+    pub fuse_options: BTreeMap<String, String>,
     pub secrets: Vec<SecretEnv>,
     pub cache: Vec<CacheLevel>,
     pub read_only: bool,
 }
 
 /// Encrypt-option names JuiceFS understands, and the environment variable each becomes.
-/// `ACCESS_KEY`/`SECRET_KEY`/`META_PASSWORD` are read by juicefs itself; `METAURL` is expanded by the shell.
+/// `ACCESS_KEY`/`SECRET_KEY`/`META_PASSWORD` are read by juicefs itself; `METAURL` is named in the argv
+/// as `$(METAURL)`, which Kubernetes expands when it starts the container.
 const SECRET_ENVS: &[(&str, &str)] = &[
     ("metaurl", "METAURL"),
     ("access-key", "ACCESS_KEY"),
     ("secret-key", "SECRET_KEY"),
     ("meta-password", "META_PASSWORD"),
 ];
-
-/// Dataset options that configure `juicefs format`; every other option is a mount option.
-const FORMAT_KEYS: &[&str] = &["storage", "bucket"];
 
 pub fn build(dataset: &DatasetSpec, runtime: &JuiceFSRuntimeSpec) -> Result<JuiceFsConfig, InputError> {
     let mount = match dataset.mounts.as_slice() {
@@ -84,16 +100,16 @@ pub fn build(dataset: &DatasetSpec, runtime: &JuiceFSRuntimeSpec) -> Result<Juic
     let shared = dataset.shared_options.iter().map(|kv| ("spec.sharedOptions", kv));
     let own = mount.options.iter().map(|kv| ("spec.mounts[0].options", kv));
     for (field, (key, value)) in shared.chain(own) {
-        check_option_key(key).map_err(|m| bad(format!("{field}.{key}"), m))?;
-        let target = if FORMAT_KEYS.contains(&key.as_str()) { &mut format_options } else { &mut mount_options };
+        let field = format!("{field}.{key}");
+        check_option_key(key).map_err(|m| bad(&field, m))?;
+        let target = match juicefs_flags::route_dataset_option(key).map_err(|m| bad(&field, m))? {
+            Command::Format => &mut format_options,
+            Command::Mount => &mut mount_options,
+        };
         target.insert(key.clone(), value.clone());
     }
-    for (field, opts) in [("spec.worker.options", runtime.worker.as_ref().map(|w| &w.options))] {
-        for (key, value) in opts.into_iter().flatten() {
-            check_option_key(key).map_err(|m| bad(format!("{field}.{key}"), m))?;
-            mount_options.insert(key.clone(), value.clone());
-        }
-    }
+    let worker_options = component_options("spec.worker.options", runtime.worker.as_ref().map(|w| &w.options))?;
+    let fuse_options = component_options("spec.fuse.options", runtime.fuse.as_ref().map(|f| &f.component.options))?;
 
     let mut secrets = Vec::new();
     let shared_enc =
@@ -118,12 +134,28 @@ pub fn build(dataset: &DatasetSpec, runtime: &JuiceFSRuntimeSpec) -> Result<Juic
         subdir,
         format_options,
         mount_options,
+        worker_options,
+        fuse_options,
         secrets,
         cache,
         // Only an explicit `readOnly` makes the client itself read-only (the subdirectory must then exist
         // already). `ReadOnlyMany` volumes are enforced where pods see them: read-only bind mounts.
         read_only: mount.read_only.unwrap_or(false),
     })
+}
+
+fn component_options(
+    field: &str,
+    options: Option<&BTreeMap<String, String>>,
+) -> Result<BTreeMap<String, String>, InputError> {
+    let mut out = BTreeMap::new();
+    for (key, value) in options.into_iter().flatten() {
+        let field = format!("{field}.{key}");
+        check_option_key(key).map_err(|m| bad(&field, m))?;
+        juicefs_flags::check_mount_option(key).map_err(|m| bad(&field, m))?;
+        out.insert(key.clone(), value.clone());
+    }
+    Ok(out)
 }
 
 /// `juicefs:///demo` → `Some("/demo")`, `juicefs:///` or `juicefs://` → `None`.
@@ -141,13 +173,6 @@ pub fn parse_mount_point(mount_point: &str) -> Result<Option<String>, String> {
         return Err(format!("{mount_point:?} must not contain '..'"));
     }
     Ok(Some(path.trim_end_matches('/').to_string()))
-}
-
-fn check_option_key(key: &str) -> Result<(), String> {
-    let ok = !key.is_empty()
-        && key.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok { Ok(()) } else { Err("option names are lowercase letters, digits and '-'".into()) }
 }
 
 fn secret_env(field: &str, opt: &EncryptOption) -> Result<SecretEnv, InputError> {
@@ -190,66 +215,57 @@ fn cache_levels(runtime: &JuiceFSRuntimeSpec) -> Result<Vec<CacheLevel>, InputEr
         .collect()
 }
 
-/// Quotes a string for a POSIX shell: `'…'`, with embedded quotes closed, escaped and reopened.
-pub fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c)) {
-        return s.to_string();
-    }
-    format!("'{}'", s.replace('\'', r"'\''"))
+/// A user-supplied string as one literal argument: `$` doubled, so Kubernetes does not expand a
+/// `$(VAR)` in it (which could copy a secret from the container's environment into the argv).
+pub fn literal(s: &str) -> String {
+    s.replace('$', "$$")
 }
 
-/// Shell script a JuiceFS container runs: format (idempotent, `--no-update`) then mount in the
-/// foreground at `mount_path`, serving metrics at `$POD_IP:<metrics_port>`. A dead FUSE mount left at
-/// `mount_path` by a crashed client is detached first so the new mount can take its place.
-pub fn mount_script(
-    cfg: &JuiceFsConfig,
-    mount_path: &str,
-    metrics_port: i32,
-    extra: &BTreeMap<String, String>,
-) -> String {
-    let q = shell_quote;
-    let mut format = vec!["juicefs".to_string(), "format".into(), "--no-update".into()];
-    for (k, v) in &cfg.format_options {
-        format.push(format!("--{k}={}", q(v)));
-    }
-    format.push("\"$METAURL\"".into());
-    format.push(q(&cfg.fs_name));
+fn flag(key: &str, value: &str) -> String {
+    if value.is_empty() { format!("--{key}") } else { format!("--{key}={}", literal(value)) }
+}
 
-    let mut mount = vec!["exec".to_string(), "juicefs".into(), "--no-agent".into(), "mount".into()];
-    mount.push("--no-usage-report".into());
-    mount.push(format!("--metrics=\"$POD_IP\":{metrics_port}"));
+/// `juicefs format --no-update [dataset format flags] $(METAURL) <name>`: creates the file system when it
+/// does not exist and never changes an existing one (run by each client's init container).
+pub fn format_command(cfg: &JuiceFsConfig) -> Vec<String> {
+    let mut argv = vec![JUICEFS.to_string(), "format".into(), "--no-update".into()];
+    argv.extend(cfg.format_options.iter().map(|(k, v)| flag(k, v)));
+    argv.push("$(METAURL)".into());
+    argv.push(literal(&cfg.fs_name));
+    argv
+}
+
+/// `juicefs mount` in the foreground at `mount_path`, serving metrics at `$(POD_IP):<metrics_port>`, with
+/// the dataset's mount flags and the role's own. JuiceFS creates a missing mount point and replaces a
+/// dead FUSE mount left there by a crashed client itself.
+pub fn mount_command(cfg: &JuiceFsConfig, role: Role, mount_path: &str, metrics_port: i32) -> Vec<String> {
+    let mut argv = vec![JUICEFS.to_string(), "mount".into(), "--no-agent".into(), "--no-usage-report".into()];
+    argv.push(format!("--metrics=$(POD_IP):{metrics_port}"));
     if let Some(sub) = &cfg.subdir {
-        mount.push(format!("--subdir={}", q(sub)));
+        argv.push(format!("--subdir={}", literal(sub)));
     }
     let dirs: Vec<String> =
         cfg.cache.iter().flat_map(|l| l.paths.iter().map(|p| format!("{p}/{}", cfg.fs_name))).collect();
     if !dirs.is_empty() {
-        mount.push(format!("--cache-dir={}", q(&dirs.join(":"))));
-        mount.push(format!("--cache-size={}", cfg.cache.iter().map(|l| l.size_mib).sum::<u64>()));
+        argv.push(format!("--cache-dir={}", literal(&dirs.join(":"))));
+        argv.push(format!("--cache-size={}", cfg.cache.iter().map(|l| l.size_mib).sum::<u64>()));
     }
     if let Some(ratio) = cfg.cache.iter().find_map(|l| l.free_space_ratio.as_ref()) {
-        mount.push(format!("--free-space-ratio={}", q(ratio)));
+        argv.push(format!("--free-space-ratio={}", literal(ratio)));
     }
     if cfg.read_only {
-        mount.push("--read-only".into());
+        argv.push("--read-only".into());
     }
     let mut options = cfg.mount_options.clone();
-    options.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
-    for (k, v) in &options {
-        mount.push(if v.is_empty() { format!("--{k}") } else { format!("--{k}={}", q(v)) });
-    }
-    mount.push("\"$METAURL\"".into());
-    mount.push(q(mount_path));
-
-    let path = q(mount_path);
-    [
-        "set -e".to_string(),
-        format!("if ! stat {path} >/dev/null 2>&1; then umount -l {path} 2>/dev/null || true; fi"),
-        format!("mkdir -p {path}"),
-        format.join(" "),
-        mount.join(" "),
-    ]
-    .join("\n")
+    let own = match role {
+        Role::Worker => &cfg.worker_options,
+        Role::Fuse => &cfg.fuse_options,
+    };
+    options.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+    argv.extend(options.iter().map(|(k, v)| flag(k, v)));
+    argv.push("$(METAURL)".into());
+    argv.push(literal(mount_path));
+    argv
 }
 
 #[cfg(test)]
@@ -257,7 +273,7 @@ pub(crate) mod tests {
     use super::*;
     use ferrofluid_api::Mount;
     use ferrofluid_api::common::{EncryptOptionSource, SecretKeySelector};
-    use ferrofluid_api::juicefs_runtime::{Level, TieredStore};
+    use ferrofluid_api::juicefs_runtime::{ComponentSpec, FuseSpec, Level, TieredStore};
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
     fn secret(name: &str, key: &str) -> EncryptOption {
@@ -308,30 +324,103 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn script_formats_then_mounts_without_secrets() {
+    fn commands_are_argv_without_secrets() {
         let (mut ds, rt) = seed();
         ds.mounts[0].encrypt_options.push(secret("secret-key", "sk"));
         ds.mounts[0].options.insert("writeback".into(), String::new());
+        ds.mounts[0].options.insert("block-size".into(), "4096".into());
         let cfg = build(&ds, &rt).expect("valid");
-        let script = mount_script(&cfg, "/runtime-mnt/juicefs/default/jfsdemo/juicefs-fuse", 9567, &BTreeMap::new());
-        let lines: Vec<&str> = script.lines().collect();
-        assert_eq!(lines[3], "juicefs format --no-update --bucket=/var/jfs/bucket \"$METAURL\" test");
         assert_eq!(
-            lines[4],
-            "exec juicefs --no-agent mount --no-usage-report --metrics=\"$POD_IP\":9567 --subdir=/demo \
-             --cache-dir=/dev/shm/test --cache-size=40960 --writeback \"$METAURL\" \
-             /runtime-mnt/juicefs/default/jfsdemo/juicefs-fuse"
+            format_command(&cfg),
+            ["juicefs", "format", "--no-update", "--block-size=4096", "--bucket=/var/jfs/bucket", "$(METAURL)", "test"]
         );
-        assert!(!script.contains("sk"), "secret names of keys must not leak into the script");
+        assert_eq!(
+            mount_command(&cfg, Role::Fuse, "/runtime-mnt/juicefs/default/jfsdemo/juicefs-fuse", 9567),
+            [
+                "juicefs",
+                "mount",
+                "--no-agent",
+                "--no-usage-report",
+                "--metrics=$(POD_IP):9567",
+                "--subdir=/demo",
+                "--cache-dir=/dev/shm/test",
+                "--cache-size=40960",
+                "--writeback",
+                "$(METAURL)",
+                "/runtime-mnt/juicefs/default/jfsdemo/juicefs-fuse",
+            ]
+        );
+        let all = [format_command(&cfg), mount_command(&cfg, Role::Worker, "/m", 1)].concat().join(" ");
+        assert!(!all.contains("sk"), "secret key names must not leak into the argv");
     }
 
     #[test]
-    fn shell_quoting_is_safe() {
-        assert_eq!(shell_quote("/dev/shm"), "/dev/shm");
-        assert_eq!(shell_quote("a b"), "'a b'");
-        assert_eq!(shell_quote("x'; rm -rf /; '"), r"'x'\''; rm -rf /; '\'''");
-        assert_eq!(shell_quote("$(reboot)"), "'$(reboot)'");
-        assert_eq!(shell_quote(""), "''");
+    fn role_options_reach_only_their_role() {
+        let (ds, mut rt) = seed();
+        rt.worker = Some(ComponentSpec { options: [("prefetch".into(), "3".into())].into(), ..Default::default() });
+        rt.fuse = Some(FuseSpec {
+            component: ComponentSpec { options: [("attr-cache".into(), "7".into())].into(), ..Default::default() },
+            ..Default::default()
+        });
+        let cfg = build(&ds, &rt).expect("valid");
+        let worker = mount_command(&cfg, Role::Worker, "/w", 1);
+        let fuse = mount_command(&cfg, Role::Fuse, "/f", 2);
+        assert!(worker.contains(&"--prefetch=3".to_string()) && !worker.contains(&"--attr-cache=7".to_string()));
+        assert!(fuse.contains(&"--attr-cache=7".to_string()) && !fuse.contains(&"--prefetch=3".to_string()));
+    }
+
+    #[test]
+    fn user_values_are_literal_arguments() {
+        let (mut ds, mut rt) = seed();
+        let hostile = "$(METAURL) `id`; rm -rf / | x && y 'q\"\n--evil";
+        ds.mounts[0].mount_point = "juicefs:///a $(touch /x)".into();
+        ds.mounts[0].options.insert("storage-class".into(), hostile.into());
+        rt.fuse = Some(FuseSpec {
+            component: ComponentSpec { options: [("log".into(), hostile.into())].into(), ..Default::default() },
+            ..Default::default()
+        });
+        let cfg = build(&ds, &rt).expect("valid");
+        let escaped = hostile.replace('$', "$$");
+        assert!(format_command(&cfg).contains(&format!("--storage-class={escaped}")));
+        let mount = mount_command(&cfg, Role::Fuse, "/f", 2);
+        assert!(mount.contains(&format!("--log={escaped}")), "{mount:?}");
+        assert!(mount.contains(&"--subdir=/a $$(touch /x)".to_string()), "{mount:?}");
+        // Only ferrofluid's own references are left for Kubernetes to expand.
+        let refs: Vec<&String> = mount.iter().filter(|a| a.replace("$$", "").contains("$(")).collect();
+        assert_eq!(refs, ["--metrics=$(POD_IP):2", "$(METAURL)"]);
+    }
+
+    #[test]
+    fn options_are_checked_by_flag_table() {
+        let (ds, rt) = seed();
+        let mut unknown = ds.clone();
+        unknown.mounts[0].options.insert("no-such-flag".into(), "1".into());
+        let err = build(&unknown, &rt).unwrap_err();
+        assert_eq!(err.field, "spec.mounts[0].options.no-such-flag");
+        assert!(err.message.contains("not a flag"), "{err}");
+
+        let mut secret_like = ds.clone();
+        secret_like.shared_options.insert("secret-key".into(), "x".into());
+        let err = build(&secret_like, &rt).unwrap_err();
+        assert_eq!(err.field, "spec.sharedOptions.secret-key");
+        assert!(err.message.contains("encryptOptions"), "{err}");
+
+        let mut fuse_key = rt.clone();
+        fuse_key.fuse = Some(FuseSpec {
+            component: ComponentSpec {
+                options: [("writeback $(touch /x)".into(), String::new())].into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        assert_eq!(build(&ds, &fuse_key).unwrap_err().field, "spec.fuse.options.writeback $(touch /x)");
+
+        let mut format_in_worker = rt;
+        format_in_worker.worker =
+            Some(ComponentSpec { options: [("trash-days".into(), "0".into())].into(), ..Default::default() });
+        let err = build(&ds, &format_in_worker).unwrap_err();
+        assert_eq!(err.field, "spec.worker.options.trash-days");
+        assert!(err.message.contains("Dataset's options"), "{err}");
     }
 
     #[test]

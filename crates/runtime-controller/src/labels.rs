@@ -32,6 +32,13 @@ pub fn for_role(key: &DatasetKey, role: &str) -> BTreeMap<String, String> {
     labels
 }
 
+/// `labels` plus the ownership mark of `runtime` (see `owned.rs`): for the objects the controller
+/// creates itself (workloads, PV, PVC), not for the pods their controllers create.
+pub fn marked(mut labels: BTreeMap<String, String>, runtime: &JuiceFSRuntime) -> BTreeMap<String, String> {
+    crate::owned::mark(&mut labels, runtime.metadata.uid.as_deref().unwrap_or_default());
+    labels
+}
+
 /// `a=b,c=d` form of a label map.
 pub fn to_selector_string(labels: &BTreeMap<String, String>) -> String {
     labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")

@@ -8,9 +8,12 @@ mod context;
 mod error;
 mod fuse;
 mod juicefs_config;
+mod juicefs_flags;
 mod labels;
 mod node_labels;
+mod owned;
 mod pod_parts;
+mod ports;
 mod reconcile;
 mod status;
 mod volume;
@@ -47,6 +50,11 @@ struct Args {
     /// Seconds between periodic resyncs of each runtime (±10% jitter).
     #[arg(long, env = "FERROFLUID_RESYNC_SECONDS", default_value_t = 60)]
     resync_seconds: u64,
+    /// Node ports handed out to host-network worker and FUSE pods (their JuiceFS metrics ports), one per
+    /// pod kind per runtime, kept in `status.hostPorts`. Must not overlap the range of another
+    /// runtime-controller in the same cluster, nor ports other software uses on the nodes.
+    #[arg(long, env = "FERROFLUID_HOST_PORT_RANGE", default_value = "20000-25999")]
+    host_port_range: ports::PortRange,
     #[command(flatten)]
     controller: ControllerArgs,
 }
@@ -64,13 +72,6 @@ async fn main() -> anyhow::Result<()> {
         |rt| async move {
             let client = rt.client;
             let ns = args.controller.namespace.as_deref();
-            let ctx = Arc::new(Context {
-                client: client.clone(),
-                recorder: Recorder::new(client.clone(), Reporter::from("ferrofluid-runtime-controller")),
-                metrics,
-                mount_root: args.mount_root.clone(),
-                resync: Duration::from_secs(args.resync_seconds.max(5)),
-            });
             let ours = watcher::Config::default().labels(&format!("{}={}", keys::LABEL_MANAGED_BY, keys::MANAGED_BY));
             let workers = ours.clone().labels(&format!(
                 "{}={},{}={}",
@@ -80,7 +81,17 @@ async fn main() -> anyhow::Result<()> {
                 keys::ROLE_WORKER
             ));
             let stop = rt.stop.clone();
-            let controller = Controller::new(scoped_api::<JuiceFSRuntime>(&client, ns), watcher::Config::default())
+            let controller = Controller::new(scoped_api::<JuiceFSRuntime>(&client, ns), watcher::Config::default());
+            let ctx = Arc::new(Context {
+                client: client.clone(),
+                recorder: Recorder::new(client.clone(), Reporter::from("ferrofluid-runtime-controller")),
+                metrics,
+                mount_root: args.mount_root.clone(),
+                resync: Duration::from_secs(args.resync_seconds.max(5)),
+                runtimes: controller.store(),
+                ports: ports::Allocator::new(args.host_port_range),
+            });
+            let controller = controller
                 .with_config(controller::Config::default().concurrency(args.controller.concurrency))
                 .owns(scoped_api::<StatefulSet>(&client, ns), ours.clone())
                 .owns(scoped_api::<DaemonSet>(&client, ns), ours)

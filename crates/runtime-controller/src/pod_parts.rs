@@ -1,19 +1,27 @@
-//! Pieces shared by the worker and FUSE pod templates: image, environment, cache volumes.
+//! Pieces shared by the worker and FUSE pod templates: image, environment, cache volumes, the format
+//! init container and the readiness probe. Every command is exec-form argv; no shell runs.
 
-use crate::juicefs_config::{CacheLevel, JuiceFsConfig};
+use crate::juicefs_config::{CacheLevel, JuiceFsConfig, format_command};
 use crate::labels;
 use ferrofluid_api::common::PodMetadata;
 use ferrofluid_api::juicefs_runtime::{JuiceFSRuntimeSpec, MediumType, PullPolicy};
 use ferrofluid_api::keys::DatasetKey;
 use k8s_openapi::api::core::v1::{
-    EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, HostPathVolumeSource, ObjectFieldSelector, Probe,
-    SecretKeySelector, Volume, VolumeMount,
+    Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, HostPathVolumeSource, ObjectFieldSelector,
+    Probe, SecretKeySelector, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeMap;
 
 pub const DEFAULT_IMAGE: &str = "juicedata/juicefs-fuse";
 pub const DEFAULT_IMAGE_TAG: &str = "ce-v1.2.3";
+
+/// Name of the init container that formats the file system (idempotent) before the client mounts it.
+pub const FORMAT_CONTAINER: &str = "juicefs-format";
+
+/// A failed container's last log lines become its termination message (kubelet reads at most 80 lines
+/// or 2 KiB), so worker failures can be explained in the runtime's status — after redaction.
+pub const TERMINATION_MESSAGE_POLICY: &str = "FallbackToLogsOnError";
 
 /// Image from the component's own setting, else `juicefsVersion`, else the default.
 pub fn image_of(spec: &JuiceFSRuntimeSpec, image: Option<&str>, tag: Option<&str>) -> String {
@@ -109,13 +117,32 @@ pub fn template_metadata(key: &DatasetKey, role: &str, user: [Option<&PodMetadat
     }
 }
 
+/// The init container running `juicefs format --no-update`: creates the file system on first use and
+/// never changes an existing one. Same image and environment as the client.
+pub fn format_init_container(
+    cfg: &JuiceFsConfig,
+    image: &str,
+    pull_policy: Option<String>,
+    env: &[EnvVar],
+) -> Container {
+    Container {
+        name: FORMAT_CONTAINER.into(),
+        image: Some(image.into()),
+        image_pull_policy: pull_policy,
+        command: Some(format_command(cfg)),
+        env: Some(env.to_vec()),
+        termination_message_policy: Some(TERMINATION_MESSAGE_POLICY.into()),
+        ..Default::default()
+    }
+}
+
 /// Ready only while JuiceFS is mounted at `mount_path`: a client still formatting, or stuck on an
 /// unreachable metadata engine, is not ready, so the dataset is not bound on its account.
 pub fn mounted_probe(mount_path: &str) -> Probe {
     let pattern = format!(" {} .* - fuse\\.juicefs ", mount_path.replace('.', "\\."));
     Probe {
         exec: Some(ExecAction {
-            command: Some(vec!["sh".into(), "-c".into(), format!("grep -qE '{pattern}' /proc/self/mountinfo")]),
+            command: Some(vec!["grep".into(), "-qE".into(), pattern, "/proc/self/mountinfo".into()]),
         }),
         period_seconds: Some(5),
         failure_threshold: Some(3),

@@ -1,18 +1,20 @@
 //! One JuiceFSRuntime's reconcile: dereference the dataset, validate, build, apply, update status;
 //! and, on deletion, an ordered and idempotent cleanup.
 
+use crate::apply::{Conflict, Current, Deletion};
 use crate::context::{CONTROLLER, Context};
 use crate::error::{Error, Step};
 use crate::juicefs_config::{self, JuiceFsConfig};
-use crate::{apply, fuse, labels, node_labels, status, volume, worker};
+use crate::{apply, fuse, labels, node_labels, ports, status, volume, worker};
 use ferrofluid_api::common::condition;
 use ferrofluid_api::dataset::RuntimeRef;
+use ferrofluid_api::juicefs_runtime::HostPorts;
 use ferrofluid_api::keys::{self, DatasetKey};
 use ferrofluid_api::{Dataset, DatasetPhase, DatasetStatus, JuiceFSRuntime, JuiceFSRuntimeStatus, RuntimePhase};
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -85,6 +87,8 @@ async fn blocked(
         worker_phase: Some(RuntimePhase::NotReady),
         fuse_phase: Some(RuntimePhase::NotReady),
         conditions: vec![condition(&existing.conditions, "Ready", false, reason, message, &now())],
+        // Pods may still run with these ports: they stay held until the runtime is deleted.
+        host_ports: existing.host_ports,
         ..Default::default()
     };
     let api: Api<JuiceFSRuntime> = Api::namespaced(ctx.client.clone(), &rt.namespace().unwrap_or_default());
@@ -92,11 +96,90 @@ async fn blocked(
     Ok(Action::requeue(retry))
 }
 
+/// Objects of this runtime that exist already, each ours (none is foreign once this is built).
+struct Existing {
+    pv: Current<PersistentVolume>,
+    pvc: Current<PersistentVolumeClaim>,
+    workers: Current<StatefulSet>,
+    fuse: Current<DaemonSet>,
+}
+
+/// Reads what exists under the names this runtime uses; `Err` lists every same-name object that is
+/// not this runtime's (left untouched).
+async fn existing(ctx: &Context, key: &DatasetKey, uid: &str) -> Result<Result<Existing, Vec<Conflict>>, Error> {
+    let client = &ctx.client;
+    let ns = Some(key.namespace.as_str());
+    let pv = apply::current(&Api::all(client.clone()), None, &key.pv_name(), uid, "get pv").await?;
+    let pvc =
+        apply::current(&Api::namespaced(client.clone(), &key.namespace), ns, &key.pvc_name(), uid, "get pvc").await?;
+    let workers = apply::current(
+        &Api::namespaced(client.clone(), &key.namespace),
+        ns,
+        &key.worker_statefulset_name(),
+        uid,
+        "get worker statefulset",
+    )
+    .await?;
+    let fuse = apply::current(
+        &Api::namespaced(client.clone(), &key.namespace),
+        ns,
+        &key.fuse_daemonset_name(),
+        uid,
+        "get fuse daemonset",
+    )
+    .await?;
+    Ok(match (pv, pvc, workers, fuse) {
+        (Ok(pv), Ok(pvc), Ok(workers), Ok(fuse)) => Ok(Existing { pv, pvc, workers, fuse }),
+        (pv, pvc, workers, fuse) => {
+            Err([pv.err(), pvc.err(), workers.err(), fuse.err()].into_iter().flatten().collect())
+        }
+    })
+}
+
+/// The metrics port a workload already serves on (used when the status lost its record).
+fn served_port(template: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>, container: &str) -> Option<i32> {
+    let spec = template?.spec.as_ref()?;
+    let c = spec.containers.iter().find(|c| c.name == container)?;
+    c.ports.iter().flatten().find(|p| p.name.as_deref() == Some(keys::METRICS_PORT_NAME)).map(|p| p.container_port)
+}
+
+/// Host ports of this runtime: those it holds (status, else what its workloads serve on), kept stable;
+/// new ones from the controller's range for host-network pods that have none.
+fn host_ports(ctx: &Context, rt: &JuiceFSRuntime, existing: &Existing) -> Result<HostPorts, ports::Exhausted> {
+    let uid = rt.metadata.uid.clone().unwrap_or_default();
+    let wanted = ports::Wanted { worker: worker::host_network(rt), fuse: fuse::host_network(rt) };
+    let recorded = rt.status.as_ref().and_then(|s| s.host_ports).unwrap_or_default();
+    let sts_template = existing.workers.as_ref().and_then(|s| s.spec.as_ref()).map(|s| &s.template);
+    let ds_template = existing.fuse.as_ref().and_then(|d| d.spec.as_ref()).map(|d| &d.template);
+    let current = HostPorts {
+        worker_metrics: recorded.worker_metrics.or_else(|| served_port(sts_template, keys::WORKER_CONTAINER)),
+        fuse_metrics: recorded.fuse_metrics.or_else(|| served_port(ds_template, keys::FUSE_CONTAINER)),
+    };
+    let others: Vec<ports::Claim> = ctx
+        .runtimes
+        .state()
+        .iter()
+        .filter(|o| o.metadata.uid.as_deref() != Some(uid.as_str()))
+        .map(|o| ports::Claim {
+            uid: o.metadata.uid.clone().unwrap_or_default(),
+            age_key: age_key(o),
+            ports: o.status.as_ref().and_then(|s| s.host_ports).unwrap_or_default(),
+        })
+        .collect();
+    ctx.ports.assign((&uid, &age_key(rt)), current, wanted, &others)
+}
+
+fn age_key(rt: &JuiceFSRuntime) -> (String, String) {
+    let created = rt.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()).unwrap_or_default();
+    (created, rt.metadata.uid.clone().unwrap_or_default())
+}
+
 async fn apply_runtime(rt: &JuiceFSRuntime, ctx: &Context) -> Result<Action, Error> {
     let ns = rt.namespace().unwrap_or_default();
     let name = rt.name_any();
     let key = DatasetKey::new(&ns, &name);
     let client = &ctx.client;
+    let uid = rt.metadata.uid.clone().unwrap_or_default();
 
     // 1. Dereference: the dataset of the same name.
     let datasets: Api<Dataset> = Api::namespaced(client.clone(), &ns);
@@ -133,37 +216,64 @@ async fn apply_runtime(rt: &JuiceFSRuntime, ctx: &Context) -> Result<Action, Err
         }
     }
 
-    // 3. Validate and build.
+    // 3. Validate.
     let cfg = match juicefs_config::build(&dataset.spec, &rt.spec) {
         Ok(cfg) => cfg,
         Err(e) => return blocked(ctx, rt, "InvalidSpec", e.to_string(), Duration::from_secs(60)).await,
     };
-    let sts = worker::build(rt, &dataset.spec, &key, &cfg);
-    let ds = fuse::build(rt, &key, &cfg, &ctx.mount_root);
 
-    // 4. Apply workloads.
-    let sts = apply::object(&Api::namespaced(client.clone(), &ns), &sts, "worker statefulset").await?;
-    let ds = apply::object(&Api::namespaced(client.clone(), &ns), &ds, "fuse daemonset").await?;
+    // 4. Only objects of our own, or none: a same-name object of anyone else stops everything here.
+    let existing = match existing(ctx, &key, &uid).await? {
+        Ok(existing) => existing,
+        Err(conflicts) => {
+            let list: Vec<String> = conflicts.iter().map(Conflict::to_string).collect();
+            let msg = format!(
+                "{}; ferrofluid creates, changes and deletes only objects carrying its own mark \
+                 (first owner keeps a name): remove or rename that object, or use another dataset name",
+                list.join("; ")
+            );
+            return blocked(ctx, rt, "NameConflict", msg, Duration::from_secs(60)).await;
+        }
+    };
 
-    // 5. Status from the workloads; dataset phase; volumes once bound.
+    // 5. Host ports for host-network pods, recorded before any pod can use them.
+    let ports = match host_ports(ctx, rt, &existing) {
+        Ok(p) => p,
+        Err(e) => return blocked(ctx, rt, "HostPortsExhausted", e.to_string(), Duration::from_secs(30)).await,
+    };
+    let recorded = rt.status.as_ref().and_then(|s| s.host_ports).filter(|p| *p != HostPorts::default());
+    let wanted_record = Some(ports).filter(|p| *p != HostPorts::default());
+    if recorded != wanted_record {
+        let mut st = status::ours(&rt.status.clone().unwrap_or_default());
+        st.host_ports = wanted_record;
+        apply::status(&runtimes, &name, &st, "runtime host ports").await?;
+    }
+    let worker_port = ports.worker_metrics.unwrap_or(keys::DEFAULT_METRICS_PORT);
+    let fuse_port = ports.fuse_metrics.unwrap_or(keys::DEFAULT_METRICS_PORT);
+
+    // 6. Build and apply: the PV first (it holds the cluster-wide name), then the workloads.
+    let pv = volume::persistent_volume(rt, &key, &dataset.spec, &ctx.mount_root);
+    apply::object(&Api::all(client.clone()), &pv, &existing.pv, "pv").await?;
+    let sts = worker::build(rt, &dataset.spec, &key, &cfg, worker_port);
+    let sts =
+        apply::object(&Api::namespaced(client.clone(), &ns), &sts, &existing.workers, "worker statefulset").await?;
+    let ds = fuse::build(rt, &key, &cfg, &ctx.mount_root, fuse_port);
+    let ds = apply::object(&Api::namespaced(client.clone(), &ns), &ds, &existing.fuse, "fuse daemonset").await?;
+
+    // 7. Status from the workloads; dataset phase; the PVC once bound.
     let workers = status::workers(rt.spec.replicas.unwrap_or(1), Some(&sts));
     let fuses = status::fuses(Some(&ds));
     let phase = status::dataset_phase(&workers, ds_status.phase);
     if phase == DatasetPhase::Bound {
         apply::object(
-            &Api::all(client.clone()),
-            &volume::persistent_volume(&key, &dataset.spec, &ctx.mount_root),
-            "pv",
-        )
-        .await?;
-        apply::object(
             &Api::namespaced(client.clone(), &ns),
             &volume::persistent_volume_claim(rt, &key, &dataset.spec),
+            &existing.pvc,
             "pvc",
         )
         .await?;
     }
-    let pods = worker_pods(ctx, &key).await?;
+    let pods = status::controlled_by(worker_pods(ctx, &key).await?, sts.metadata.uid.as_deref());
     let failures = status::worker_failures(&pods);
     let health = WorkerHealth::new(&workers, &failures);
     if !failures.is_empty() {
@@ -172,10 +282,10 @@ async fn apply_runtime(rt: &JuiceFSRuntime, ctx: &Context) -> Result<Action, Err
     }
     write_dataset_status(ctx, rt, &dataset, phase, &health).await?;
 
-    // 6. Cache labels on the nodes where workers run.
+    // 8. Cache labels on the nodes where workers run.
     sync_worker_labels(ctx, &key, &cfg, &pods).await?;
 
-    write_runtime_status(ctx, rt, &key, &workers, &fuses, &health).await?;
+    write_runtime_status(ctx, rt, &key, &workers, &fuses, &health, wanted_record).await?;
     Ok(resync(ctx))
 }
 
@@ -251,6 +361,7 @@ async fn write_runtime_status(
     workers: &status::Counts,
     fuses: &status::Counts,
     health: &WorkerHealth,
+    host_ports: Option<HostPorts>,
 ) -> Result<(), Error> {
     let existing = rt.status.clone().unwrap_or_default();
     let t = now();
@@ -286,6 +397,7 @@ async fn write_runtime_status(
         conditions,
         selector: Some(labels::to_selector_string(&labels::selector(key, keys::ROLE_WORKER))),
         setup_duration,
+        host_ports,
         ..Default::default()
     };
     let api: Api<JuiceFSRuntime> = Api::namespaced(ctx.client.clone(), &key.namespace);
@@ -358,53 +470,49 @@ async fn strip_nodes(ctx: &Context, selector_key: &str, label_keys: &[String]) -
     Ok(())
 }
 
-async fn delete_if_present<K>(api: &Api<K>, name: &str, step: &'static str) -> Result<bool, Error>
-where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    match api.delete(name, &DeleteParams::background()).await {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
-        Err(e) => Err(e).step(step)?,
-    }
-}
-
-/// Ordered, idempotent cleanup; safe to interrupt and run again at any point.
+/// Ordered, idempotent cleanup; safe to interrupt and run again at any point. Deletes only objects
+/// carrying this runtime's mark; the PV goes last, since holding it is what entitles the runtime to the
+/// node label keys it shares with any other dataset whose `<ns>-<name>` is the same string.
 async fn cleanup(rt: &JuiceFSRuntime, ctx: &Context) -> Result<Action, Error> {
     let ns = rt.namespace().unwrap_or_default();
     let key = DatasetKey::new(&ns, rt.name_any());
     let client = &ctx.client;
+    let uid = rt.metadata.uid.clone().unwrap_or_default();
 
     // PVC first: Kubernetes keeps it while a pod uses it; wait for that.
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
-    delete_if_present(&pvcs, &key.pvc_name(), "delete pvc").await?;
-    if pvcs.get_opt(&key.pvc_name()).await.step("get pvc")?.is_some() {
+    if apply::delete_ours(&pvcs, &key.pvc_name(), &uid, "delete pvc").await? == Deletion::Deleting {
         let msg = format!("PVC {ns}/{} is still used by a pod; waiting before tearing down", key.pvc_name());
         event(ctx, rt, EventType::Normal, "WaitingForPVC", msg.clone()).await;
         return Err(Error::Waiting(msg));
     }
+    let workers = Api::<StatefulSet>::namespaced(client.clone(), &ns);
+    apply::delete_ours(&workers, &key.worker_statefulset_name(), &uid, "delete workers").await?;
+    let fuse = Api::<DaemonSet>::namespaced(client.clone(), &ns);
+    apply::delete_ours(&fuse, &key.fuse_daemonset_name(), &uid, "delete fuse").await?;
+
     let pvs: Api<PersistentVolume> = Api::all(client.clone());
-    delete_if_present(&pvs, &key.pv_name(), "delete pv").await?;
-    if pvs.get_opt(&key.pv_name()).await.step("get pv")?.is_some() {
+    let holds_name = matches!(apply::current(&pvs, None, &key.pv_name(), &uid, "get pv").await?, Ok(Current::Ours(_)));
+    if holds_name {
+        strip_nodes(ctx, &key.juicefs_worker_node_label(), &node_labels::worker_label_keys(&key)).await?;
+        strip_nodes(ctx, &key.worker_node_label(), &node_labels::worker_label_keys(&key)).await?;
+        strip_nodes(ctx, &key.fuse_node_label(), &[key.fuse_node_label()]).await?;
+    }
+    if apply::delete_ours(&pvs, &key.pv_name(), &uid, "delete pv").await? == Deletion::Deleting {
         return Err(Error::Waiting(format!("PV {} is being deleted", key.pv_name())));
     }
-    delete_if_present(
-        &Api::<StatefulSet>::namespaced(client.clone(), &ns),
-        &key.worker_statefulset_name(),
-        "delete workers",
-    )
-    .await?;
-    delete_if_present(&Api::<DaemonSet>::namespaced(client.clone(), &ns), &key.fuse_daemonset_name(), "delete fuse")
-        .await?;
-    strip_nodes(ctx, &key.juicefs_worker_node_label(), &node_labels::worker_label_keys(&key)).await?;
-    strip_nodes(ctx, &key.worker_node_label(), &node_labels::worker_label_keys(&key)).await?;
-    strip_nodes(ctx, &key.fuse_node_label(), &[key.fuse_node_label()]).await?;
+    ctx.ports.release(&uid);
 
+    // The dataset is unbound — unless it is bound to another runtime, which this one never was.
     let datasets: Api<Dataset> = Api::namespaced(client.clone(), &ns);
-    if datasets.get_opt(&key.name).await.step("get dataset")?.is_some() {
-        let st = DatasetStatus { phase: Some(DatasetPhase::NotBound), ..Default::default() };
-        apply::status(&datasets, &key.name, &st, "dataset status").await?;
+    if let Some(dataset) = datasets.get_opt(&key.name).await.step("get dataset")? {
+        let runtimes = dataset.status.map(|s| s.runtimes).unwrap_or_default();
+        if runtimes.iter().all(|r| r.name == key.name && r.type_.as_deref() == Some(keys::JUICEFS)) {
+            let st = DatasetStatus { phase: Some(DatasetPhase::NotBound), ..Default::default() };
+            apply::status(&datasets, &key.name, &st, "dataset status").await?;
+        }
     }
-    event(ctx, rt, EventType::Normal, "Cleaned", "removed PV, PVC, workloads and node labels".into()).await;
+    event(ctx, rt, EventType::Normal, "Cleaned", "removed this runtime's PV, PVC, workloads and node labels".into())
+        .await;
     Ok(Action::await_change())
 }

@@ -1,7 +1,8 @@
 //! Runtime and dataset status derived from the workloads. Pure.
 
 use ferrofluid_api::DatasetPhase;
-use ferrofluid_api::RuntimePhase;
+use ferrofluid_api::redact::redact;
+use ferrofluid_api::{JuiceFSRuntimeStatus, RuntimePhase};
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use std::collections::BTreeSet;
@@ -55,6 +56,33 @@ pub fn fuses(ds: Option<&DaemonSet>) -> Counts {
         } else {
             phase(status.desired_number_scheduled, status.number_ready)
         },
+    }
+}
+
+/// Condition types this controller owns on a JuiceFSRuntime.
+pub const RUNTIME_CONDITIONS: &[&str] = &["Ready", "FusesReady"];
+
+/// The part of a runtime's status this controller owns, as it stands. A server-side apply of status
+/// removes every owned field it does not name, so a write that changes one field starts from this.
+pub fn ours(st: &JuiceFSRuntimeStatus) -> JuiceFSRuntimeStatus {
+    JuiceFSRuntimeStatus {
+        worker_phase: st.worker_phase,
+        desired_worker_number_scheduled: st.desired_worker_number_scheduled,
+        current_worker_number_scheduled: st.current_worker_number_scheduled,
+        worker_number_ready: st.worker_number_ready,
+        worker_number_available: st.worker_number_available,
+        worker_number_unavailable: st.worker_number_unavailable,
+        fuse_phase: st.fuse_phase,
+        desired_fuse_number_scheduled: st.desired_fuse_number_scheduled,
+        current_fuse_number_scheduled: st.current_fuse_number_scheduled,
+        fuse_number_ready: st.fuse_number_ready,
+        fuse_number_available: st.fuse_number_available,
+        fuse_number_unavailable: st.fuse_number_unavailable,
+        conditions: st.conditions.iter().filter(|c| RUNTIME_CONDITIONS.contains(&c.type_.as_str())).cloned().collect(),
+        selector: st.selector.clone(),
+        setup_duration: st.setup_duration.clone(),
+        host_ports: st.host_ports,
+        ..Default::default()
     }
 }
 
@@ -134,6 +162,14 @@ mod tests {
     }
 }
 
+/// The pods among `pods` that the worker StatefulSet with `uid` controls (label look-alikes are ignored).
+pub fn controlled_by(pods: Vec<Pod>, uid: Option<&str>) -> Vec<Pod> {
+    let Some(uid) = uid else { return Vec::new() };
+    pods.into_iter()
+        .filter(|p| p.metadata.owner_references.iter().flatten().any(|o| o.controller == Some(true) && o.uid == uid))
+        .collect()
+}
+
 /// Nodes running a (running, not terminating) worker.
 pub fn worker_nodes(pods: &[Pod]) -> BTreeSet<String> {
     pods.iter()
@@ -143,13 +179,18 @@ pub fn worker_nodes(pods: &[Pod]) -> BTreeSet<String> {
         .collect()
 }
 
-/// Why workers fail, from their container statuses: one line per failing container, e.g.
-/// `jfsdemo-worker-0/juicefs-worker: CrashLoopBackOff, exit 1: <last log line>`. Empty when none fails.
+/// Why workers fail, from their container statuses (init containers included): one line per failing
+/// container, e.g. `jfsdemo-worker-0/juicefs-worker: CrashLoopBackOff, exit 1: <last log line>`, with
+/// credentials in that line redacted. Empty when none fails.
 pub fn worker_failures(pods: &[Pod]) -> Vec<String> {
     let mut lines = Vec::new();
     for pod in pods {
         let name = pod.metadata.name.clone().unwrap_or_default();
-        for cs in pod.status.iter().flat_map(|s| s.container_statuses.iter().flatten()) {
+        let statuses = pod
+            .status
+            .iter()
+            .flat_map(|s| s.init_container_statuses.iter().flatten().chain(s.container_statuses.iter().flatten()));
+        for cs in statuses {
             if cs.ready {
                 continue;
             }
@@ -166,7 +207,7 @@ pub fn worker_failures(pods: &[Pod]) -> Vec<String> {
                 line.push_str(&format!(", exit {}", t.exit_code));
                 let last = t.message.as_deref().unwrap_or_default().lines().rev().find(|l| !l.trim().is_empty());
                 if let Some(msg) = last {
-                    let msg: String = msg.trim().chars().take(300).collect();
+                    let msg: String = redact(msg.trim()).chars().take(300).collect();
                     line.push_str(&format!(": {msg}"));
                 }
             }
@@ -199,7 +240,9 @@ mod failure_tests {
                 last_state: failed.then(|| ContainerState {
                     terminated: Some(ContainerStateTerminated {
                         exit_code: 1,
-                        message: Some("formatting\nLoad metadata: connection refused\n".into()),
+                        message: Some(
+                            "formatting\nMeta redis://:hunter2@127.0.0.1:6379/x is not available: refused\n".into(),
+                        ),
                         ..Default::default()
                     }),
                     ..Default::default()
@@ -216,7 +259,9 @@ mod failure_tests {
         let pods = [pod("w-0", true, false), pod("w-1", false, true)];
         assert_eq!(
             worker_failures(&pods),
-            ["w-1/juicefs-worker: CrashLoopBackOff, exit 1: Load metadata: connection refused"]
+            [
+                "w-1/juicefs-worker: CrashLoopBackOff, exit 1: Meta redis://:****@127.0.0.1:6379/x is not available: refused"
+            ]
         );
         assert!(worker_failures(&[pod("w-0", false, false)]).is_empty(), "not ready yet is no failure");
     }

@@ -30,11 +30,23 @@ pub fn volume_attributes(key: &DatasetKey, mount_root: &str) -> BTreeMap<String,
     ])
 }
 
-pub fn persistent_volume(key: &DatasetKey, dataset: &DatasetSpec, mount_root: &str) -> PersistentVolume {
+/// The PV. It is created before the workloads, as the runtime's claim on the cluster-wide name
+/// `<ns>-<name>` (which node label keys share): the first runtime to hold it keeps it, a runtime of
+/// another namespace whose name maps to the same PV name is refused (`NameConflict`).
+pub fn persistent_volume(
+    runtime: &JuiceFSRuntime,
+    key: &DatasetKey,
+    dataset: &DatasetSpec,
+    mount_root: &str,
+) -> PersistentVolume {
     let mut labels = labels::common(key);
     labels.insert(key.worker_node_label(), keys::LABEL_TRUE.into());
     PersistentVolume {
-        metadata: ObjectMeta { name: Some(key.pv_name()), labels: Some(labels), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some(key.pv_name()),
+            labels: Some(labels::marked(labels, runtime)),
+            ..Default::default()
+        },
         spec: Some(PersistentVolumeSpec {
             access_modes: Some(access_modes(dataset)),
             capacity: Some(BTreeMap::from([("storage".to_string(), Quantity(CAPACITY.into()))])),
@@ -70,7 +82,7 @@ pub fn persistent_volume_claim(
         metadata: ObjectMeta {
             name: Some(key.pvc_name()),
             namespace: Some(key.namespace.clone()),
-            labels: Some(labels::common(key)),
+            labels: Some(labels::marked(labels::common(key), runtime)),
             owner_references: labels::owned_by(runtime).map(|o| vec![o]),
             ..Default::default()
         },

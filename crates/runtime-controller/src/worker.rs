@@ -1,8 +1,11 @@
 //! The worker StatefulSet `<name>-worker`: JuiceFS cache workers spread over nodes.
 
-use crate::juicefs_config::{CacheLevel, JuiceFsConfig, mount_script};
+use crate::juicefs_config::{CacheLevel, JuiceFsConfig, Role, mount_command};
 use crate::labels;
-use crate::pod_parts::{cache_volumes, container_env, image_of, mounted_probe, pull_policy, template_metadata};
+use crate::pod_parts::{
+    TERMINATION_MESSAGE_POLICY, cache_volumes, container_env, format_init_container, image_of, mounted_probe,
+    pull_policy, template_metadata,
+};
 use ferrofluid_api::dataset::PlacementMode;
 use ferrofluid_api::keys::{self, DatasetKey};
 use ferrofluid_api::{DatasetSpec, JuiceFSRuntime};
@@ -22,23 +25,40 @@ pub fn worker_mount_path(key: &DatasetKey) -> String {
     format!("/runtime-mnt/{}/{}/{}/juicefs-worker", keys::JUICEFS, key.namespace, key.name)
 }
 
-pub fn build(runtime: &JuiceFSRuntime, dataset: &DatasetSpec, key: &DatasetKey, cfg: &JuiceFsConfig) -> StatefulSet {
+/// Whether the workers use the node's network (`spec.worker.networkMode: HostNetwork`).
+pub fn host_network(runtime: &JuiceFSRuntime) -> bool {
+    let mode = runtime.spec.worker.as_ref().and_then(|w| w.network_mode);
+    mode == Some(ferrofluid_api::juicefs_runtime::NetworkMode::HostNetwork)
+}
+
+/// The worker StatefulSet; `metrics_port` is the runtime's allocated host port when [`host_network`],
+/// else the default port inside the pod's own network.
+pub fn build(
+    runtime: &JuiceFSRuntime,
+    dataset: &DatasetSpec,
+    key: &DatasetKey,
+    cfg: &JuiceFsConfig,
+    metrics_port: i32,
+) -> StatefulSet {
     let spec = &runtime.spec;
     let worker = spec.worker.clone().unwrap_or_default();
     let selector = labels::selector(key, keys::ROLE_WORKER);
 
     let (volumes, mut mounts) = cache_volumes(&cfg.cache);
     mounts.extend(worker.volume_mounts.clone());
+    let image = image_of(spec, worker.image.as_deref(), worker.image_tag.as_deref());
+    let env = container_env(cfg, &worker.env);
+    let init = format_init_container(cfg, &image, pull_policy(spec, worker.image_pull_policy), &env);
     let container = Container {
         name: keys::WORKER_CONTAINER.into(),
-        image: Some(image_of(spec, worker.image.as_deref(), worker.image_tag.as_deref())),
+        image: Some(image),
         image_pull_policy: pull_policy(spec, worker.image_pull_policy),
-        command: Some(vec!["sh".into(), "-c".into()]),
-        args: Some(vec![mount_script(cfg, &worker_mount_path(key), keys::DEFAULT_METRICS_PORT, &BTreeMap::new())]),
-        env: Some(container_env(cfg, &worker.env)),
+        command: Some(mount_command(cfg, Role::Worker, &worker_mount_path(key), metrics_port)),
+        env: Some(env),
+        termination_message_policy: Some(TERMINATION_MESSAGE_POLICY.into()),
         ports: Some(vec![ContainerPort {
             name: Some(keys::METRICS_PORT_NAME.into()),
-            container_port: keys::DEFAULT_METRICS_PORT,
+            container_port: metrics_port,
             protocol: Some("TCP".into()),
             ..Default::default()
         }]),
@@ -58,7 +78,7 @@ pub fn build(runtime: &JuiceFSRuntime, dataset: &DatasetSpec, key: &DatasetKey, 
         metadata: ObjectMeta {
             name: Some(key.worker_statefulset_name()),
             namespace: Some(key.namespace.clone()),
-            labels: Some(labels::for_role(key, keys::ROLE_WORKER)),
+            labels: Some(labels::marked(labels::for_role(key, keys::ROLE_WORKER), runtime)),
             owner_references: labels::owned_by(runtime).map(|o| vec![o]),
             ..Default::default()
         },
@@ -77,14 +97,13 @@ pub fn build(runtime: &JuiceFSRuntime, dataset: &DatasetSpec, key: &DatasetKey, 
                     [spec.pod_metadata.as_ref(), worker.pod_metadata.as_ref()],
                 )),
                 spec: Some(PodSpec {
+                    init_containers: Some(vec![init]),
                     containers: vec![container],
                     volumes: (!all_volumes.is_empty()).then_some(all_volumes),
                     affinity: Some(affinity(dataset, key, &selector)),
                     node_selector: (!worker.node_selector.is_empty()).then(|| worker.node_selector.clone()),
                     tolerations: (!dataset.tolerations.is_empty()).then(|| dataset.tolerations.clone()),
-                    host_network: Some(
-                        worker.network_mode == Some(ferrofluid_api::juicefs_runtime::NetworkMode::HostNetwork),
-                    ),
+                    host_network: Some(host_network(runtime)),
                     ..Default::default()
                 }),
             },

@@ -1,0 +1,69 @@
+//! The ownership mark on every object the runtime-controller creates: `app.kubernetes.io/managed-by:
+//! ferrofluid` plus `ferrofluid.io/runtime-uid: <UID of the owning JuiceFSRuntime>`. An object that
+//! lacks either, or names another runtime, is someone else's: it is never applied to or deleted, even
+//! when its name is the one this runtime would use. Pure.
+
+use ferrofluid_api::keys::{LABEL_MANAGED_BY, LABEL_RUNTIME_UID, MANAGED_BY};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use std::collections::BTreeMap;
+
+/// Adds the ownership mark of the runtime with `runtime_uid` to an object's labels.
+pub fn mark(labels: &mut BTreeMap<String, String>, runtime_uid: &str) {
+    labels.insert(LABEL_MANAGED_BY.into(), MANAGED_BY.into());
+    labels.insert(LABEL_RUNTIME_UID.into(), runtime_uid.into());
+}
+
+/// Whose an existing object is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ownership {
+    /// Carries this runtime's mark.
+    Ours,
+    /// Not ours; the reason, e.g. "is not managed by ferrofluid".
+    Foreign(&'static str),
+}
+
+pub fn ownership(meta: &ObjectMeta, runtime_uid: &str) -> Ownership {
+    let labels = meta.labels.as_ref();
+    let label = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
+    if label(LABEL_MANAGED_BY) != Some(MANAGED_BY) {
+        return Ownership::Foreign("is not managed by ferrofluid");
+    }
+    match label(LABEL_RUNTIME_UID) {
+        Some(uid) if uid == runtime_uid && !uid.is_empty() => Ownership::Ours,
+        Some(_) => Ownership::Foreign("belongs to another JuiceFSRuntime"),
+        None => Ownership::Foreign("carries no ferrofluid.io/runtime-uid label"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(labels: &[(&str, &str)]) -> ObjectMeta {
+        ObjectMeta {
+            labels: Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_the_full_mark_of_this_runtime_is_ours() {
+        let mut labels = BTreeMap::new();
+        mark(&mut labels, "uid-1");
+        let m = ObjectMeta { labels: Some(labels), ..Default::default() };
+        assert_eq!(ownership(&m, "uid-1"), Ownership::Ours);
+        assert!(matches!(ownership(&m, "uid-2"), Ownership::Foreign(why) if why.contains("another")));
+        assert!(matches!(ownership(&ObjectMeta::default(), "uid-1"), Ownership::Foreign(_)));
+        assert!(matches!(ownership(&meta(&[(LABEL_RUNTIME_UID, "uid-1")]), "uid-1"), Ownership::Foreign(_)));
+        assert!(matches!(ownership(&meta(&[(LABEL_MANAGED_BY, MANAGED_BY)]), "uid-1"), Ownership::Foreign(_)));
+        assert!(matches!(
+            ownership(&meta(&[(LABEL_MANAGED_BY, "helm"), (LABEL_RUNTIME_UID, "uid-1")]), "uid-1"),
+            Ownership::Foreign(_)
+        ));
+        // An object without a UID label can never match an (impossible) empty runtime UID.
+        assert!(matches!(
+            ownership(&meta(&[(LABEL_MANAGED_BY, MANAGED_BY), (LABEL_RUNTIME_UID, "")]), ""),
+            Ownership::Foreign(_)
+        ));
+    }
+}
