@@ -28,6 +28,11 @@ struct Args {
     /// Seconds between checks of a dataset whose input is invalid (e.g. a missing Secret).
     #[arg(long, env = "FERROFLUID_RECHECK_SECONDS", default_value_t = 15)]
     recheck_seconds: u64,
+    /// Check that the Secrets named in a Dataset's encryptOptions exist and hold the named keys. Needs
+    /// `get` on Secrets in the datasets' namespaces (the chart grants it per namespace with
+    /// `datasetController.checkSecrets`). Off by default: the controller then never reads a Secret.
+    #[arg(long, env = "FERROFLUID_CHECK_SECRETS", default_value_t = false, action = clap::ArgAction::Set)]
+    check_secrets: bool,
     #[command(flatten)]
     controller: ControllerArgs,
 }
@@ -50,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
                 recorder: Recorder::new(client.clone(), Reporter::from("ferrofluid-dataset-controller")),
                 metrics,
                 recheck: Duration::from_secs(args.recheck_seconds.max(1)),
+                check_secrets: args.check_secrets,
             });
             let stop = rt.stop.clone();
             let controller = Controller::new(api, watcher::Config::default())

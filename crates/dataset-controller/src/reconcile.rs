@@ -30,6 +30,9 @@ pub struct Context {
     pub metrics: ReconcileMetrics,
     /// How often a dataset with invalid input is checked again (Secrets are not watched).
     pub recheck: Duration,
+    /// Check that the Secrets named in `encryptOptions` exist and hold the keys (`--check-secrets`; needs
+    /// `get` on Secrets in the datasets' namespaces). Off: only what needs no Secret access is checked.
+    pub check_secrets: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,8 +114,12 @@ async fn apply(ds: &Dataset, ctx: &Context) -> Result<Action, Error> {
         event(ctx, ds, EventType::Normal, "NotBound", "no runtime is bound to this dataset yet".into()).await;
     }
 
-    let secrets = read_secrets(ctx, &ns, &validate::referenced_secrets(&ds.spec)).await?;
-    let problems = validate::validate(&ds.spec, &secrets);
+    let secrets = if ctx.check_secrets {
+        Some(read_secrets(ctx, &ns, &validate::referenced_secrets(&ds.spec)).await?)
+    } else {
+        None
+    };
+    let problems = validate::validate(&ds.spec, secrets.as_ref());
     let ok = problems.is_empty();
     let message = if ok { "the dataset's input is valid".to_string() } else { join(&problems) };
     let reason = if ok { "Valid" } else { "InvalidInput" };
@@ -139,19 +146,23 @@ fn join(problems: &[Problem]) -> String {
     problems.iter().map(Problem::to_string).collect::<Vec<_>>().join("; ")
 }
 
-/// Key sets of the named Secrets that exist (values are never read into logs or events).
-async fn read_secrets(
-    ctx: &Context,
-    ns: &str,
-    names: &BTreeSet<String>,
-) -> Result<BTreeMap<String, BTreeSet<String>>, Error> {
+/// What the Secrets named by the dataset hold: their key sets (values are never read into logs or
+/// events), or that this controller may not read them.
+async fn read_secrets(ctx: &Context, ns: &str, names: &BTreeSet<String>) -> Result<validate::SecretKeys, Error> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let mut found = BTreeMap::new();
     for name in names {
-        if let Some(secret) = api.get_opt(name).await.step("get secret")? {
-            let mut keys: BTreeSet<String> = secret.data.unwrap_or_default().into_keys().collect();
-            keys.extend(secret.string_data.unwrap_or_default().into_keys());
-            found.insert(name.clone(), keys);
+        match api.get_opt(name).await {
+            Ok(Some(secret)) => {
+                let mut keys: BTreeSet<String> = secret.data.unwrap_or_default().into_keys().collect();
+                keys.extend(secret.string_data.unwrap_or_default().into_keys());
+                found.insert(name.clone(), validate::SecretView::Keys(keys));
+            }
+            Ok(None) => {}
+            Err(kube::Error::Api(s)) if s.code == 403 => {
+                found.insert(name.clone(), validate::SecretView::Forbidden);
+            }
+            Err(e) => return Err(e).step("get secret")?,
         }
     }
     Ok(found)

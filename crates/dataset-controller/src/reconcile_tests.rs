@@ -14,6 +14,10 @@ use std::time::Duration;
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
 fn context() -> (Arc<Context>, Handle) {
+    context_with(true)
+}
+
+fn context_with(check_secrets: bool) -> (Arc<Context>, Handle) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
     let registry = prometheus::Registry::new();
@@ -22,6 +26,7 @@ fn context() -> (Arc<Context>, Handle) {
         recorder: Recorder::new(client, Reporter::from("test")),
         metrics: ReconcileMetrics::register(&registry).expect("metrics"),
         recheck: Duration::from_secs(7),
+        check_secrets,
     };
     (Arc::new(ctx), handle)
 }
@@ -130,6 +135,26 @@ async fn missing_secret_sets_condition_and_warns() {
     let action = reconcile(Arc::new(dataset(false)), ctx).await.expect("reconciled");
     server.await.expect("server");
     assert_eq!(action, kube::runtime::controller::Action::requeue(Duration::from_secs(7)));
+}
+
+#[tokio::test]
+async fn without_secret_checks_no_secret_is_read() {
+    let (ctx, mut handle) = context_with(false);
+    let server = tokio::spawn(async move {
+        let ds = serde_json::to_value(dataset(false)).expect("json");
+        let path = "/apis/data.fluid.io/v1alpha1/namespaces/ns/datasets/jfsdemo/status";
+        expect(&mut handle, Method::PATCH, path, (StatusCode::OK, ds.clone())).await;
+        expect(&mut handle, Method::POST, EVENTS, event_reply()).await;
+        // Straight to the Validated condition: no GET of the Secret the dataset names.
+        let apply = expect(&mut handle, Method::PATCH, path, (StatusCode::OK, ds)).await;
+        assert_eq!(apply["status"]["conditions"][0]["status"], "True");
+        handle
+    });
+    let action = reconcile(Arc::new(dataset(false)), ctx).await.expect("reconciled");
+    let mut handle = server.await.expect("server");
+    assert_eq!(action, kube::runtime::controller::Action::requeue(Duration::from_secs(300)));
+    let next = tokio::time::timeout(Duration::from_millis(100), handle.next_request()).await;
+    assert!(matches!(next, Err(_) | Ok(None)), "unexpected request");
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! What the schema cannot check about a Dataset: that a runtime supports its mount scheme and that the
-//! Secrets it references exist and hold the keys. Pure: the secrets' key sets come in as a map.
+//! What the schema cannot check about a Dataset: that a runtime supports its mount scheme and (when the
+//! controller may read Secrets, `--check-secrets`) that the Secrets it references exist and hold the
+//! keys. Pure: what was found of the Secrets comes in as a map.
 
 use ferrofluid_api::{DatasetSpec, EncryptOption};
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,8 +35,20 @@ fn encrypt_options(spec: &DatasetSpec) -> impl Iterator<Item = (String, &Encrypt
     shared.chain(mounts)
 }
 
-/// Checks the spec against the Secrets found: `secrets` maps each existing Secret to its keys.
-pub fn validate(spec: &DatasetSpec, secrets: &BTreeMap<String, BTreeSet<String>>) -> Vec<Problem> {
+/// What the controller could see of one Secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretView {
+    /// It exists; its keys.
+    Keys(BTreeSet<String>),
+    /// The controller may not read it (no `get` on Secrets in that namespace).
+    Forbidden,
+}
+
+/// Each existing Secret the dataset names, by name; a missing one is absent.
+pub type SecretKeys = BTreeMap<String, SecretView>;
+
+/// Checks the spec; with `secrets` (when Secrets are checked) also the references against them.
+pub fn validate(spec: &DatasetSpec, secrets: Option<&SecretKeys>) -> Vec<Problem> {
     let mut problems = Vec::new();
     for (i, mount) in spec.mounts.iter().enumerate() {
         let scheme = mount.mount_point.split("://").next().unwrap_or_default();
@@ -49,6 +62,7 @@ pub fn validate(spec: &DatasetSpec, secrets: &BTreeMap<String, BTreeSet<String>>
             });
         }
     }
+    let Some(secrets) = secrets else { return problems };
     for (field, opt) in encrypt_options(spec) {
         let r = &opt.value_from.secret_key_ref;
         match secrets.get(&r.name) {
@@ -56,11 +70,19 @@ pub fn validate(spec: &DatasetSpec, secrets: &BTreeMap<String, BTreeSet<String>>
                 field: format!("{field}.valueFrom.secretKeyRef.name"),
                 message: format!("Secret {:?} does not exist in the dataset's namespace", r.name),
             }),
-            Some(keys) if !keys.contains(&r.key) => problems.push(Problem {
+            Some(SecretView::Forbidden) => problems.push(Problem {
+                field: format!("{field}.valueFrom.secretKeyRef.name"),
+                message: format!(
+                    "cannot check Secret {:?}: the dataset-controller may not read Secrets in this namespace \
+                     (grant it with the chart's datasetController.checkSecrets, or turn --check-secrets off)",
+                    r.name
+                ),
+            }),
+            Some(SecretView::Keys(keys)) if !keys.contains(&r.key) => problems.push(Problem {
                 field: format!("{field}.valueFrom.secretKeyRef.key"),
                 message: format!("Secret {:?} has no key {:?}", r.name, r.key),
             }),
-            Some(_) => {}
+            Some(SecretView::Keys(_)) => {}
         }
     }
     problems
@@ -89,25 +111,34 @@ mod tests {
         }
     }
 
-    fn secrets() -> BTreeMap<String, BTreeSet<String>> {
-        BTreeMap::from([("jfs".to_string(), BTreeSet::from(["metaurl".to_string()]))])
+    fn secrets() -> SecretKeys {
+        BTreeMap::from([("jfs".to_string(), SecretView::Keys(BTreeSet::from(["metaurl".to_string()])))])
     }
 
     #[test]
     fn valid_dataset_has_no_problems() {
-        assert!(validate(&spec("juicefs:///demo", "jfs", "metaurl"), &secrets()).is_empty());
+        assert!(validate(&spec("juicefs:///demo", "jfs", "metaurl"), Some(&secrets())).is_empty());
         assert_eq!(referenced_secrets(&spec("juicefs:///", "jfs", "metaurl")), BTreeSet::from(["jfs".to_string()]));
     }
 
     #[test]
     fn problems_name_the_field() {
-        let p = validate(&spec("alluxio://x/y", "jfs", "metaurl"), &secrets());
+        let p = validate(&spec("alluxio://x/y", "jfs", "metaurl"), Some(&secrets()));
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].field, "spec.mounts[0].mountPoint");
-        let p = validate(&spec("juicefs:///", "nope", "metaurl"), &secrets());
+        let p = validate(&spec("juicefs:///", "nope", "metaurl"), Some(&secrets()));
         assert_eq!(p[0].field, "spec.mounts[0].encryptOptions[0].valueFrom.secretKeyRef.name");
-        let p = validate(&spec("juicefs:///", "jfs", "url"), &secrets());
+        let p = validate(&spec("juicefs:///", "jfs", "url"), Some(&secrets()));
         assert_eq!(p[0].field, "spec.mounts[0].encryptOptions[0].valueFrom.secretKeyRef.key");
         assert!(p[0].to_string().contains("has no key \"url\""));
+        let forbidden = BTreeMap::from([("jfs".to_string(), SecretView::Forbidden)]);
+        let p = validate(&spec("juicefs:///", "jfs", "metaurl"), Some(&forbidden));
+        assert!(p[0].message.contains("may not read Secrets"), "{}", p[0]);
+    }
+
+    #[test]
+    fn without_secret_checks_only_the_spec_counts() {
+        assert!(validate(&spec("juicefs:///", "nope", "metaurl"), None).is_empty());
+        assert_eq!(validate(&spec("s3://b/x", "nope", "metaurl"), None).len(), 1);
     }
 }
