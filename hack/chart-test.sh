@@ -24,6 +24,8 @@ export KUBECONFIG="${KUBECONFIG:-$LOCAL_DIR/kubeconfig}"
 OUT="$(mktemp -d)"
 # Cluster-scoped objects this run created and must remove (kind/name).
 CREATED_CLUSTER_OBJECTS=()
+# Cluster-scoped kinds the chart renders with the release's labels.
+CLUSTER_KINDS="clusterrole,clusterrolebinding,validatingadmissionpolicy,validatingadmissionpolicybinding"
 
 for tool in helm kubectl jq; do command -v "$tool" >/dev/null || die "$tool not found: run hack/setup.sh"; done
 kubectl get --raw /readyz >/dev/null 2>&1 || die "no API server at $KUBECONFIG: run make cluster-up"
@@ -35,7 +37,7 @@ cleanup() {
   log "cleaning up"
   kubectl delete namespace "$NS" "$WATCH_NS" --ignore-not-found --wait=true --timeout=120s >/dev/null 2>&1 || true
   # Only what this release labelled, cluster-wide (ClusterRoles, bindings; CSIDriver/StorageClass below).
-  kubectl delete clusterrole,clusterrolebinding -l "app.kubernetes.io/instance=$RELEASE" --ignore-not-found >/dev/null || true
+  kubectl delete "$CLUSTER_KINDS" -l "app.kubernetes.io/instance=$RELEASE" --ignore-not-found >/dev/null || true
   local obj
   for obj in "${CREATED_CLUSTER_OBJECTS[@]}"; do
     kubectl delete "$obj" --ignore-not-found >/dev/null || true
@@ -63,6 +65,10 @@ NON_DEFAULT=(
   --set metrics.service.enabled=false --set metrics.podAnnotations=false
   --set image.tag=test --set csiPlugin.image.tag=test
   --set csiDriver.create=false --set storageClass.create=false
+  --set runtimeController.hostPortRange=30000-30999
+  --set datasetController.checkSecrets.enabled=true
+  --set runtimePolicy.enabled=true --set 'runtimePolicy.allowedImages={registry.example.com/juicefs/}'
+  --set 'runtimePolicy.allowedCachePaths={/dev/shm,/var/jfsCache}'
 )
 MINIMAL=(--set metricsCollector.enabled=false --set csiPlugin.enabled=false)
 
@@ -88,6 +94,9 @@ grep -q '^kind: PodMonitor' "$OUT/monitors.yaml" || die "PodMonitor missing with
 ! grep -qE '^kind: (ServiceMonitor|PodMonitor)' "$OUT/monitors-absent.yaml" \
   || die "monitors rendered although the cluster does not serve them"
 grep -q '^kind: ConfigMap' "$OUT/non-default.yaml" || die "dashboards ConfigMap missing"
+if helm template "$RELEASE" "$CHART" --set datasetController.checkSecrets.enabled=true >/dev/null 2>&1; then
+  die "checkSecrets without namespaces must not render (Secret reads are never granted cluster-wide)"
+fi
 ! grep -qE '^kind: DaemonSet' "$OUT/minimal.yaml" || die "csiPlugin.enabled=false still renders the plugin"
 
 kubectl create namespace "$NS" >/dev/null
@@ -132,7 +141,7 @@ fi
 
 log "deleting the release's objects"
 kubectl delete -f "$OUT/real.yaml" --ignore-not-found --wait=true --timeout=120s >/dev/null
-left=$(kubectl get clusterrole,clusterrolebinding -l "app.kubernetes.io/instance=$RELEASE" -o name)
+left=$(kubectl get "$CLUSTER_KINDS" -l "app.kubernetes.io/instance=$RELEASE" -o name)
 [ -z "$left" ] || die "left behind: $left"
 
 # The same through Helm itself: install (the CRDs exist already, so --skip-crds), wait until every pod is
@@ -141,7 +150,7 @@ log "helm install / uninstall"
 helm install "$RELEASE" "$CHART" --namespace "$NS" --skip-crds --wait --timeout 120s "${real[@]}" >/dev/null
 [ "$(helm status "$RELEASE" --namespace "$NS" -o json | jq -r .info.status)" = "deployed" ] || die "release not deployed"
 helm uninstall "$RELEASE" --namespace "$NS" --wait --timeout 120s >/dev/null
-left=$(kubectl get clusterrole,clusterrolebinding -l "app.kubernetes.io/instance=$RELEASE" -o name)
+left=$(kubectl get "$CLUSTER_KINDS" -l "app.kubernetes.io/instance=$RELEASE" -o name)
 [ -z "$left" ] || die "helm uninstall left behind: $left"
 CREATED_CLUSTER_OBJECTS=()
 log "chart test passed"

@@ -20,10 +20,6 @@ name in RBAC).
 - apiGroups: ["data.fluid.io"]
   resources: ["datasets/status"]
   verbs: ["patch"]
-# Checks that the Secrets named in encryptOptions exist and hold the keys (values are never logged).
-- apiGroups: [""]
-  resources: ["secrets"]
-  verbs: ["get"]
 # Deletion protection: pods that still mount the dataset's claim.
 - apiGroups: [""]
   resources: ["pods"]
@@ -47,12 +43,13 @@ name in RBAC).
 - apiGroups: ["data.fluid.io"]
   resources: ["datasets/status"]
   verbs: ["patch"]
-# Worker StatefulSet and FUSE DaemonSet: owned and watched, applied server-side (create on first
-# apply), deleted on cleanup.
+# Worker StatefulSet and FUSE DaemonSet: owned and watched; read by name to check the ownership mark
+# before any write (a same-name object of someone else is reported, never touched); applied
+# server-side (create on first apply); deleted on cleanup (only when marked, UID-guarded).
 - apiGroups: ["apps"]
   resources: ["statefulsets", "daemonsets"]
-  verbs: ["list", "watch", "create", "patch", "delete"]
-# The dataset's PVC: applied server-side, checked and deleted on cleanup.
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# The dataset's PVC: ownership checked, applied server-side, deleted on cleanup (only when marked).
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
   verbs: ["get", "create", "patch", "delete"]
@@ -64,7 +61,8 @@ name in RBAC).
 {{- end -}}
 
 {{- define "ferrofluid.clusterRules.runtime-controller" -}}
-# The dataset's PV: applied server-side, checked and deleted on cleanup.
+# The dataset's PV (the runtime's claim on the cluster-wide name <ns>-<name>): ownership checked,
+# applied server-side, deleted last on cleanup (only when marked).
 - apiGroups: [""]
   resources: ["persistentvolumes"]
   verbs: ["get", "create", "patch", "delete"]
@@ -98,8 +96,9 @@ name in RBAC).
 {{- end -}}
 
 {{- define "ferrofluid.clusterRules.csi-plugin" -}}
-# The FUSE label `fluid.io/f-<ns>-<name>` on its own Node (RBAC cannot narrow this to one node name per
-# DaemonSet pod; the plugin only ever patches the Node named by --node-id).
+# The FUSE label `fluid.io/f-<ns>-<name>` on its own Node. RBAC cannot narrow this to one node per
+# DaemonSet pod or to one label; the chart's ValidatingAdmissionPolicy (csiPlugin.nodePolicy, in
+# node-policy.yaml) does: only the plugin's own Node, only `fluid.io/f-` labels, nothing else.
 - apiGroups: [""]
   resources: ["nodes"]
   verbs: ["get", "patch"]
