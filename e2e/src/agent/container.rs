@@ -42,6 +42,8 @@ enum Run {
 /// What a regular container reports in the pod's status (kubelet's container status).
 struct Reported {
     reporter: Option<Arc<PodStatusReporter>>,
+    /// An init container (reported in `initContainerStatuses`, ready only once completed).
+    init: bool,
     name: String,
     image: String,
     restarts: i32,
@@ -51,9 +53,11 @@ struct Reported {
 impl Reported {
     async fn report(&self, ready: bool, state: k8s_openapi::api::core::v1::ContainerState) {
         if let Some(r) = &self.reporter {
+            // kubelet: a running init container is not ready; it counts once it has completed.
+            let ready = ready && (!self.init || state.terminated.is_some());
             let status: ContainerStatus =
                 pod_status::container_status(&self.name, &self.image, ready, self.restarts, state, self.last.clone());
-            r.report(status).await;
+            r.report(status, self.init).await;
         }
     }
 }
@@ -84,6 +88,7 @@ pub async fn supervise(
     status::write(&status_path, &rec);
     let mut reported = Reported {
         reporter,
+        init: kind == Kind::Init,
         name: container.name.clone(),
         image: container.image.clone().unwrap_or_default(),
         restarts: 0,
@@ -200,7 +205,11 @@ pub async fn supervise(
                                             exit_code,
                                             signal: st.signal(),
                                             reason: Some(if st.success() { "Completed" } else { "Error" }.into()),
-                                            message: Some(pod_status::read_log_tail(&log_path, log_offset)),
+                                            message: pod_status::termination_message(
+                                                container.termination_message_policy.as_deref(),
+                                                exit_code,
+                                                || pod_status::read_log_tail(&log_path, log_offset),
+                                            ),
                                             started_at: Some(started_at.clone()),
                                             finished_at: Some(pod_status::now()),
                                             ..Default::default()
@@ -252,7 +261,12 @@ pub async fn supervise(
             }
         };
         let restart = match (kind, &run, policy.as_str()) {
-            (Kind::Init, Run::Succeeded, _) => return Outcome::Completed,
+            (Kind::Init, Run::Succeeded, _) => {
+                if let Some(last) = reported.last.take() {
+                    reported.report(true, pod_status::terminated(last)).await;
+                }
+                return Outcome::Completed;
+            }
             (Kind::Regular, Run::Succeeded, "Always") => true,
             (_, Run::Succeeded, _) => false,
             (_, Run::Failed, "Never") => false,

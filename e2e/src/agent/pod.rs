@@ -4,7 +4,7 @@
 
 use crate::agent::container::{self, Kind, Outcome};
 use crate::agent::ctx::AgentCtx;
-use crate::agent::pod_status::PodStatusReporter;
+use crate::agent::pod_status::{self, PodStatusReporter};
 use crate::agent::status::{self, PodRecord};
 use crate::agent::volumes::{self, CsiVolume};
 use ferrofluid_api::keys::{LABEL_MANAGED_BY, MANAGED_BY};
@@ -105,15 +105,25 @@ pub async fn run(ctx: Arc<AgentCtx>, mut rx: watch::Receiver<Pod>, cancel: Cance
         rec.phase = "running".into();
         status::write(&status_path, &rec);
         let spec = pod.spec.clone().unwrap_or_default();
-        for c in spec.init_containers.clone().unwrap_or_default() {
-            match container::supervise(ctx.clone(), rx.clone(), c, Kind::Init, cancel.clone(), None).await {
+        // Reported only from here on: kwok has set the pod Running (it gave it an IP) and does not
+        // touch a pod with an IP again, so the agent's status is not overwritten. While init containers
+        // run, the regular ones wait (`PodInitializing`) and the pod is not Ready, as with kubelet.
+        let reporter = Arc::new(PodStatusReporter::new(ctx.client.clone(), rx.clone()));
+        let inits = spec.init_containers.clone().unwrap_or_default();
+        if !inits.is_empty() {
+            for c in &spec.containers {
+                let state = pod_status::waiting("PodInitializing", String::new());
+                let image = c.image.clone().unwrap_or_default();
+                reporter.report(pod_status::container_status(&c.name, &image, false, 0, state, None), false).await;
+            }
+        }
+        for c in inits {
+            let r = Some(reporter.clone());
+            match container::supervise(ctx.clone(), rx.clone(), c, Kind::Init, cancel.clone(), r).await {
                 Outcome::Completed => {}
                 Outcome::Failed | Outcome::Stopped => break 'setup,
             }
         }
-        // Reported only from here on: kwok has set the pod Running (it gave it an IP) and does not
-        // touch a pod with an IP again, so the agent's status is not overwritten.
-        let reporter = Arc::new(PodStatusReporter::new(ctx.client.clone(), rx.clone()));
         for c in spec.containers {
             let r = Some(reporter.clone());
             containers.spawn(container::supervise(ctx.clone(), rx.clone(), c, Kind::Regular, cancel.clone(), r));

@@ -18,10 +18,19 @@ use tokio::sync::{Mutex, watch};
 
 /// Field manager of the agent's status patches.
 pub const FIELD_MANAGER: &str = "ferrofluid-node-agent";
-/// Lines of a failed container's log kept in `lastState.terminated.message` (FallbackToLogsOnError).
-pub const LOG_TAIL_LINES: usize = 10;
-/// Bytes of a failed container's log kept in `lastState.terminated.message`.
-pub const LOG_TAIL_BYTES: usize = 1024;
+/// Lines of a failed container's log kept in `lastState.terminated.message` (FallbackToLogsOnError),
+/// kubelet's limit.
+pub const LOG_TAIL_LINES: usize = 80;
+/// Bytes of a failed container's log kept in `lastState.terminated.message`, kubelet's limit.
+pub const LOG_TAIL_BYTES: usize = 2048;
+
+/// kubelet's rule for `lastState.terminated.message`: the container's termination-message file (an
+/// agent-run process has none, so it is empty) and — only with `terminationMessagePolicy:
+/// FallbackToLogsOnError`, and only when the container failed — the tail of its log instead. With the
+/// default policy (`File`) a log line never reaches the pod's status.
+pub fn termination_message(policy: Option<&str>, exit_code: i32, log_tail: impl FnOnce() -> String) -> Option<String> {
+    (policy == Some("FallbackToLogsOnError") && exit_code != 0).then(log_tail).filter(|m| !m.is_empty())
+}
 
 pub fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
@@ -109,6 +118,57 @@ pub fn merged_statuses(pod: &Pod, views: &BTreeMap<String, ContainerStatus>) -> 
         .collect()
 }
 
+/// The pod's init container statuses, in the order of `spec.initContainers`: the agent's view, or
+/// waiting `PodInitializing` for one that has not run yet.
+pub fn merged_init_statuses(pod: &Pod, views: &BTreeMap<String, ContainerStatus>) -> Vec<ContainerStatus> {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.init_containers.iter().flatten())
+        .map(|c| {
+            views.get(&c.name).cloned().unwrap_or_else(|| {
+                let image = c.image.clone().unwrap_or_default();
+                container_status(&c.name, &image, false, 0, waiting("PodInitializing", String::new()), None)
+            })
+        })
+        .collect()
+}
+
+/// An init container is done once it has terminated successfully.
+fn completed(status: &ContainerStatus) -> bool {
+    status.state.as_ref().and_then(|s| s.terminated.as_ref()).is_some_and(|t| t.exit_code == 0)
+}
+
+/// `Initialized`: `True` once every init container completed, otherwise `False` naming the others.
+pub fn initialized(pod: &Pod, init: &[ContainerStatus], now: &Time) -> PodCondition {
+    let pending: Vec<&str> = init.iter().filter(|s| !completed(s)).map(|s| s.name.as_str()).collect();
+    let status = if pending.is_empty() { "True" } else { "False" };
+    let previous = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Initialized"));
+    let transition = previous
+        .filter(|p| p.status == status)
+        .and_then(|p| p.last_transition_time.clone())
+        .unwrap_or_else(|| now.clone());
+    let (reason, message) = if pending.is_empty() {
+        (None, None)
+    } else {
+        (
+            Some("ContainersNotInitialized".to_string()),
+            Some(format!("containers with incomplete status: [{}]", pending.join(" "))),
+        )
+    };
+    PodCondition {
+        type_: "Initialized".into(),
+        status: status.into(),
+        reason,
+        message,
+        last_transition_time: Some(transition),
+        ..Default::default()
+    }
+}
+
 /// `Ready` and `ContainersReady`: `True` when every container is ready, otherwise `False` naming the
 /// unready ones. A condition keeps its `lastTransitionTime` while its status does not change.
 pub fn conditions(pod: &Pod, statuses: &[ContainerStatus], now: &Time) -> Vec<PodCondition> {
@@ -143,11 +203,24 @@ pub fn conditions(pod: &Pod, statuses: &[ContainerStatus], now: &Time) -> Vec<Po
         .collect()
 }
 
-/// The status patch: conditions (merged by type) and the whole `containerStatuses` list.
-pub fn patch_body(pod: &Pod, views: &BTreeMap<String, ContainerStatus>, now: &Time) -> serde_json::Value {
+/// The status patch: conditions (merged by type) and the whole `containerStatuses` list; for a pod with
+/// init containers also `initContainerStatuses` and the `Initialized` condition.
+pub fn patch_body(
+    pod: &Pod,
+    views: &BTreeMap<String, ContainerStatus>,
+    init_views: &BTreeMap<String, ContainerStatus>,
+    now: &Time,
+) -> serde_json::Value {
     let statuses = merged_statuses(pod, views);
-    let conditions = conditions(pod, &statuses, now);
-    serde_json::json!({ "status": { "conditions": conditions, "containerStatuses": statuses } })
+    let mut conditions = conditions(pod, &statuses, now);
+    let init = merged_init_statuses(pod, init_views);
+    if init.is_empty() {
+        return serde_json::json!({ "status": { "conditions": conditions, "containerStatuses": statuses } });
+    }
+    conditions.push(initialized(pod, &init, now));
+    serde_json::json!({
+        "status": { "conditions": conditions, "containerStatuses": statuses, "initContainerStatuses": init }
+    })
 }
 
 /// Reports the containers of one pod: keeps the latest status of each and patches the pod's status
@@ -156,7 +229,8 @@ pub struct PodStatusReporter {
     api: Api<Pod>,
     name: String,
     pod: watch::Receiver<Pod>,
-    views: Mutex<BTreeMap<String, ContainerStatus>>,
+    /// Regular and init containers' latest statuses, by name.
+    views: Mutex<(BTreeMap<String, ContainerStatus>, BTreeMap<String, ContainerStatus>)>,
 }
 
 impl PodStatusReporter {
@@ -165,19 +239,20 @@ impl PodStatusReporter {
             let p = pod.borrow();
             (p.metadata.namespace.clone().unwrap_or_default(), p.metadata.name.clone().unwrap_or_default())
         };
-        Self { api: Api::namespaced(client, &ns), name, pod, views: Mutex::new(BTreeMap::new()) }
+        Self { api: Api::namespaced(client, &ns), name, pod, views: Mutex::new((BTreeMap::new(), BTreeMap::new())) }
     }
 
-    /// Records `status` for its container and patches the pod; failures are only logged (the pod may
-    /// be gone, and the next change patches again).
-    pub async fn report(&self, status: ContainerStatus) {
+    /// Records `status` for its (init, when `init`) container and patches the pod; failures are only
+    /// logged (the pod may be gone, and the next change patches again).
+    pub async fn report(&self, status: ContainerStatus, init: bool) {
         let mut views = self.views.lock().await;
-        views.insert(status.name.clone(), status);
+        let (regular, inits) = &mut *views;
+        if init { inits } else { regular }.insert(status.name.clone(), status);
         let pod = self.pod.borrow().clone();
         if pod.metadata.deletion_timestamp.is_some() {
             return;
         }
-        let body = patch_body(&pod, &views, &now());
+        let body = patch_body(&pod, &views.0, &views.1, &now());
         let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
         if let Err(e) = self.api.patch_status(&self.name, &params, &Patch::Strategic(body)).await {
             tracing::warn!(pod = %self.name, error = %e, "cannot patch pod status");
@@ -222,6 +297,16 @@ mod tests {
     }
 
     #[test]
+    fn termination_message_follows_the_policy() {
+        let tail = || "last words".to_string();
+        assert_eq!(termination_message(Some("FallbackToLogsOnError"), 1, tail), Some("last words".into()));
+        assert_eq!(termination_message(Some("FallbackToLogsOnError"), 0, tail), None, "only on failure");
+        assert_eq!(termination_message(Some("File"), 1, tail), None);
+        assert_eq!(termination_message(None, 1, tail), None, "File is the default");
+        assert_eq!(termination_message(Some("FallbackToLogsOnError"), 1, String::new), None);
+    }
+
+    #[test]
     fn log_tail_keeps_the_last_lines_within_the_byte_limit() {
         let log: String = (1..=20).map(|i| format!("line {i}\n")).collect();
         let tail = log_tail(log.as_bytes(), 10, 1024);
@@ -257,7 +342,7 @@ mod tests {
     fn all_ready_keeps_true_conditions_and_their_transition_time() {
         let p = pod(&["a"]);
         let views = BTreeMap::from([("a".to_string(), container_status("a", "img", true, 2, running(now()), None))]);
-        let body = patch_body(&p, &views, &now());
+        let body = patch_body(&p, &views, &BTreeMap::new(), &now());
         let ready = &body["status"]["conditions"][0];
         assert_eq!(ready["type"], "Ready");
         assert_eq!(ready["status"], "True");
@@ -265,6 +350,37 @@ mod tests {
         assert!(ready.get("reason").is_none());
         assert_eq!(body["status"]["containerStatuses"][0]["restartCount"], 2);
         assert!(body["status"].get("phase").is_none() && body["status"].get("podIP").is_none());
+    }
+
+    #[test]
+    fn init_containers_are_reported_until_they_complete() {
+        let mut p = pod(&["main"]);
+        if let Some(spec) = p.spec.as_mut() {
+            spec.init_containers =
+                Some(vec![Container { name: "format".into(), image: Some("img".into()), ..Default::default() }]);
+        }
+        let waiting_main = BTreeMap::from([(
+            "main".to_string(),
+            container_status("main", "img", false, 0, waiting("PodInitializing", String::new()), None),
+        )]);
+        let body = patch_body(&p, &waiting_main, &BTreeMap::new(), &now());
+        assert_eq!(body["status"]["initContainerStatuses"][0]["state"]["waiting"]["reason"], "PodInitializing");
+        let conds = body["status"]["conditions"].as_array().expect("conditions");
+        let init = conds.iter().find(|c| c["type"] == "Initialized").expect("Initialized");
+        assert_eq!(init["status"], "False");
+        assert_eq!(conds[0]["status"], "False", "not Ready while initializing");
+
+        let done = ContainerStateTerminated { exit_code: 0, reason: Some("Completed".into()), ..Default::default() };
+        let inits = BTreeMap::from([(
+            "format".to_string(),
+            container_status("format", "img", true, 0, terminated(done), None),
+        )]);
+        let body = patch_body(&p, &waiting_main, &inits, &now());
+        let conds = body["status"]["conditions"].as_array().expect("conditions");
+        assert_eq!(conds.iter().find(|c| c["type"] == "Initialized").expect("Initialized")["status"], "True");
+        let crashed_init = BTreeMap::from([("format".to_string(), crashed("format"))]);
+        let body = patch_body(&p, &waiting_main, &crashed_init, &now());
+        assert_eq!(body["status"]["initContainerStatuses"][0]["state"]["waiting"]["reason"], "CrashLoopBackOff");
     }
 
     #[test]
