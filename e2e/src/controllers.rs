@@ -3,22 +3,36 @@
 use crate::process::Component;
 use crate::redis::free_port;
 use anyhow::Result;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 pub struct Controllers {
     pub dataset: Component,
     pub runtime: Component,
     ns: String,
+    runtime_args: Vec<String>,
 }
 
 impl Controllers {
     pub fn start(ns: &str) -> Result<Self> {
-        Ok(Self { dataset: start_dataset(ns, "dsctl")?, runtime: start_runtime(ns, "rtctl")?, ns: ns.into() })
+        Self::start_with(ns, &[])
+    }
+
+    /// Like [`Controllers::start`], with extra flags for the runtime-controller (they win over the
+    /// defaults, e.g. `--host-port-range`).
+    pub fn start_with(ns: &str, runtime_args: &[&str]) -> Result<Self> {
+        let runtime_args: Vec<String> = runtime_args.iter().map(|a| a.to_string()).collect();
+        Ok(Self {
+            dataset: start_dataset(ns, "dsctl")?,
+            runtime: start_runtime_with(ns, "rtctl", &runtime_args)?,
+            ns: ns.into(),
+            runtime_args,
+        })
     }
 
     /// Replaces the runtime-controller with a fresh process (after a kill).
     pub fn restart_runtime(&mut self) -> Result<()> {
         self.runtime.kill();
-        self.runtime = start_runtime(&self.ns, "rtctl2")?;
+        self.runtime = start_runtime_with(&self.ns, "rtctl2", &self.runtime_args)?;
         Ok(())
     }
 }
@@ -52,15 +66,41 @@ pub fn start_dataset(ns: &str, label: &str) -> Result<Component> {
     Component::start(
         "dataset-controller",
         &format!("{label}-{ns}"),
-        &["--namespace", ns, "--http-addr", &addr, "--leader-elect=false", "--recheck-seconds", "1"],
+        &[
+            "--namespace",
+            ns,
+            "--http-addr",
+            &addr,
+            "--leader-elect=false",
+            "--recheck-seconds",
+            "1",
+            "--check-secrets=true",
+        ],
     )
 }
 
 pub fn start_runtime(ns: &str, label: &str) -> Result<Component> {
+    start_runtime_with(ns, label, &[])
+}
+
+static RANGES: AtomicU32 = AtomicU32::new(0);
+
+/// A host-port range of its own for each test's runtime-controller (they are namespace-scoped, so
+/// they cannot see each other's allocations, while their pods share the kwok nodes): 40 ports in
+/// 32000–51999, spread by process and counter.
+pub fn private_port_range(ns: &str) -> String {
+    let block = (std::process::id() * 7 + RANGES.fetch_add(1, Ordering::Relaxed) * 13 + ns.len() as u32) % 500;
+    let first = 32000 + block * 40;
+    format!("{first}-{}", first + 39)
+}
+
+pub fn start_runtime_with(ns: &str, label: &str, extra: &[String]) -> Result<Component> {
     let addr = addr()?;
-    Component::start(
-        "runtime-controller",
-        &format!("{label}-{ns}"),
-        &["--namespace", ns, "--http-addr", &addr, "--leader-elect=false", "--resync-seconds", "5"],
-    )
+    let range = private_port_range(ns);
+    let mut args = vec!["--namespace", ns, "--http-addr", &addr, "--leader-elect=false", "--resync-seconds", "5"];
+    if !extra.iter().any(|a| a.starts_with("--host-port-range")) {
+        args.extend(["--host-port-range", &range]);
+    }
+    args.extend(extra.iter().map(String::as_str));
+    Component::start("runtime-controller", &format!("{label}-{ns}"), &args)
 }

@@ -3,6 +3,7 @@
 //! provides both. Without them a test fails loudly rather than passing vacuously.
 
 pub mod agent;
+pub mod agent_cluster;
 pub mod cluster;
 pub mod controllers;
 pub mod dns_recorder;

@@ -15,6 +15,15 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> Result<Self> {
+        Self::start_with(&[])
+    }
+
+    /// A server that requires `password` (`requirepass`).
+    pub fn start_with_password(password: &str) -> Result<Self> {
+        Self::start_with(&["--requirepass", password])
+    }
+
+    fn start_with(extra: &[&str]) -> Result<Self> {
         let port = free_port()?;
         let dir = std::env::temp_dir().join(format!("ferrofluid-redis-{port}-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
@@ -22,6 +31,7 @@ impl RedisServer {
             .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&dir)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -1,7 +1,8 @@
 //! The node agent reports the containers it runs in the Pod's status like kubelet: a container that
-//! keeps exiting makes the pod un-Ready (with its exit code and the tail of its log in
-//! `lastState.terminated`), so its StatefulSet counts no ready replica; a container that keeps running
-//! leaves its pod Ready. kwok (which marked both pods Ready) does not overwrite what the agent reports.
+//! keeps exiting makes the pod un-Ready (with its exit code in `lastState.terminated`, and the tail of
+//! its log as the message only when its `terminationMessagePolicy` is `FallbackToLogsOnError`), so its
+//! StatefulSet counts no ready replica; a container that keeps running leaves its pod Ready. kwok
+//! (which marked both pods Ready) does not overwrite what the agent reports.
 
 use anyhow::{Context, Result};
 use ferrofluid_e2e::TempDir;
@@ -13,6 +14,15 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(90);
 
 fn statefulset(name: &str, node: &str, script: &str) -> String {
+    private_statefulset(
+        name,
+        node,
+        &format!("        command: [sh, -c, '{script}']\n        terminationMessagePolicy: FallbackToLogsOnError"),
+    )
+}
+
+/// The same with the default `terminationMessagePolicy: File`.
+fn statefulset_file_policy(name: &str, node: &str, script: &str) -> String {
     private_statefulset(name, node, &format!("        command: [sh, -c, '{script}']"))
 }
 
@@ -53,6 +63,10 @@ fn agent_reports_crashing_containers_in_pod_status() -> Result<()> {
         Some(&statefulset("crash", &node.name, "echo boom; echo detail >&2; exit 3")),
     )?;
     kubectl_ok(&["-n", &ns.name, "apply", "-f", "-"], Some(&statefulset("steady", &node.name, "sleep 3600")))?;
+    kubectl_ok(
+        &["-n", &ns.name, "apply", "-f", "-"],
+        Some(&statefulset_file_policy("quiet", &node.name, "echo secret-ish-line; exit 4")),
+    )?;
 
     // The crashing pod: Ready False naming the container, exit code 3 and its stderr in lastState.
     let crashed = wait_for("crash-0 reported un-Ready with its exit code and log", WAIT, || {
@@ -68,6 +82,13 @@ fn agent_reports_crashing_containers_in_pod_status() -> Result<()> {
     assert!(message.contains("detail") && message.contains("boom"), "terminated message: {message:?}");
     assert_eq!(term["reason"], "Error");
     assert_eq!(cs["name"], "main");
+    // With the default policy (File) nothing of the log reaches the status, exactly as with kubelet.
+    let quiet = wait_for("quiet-0 reported with its exit code", WAIT, || {
+        let pod = get_json(&ns.name, &["pod", "quiet-0"])?;
+        let term = pod["status"]["containerStatuses"][0]["lastState"]["terminated"].clone();
+        Ok((term["exitCode"] == 4).then_some(term))
+    })?;
+    assert!(quiet.get("message").is_none_or(Value::is_null), "File policy copied the log: {quiet}");
     assert_eq!(cs["ready"], false);
     assert!(cs["restartCount"].as_i64().unwrap_or(0) >= 1, "restartCount: {}", cs["restartCount"]);
     for type_ in ["Ready", "ContainersReady"] {
@@ -105,7 +126,10 @@ fn agent_reports_crashing_containers_in_pod_status() -> Result<()> {
     assert_eq!(cs["started"], true, "steady status: {cs}");
     assert!(cs["state"]["running"].is_object(), "steady state: {}", cs["state"]);
 
-    kubectl_ok(&["-n", &ns.name, "delete", "statefulset", "crash", "steady", "--wait=true", "--timeout=60s"], None)?;
+    kubectl_ok(
+        &["-n", &ns.name, "delete", "statefulset", "crash", "steady", "quiet", "--wait=true", "--timeout=60s"],
+        None,
+    )?;
     wait_for("pods gone", WAIT, || {
         let pods = get_json(&ns.name, &["pods"])?;
         Ok(pods["items"].as_array().is_some_and(|a| a.is_empty()).then_some(()))

@@ -182,9 +182,9 @@ async fn fuse_pods_follow_the_fuse_label() {
     eventually("FUSE option in the DaemonSet", T, || async {
         let args = get(
             &ns.name,
-            &["get", "daemonset", "jfsdemo-fuse", "-o", "jsonpath={.spec.template.spec.containers[0].args[0]}"],
+            &["get", "daemonset", "jfsdemo-fuse", "-o", "jsonpath={.spec.template.spec.containers[0].command}"],
         )?;
-        Ok(args.contains("--writeback").then_some(()))
+        Ok(args.contains("\"--writeback\"").then_some(()))
     })
     .await;
     field(

@@ -5,7 +5,8 @@
 
 use ferrofluid_api::DatasetKey;
 use ferrofluid_e2e::TempDir;
-use ferrofluid_e2e::agent::harness::{Csi, KwokNode, NodeAgents, namespace_pids};
+use ferrofluid_e2e::agent::harness::{NodeAgents, namespace_pids};
+use ferrofluid_e2e::agent_cluster::{self, AgentCluster, dataset_yaml, pod_yaml};
 use ferrofluid_e2e::cluster::{kubectl_in as get, leftovers, wait_field};
 use ferrofluid_e2e::controllers::Controllers;
 use ferrofluid_e2e::process::{Component, eventually};
@@ -25,77 +26,12 @@ fn exec(agents: &NodeAgents, node: &str, script: &str) -> anyhow::Result<String>
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The seed's Dataset, with the bucket filled in, the metaurl Secret, and — so that the workers land
-/// on this test's agent-backed nodes — a toleration and node affinity for them.
-fn dataset_yaml(meta_url: &str, bucket: &str, scenario: &str, extra_spec: &str) -> String {
-    format!(
-        r#"apiVersion: v1
-kind: Secret
-metadata:
-  name: jfs-secret
-stringData:
-  metaurl: {meta_url}
----
-apiVersion: data.fluid.io/v1alpha1
-kind: Dataset
-metadata:
-  name: jfsdemo
-spec:
-  mounts:
-    - name: test
-      mountPoint: "juicefs:///demo"
-      options:
-        bucket: "{bucket}"
-      encryptOptions:
-        - name: metaurl
-          valueFrom:
-            secretKeyRef:
-              name: jfs-secret
-              key: metaurl
-  tolerations:
-    - {{key: ferrofluid.io/agent-test, operator: Exists, effect: NoSchedule}}
-  nodeAffinity:
-    required:
-      nodeSelectorTerms:
-        - matchExpressions:
-            - {{key: ferrofluid.io/scenario, operator: In, values: ["{scenario}"]}}
-{extra_spec}"#
-    )
-}
-
-/// The seed's demo-app pod, unchanged but for its name and the node it is placed on.
-fn pod_yaml(name: &str, node: &str) -> String {
-    manifest("seed-pod.yaml")
-        .replace("name: demo-app", &format!("name: {name}"))
-        .replace("spec:\n", &format!("spec:\n  nodeName: {node}\n  tolerations: [{{operator: Exists}}]\n"))
+fn agent_nodes(tag: &str, first_ip: u8) -> AgentCluster {
+    AgentCluster::start(tag, first_ip).expect("agent nodes")
 }
 
 fn pod_volume_dir(ns: &str, pod: &str, pv: &str) -> String {
-    let uid = get(ns, &["get", "pod", pod, "-o", "jsonpath={.metadata.uid}"]).expect("uid");
-    format!("/var/lib/kubelet/pods/{uid}/volumes/kubernetes.io~csi/{pv}/mount")
-}
-
-struct Cluster {
-    nodes: Vec<KwokNode>,
-    agents: NodeAgents,
-    _dir: TempDir,
-}
-
-fn agent_nodes(tag: &str, first_ip: u8) -> Cluster {
-    let pid = std::process::id();
-    let dir = TempDir::new(&format!("ferrofluid-{tag}-nodes")).expect("temp dir");
-    let nodes: Vec<KwokNode> = (0..3u8)
-        .map(|i| {
-            let node =
-                KwokNode::private(&format!("{tag}-{pid}-{i}"), &format!("127.0.3.{}", first_ip + i)).expect("node");
-            kubectl_ok(&["label", "node", &node.name, &format!("ferrofluid.io/scenario={tag}-{pid}")], None)
-                .expect("label");
-            node
-        })
-        .collect();
-    let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
-    let agents = NodeAgents::start(&dir.0, &names, Csi::Plugin, &[]).expect("agents");
-    Cluster { nodes, agents, _dir: dir }
+    agent_cluster::pod_volume_dir(ns, pod, pv).expect("pod volume dir")
 }
 
 fn fuse_mounts(agents: &NodeAgents, node: &str) -> String {
@@ -305,7 +241,7 @@ async fn wrong_metaurl_keeps_the_dataset_unbound_and_says_why() {
         Ok((status == "False" && message.contains("failing")).then_some(message))
     })
     .await;
-    assert!(message.contains("jfsdemo-worker-0/juicefs-worker"), "{message}");
+    assert!(message.contains("jfsdemo-worker-0/juicefs-format"), "the failing format step is named: {message}");
     assert!(!message.contains(&dead), "the metadata URL (a secret) leaked into the condition: {message}");
     eventually("WorkersFailing warning event on the dataset", Duration::from_secs(60), || async {
         let ev = get(

@@ -219,3 +219,60 @@ fn malformed_objects_are_rejected_naming_the_field() {
     assert!(left.trim().is_empty(), "rejected objects were stored: {left}");
     assert!(failures.is_empty(), "{} of {} cases wrong:\n{}", failures.len(), CASES.len(), failures.join("\n"));
 }
+
+/// Option keys no `options` map may hold: shell syntax of every kind, flags with their dashes, upper
+/// case, and the names of secrets (which belong in `encryptOptions`).
+const HOSTILE_KEYS: &[&str] = &[
+    "writeback $(touch /tmp/x)",
+    "`touch /tmp/x`",
+    "a;touch /tmp/x",
+    "a|touch /tmp/x",
+    "a&&touch /tmp/x",
+    "a'b",
+    "a\"b",
+    "a\nb",
+    "--writeback",
+    "-o",
+    "Cache-Size",
+    "cache_size",
+    "metaurl",
+    "secret-key",
+];
+
+/// Where options maps live, as (base object, text to replace, replacement with `KEY` for the key, field
+/// the error names).
+const OPTION_MAPS: &[(&str, &str, &str, &str)] = &[
+    (DATASET_OK, "        bucket: \"/var/data/bucket\"\n", "        KEY: \"1\"\n", "spec.mounts[0].options"),
+    (DATASET_OK, "spec:\n", "spec:\n  sharedOptions:\n    KEY: \"1\"\n", "spec.sharedOptions"),
+    (RUNTIME_OK, "spec:\n", "spec:\n  worker:\n    options:\n      KEY: \"1\"\n", "spec.worker.options"),
+    (RUNTIME_OK, "spec:\n", "spec:\n  fuse:\n    options:\n      KEY: \"1\"\n", "spec.fuse.options"),
+];
+
+#[test]
+fn hostile_option_keys_are_refused_in_every_options_map() {
+    let ns = TestNamespace::new("optkeys").expect("namespace");
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for (base, from, to, field) in OPTION_MAPS {
+        assert!(base.contains(from));
+        // The control: a flag name is accepted in this map.
+        let ok = base.replace(from, &to.replace("KEY", "writeback")).replace("NAME", "ok");
+        let out = kubectl(&["apply", "--dry-run=server", "-n", &ns.name, "-f", "-"], Some(&ok)).expect("kubectl");
+        assert!(out.ok, "{field}: a flag name was refused: {}", out.stderr);
+        for key in HOSTILE_KEYS {
+            checked += 1;
+            let quoted = serde_json::to_string(key).expect("json string");
+            let doc = base.replace(from, &to.replace("KEY", &quoted)).replace("NAME", "bad");
+            let out = kubectl(&["apply", "--dry-run=server", "-n", &ns.name, "-f", "-"], Some(&doc)).expect("kubectl");
+            if out.ok {
+                failures.push(format!("{field}: {key:?} accepted"));
+            } else if !out.stderr.contains(field) {
+                failures.push(format!("{field}: {key:?}: error does not name the field: {}", out.stderr.trim()));
+            } else if (key.contains("secret") || *key == "metaurl") && !out.stderr.contains("encryptOptions") {
+                failures.push(format!("{field}: {key:?}: error does not point to encryptOptions"));
+            }
+        }
+    }
+    assert_eq!(checked, HOSTILE_KEYS.len() * OPTION_MAPS.len());
+    assert!(failures.is_empty(), "{} of {checked} wrong:\n{}", failures.len(), failures.join("\n"));
+}

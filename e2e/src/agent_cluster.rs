@@ -1,0 +1,112 @@
+//! Three agent-backed kwok nodes of one test, and the seed's objects placed on them: what the
+//! real-mount scenarios (seed flow, untrusted input, secrets) share.
+
+use crate::agent::harness::{Csi, KwokNode, NodeAgents, namespace_pids};
+use crate::cluster::kubectl_in;
+use crate::{TempDir, kubectl_ok, manifest};
+use anyhow::{Result, ensure};
+
+/// Agent-backed nodes `<tag>-<pid>-{0,1,2}` at `127.0.3.<first_ip + i>`, each labelled
+/// `ferrofluid.io/scenario=<tag>-<pid>` (what [`dataset_yaml`]'s node affinity selects), each running a
+/// real csi-plugin. Stopped and removed on drop.
+pub struct AgentCluster {
+    pub nodes: Vec<KwokNode>,
+    pub agents: NodeAgents,
+    /// `<tag>-<pid>`: the value of the nodes' scenario label.
+    pub scenario: String,
+    _dir: TempDir,
+}
+
+impl AgentCluster {
+    pub fn start(tag: &str, first_ip: u8) -> Result<Self> {
+        let pid = std::process::id();
+        let scenario = format!("{tag}-{pid}");
+        let dir = TempDir::new(&format!("ferrofluid-{tag}-nodes"))?;
+        let mut nodes = Vec::new();
+        for i in 0..3u8 {
+            let node = KwokNode::private(&format!("{tag}-{pid}-{i}"), &format!("127.0.3.{}", first_ip + i))?;
+            kubectl_ok(&["label", "node", &node.name, &format!("ferrofluid.io/scenario={scenario}")], None)?;
+            nodes.push(node);
+        }
+        let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+        let agents = NodeAgents::start(&dir.0, &names, Csi::Plugin, &[])?;
+        Ok(Self { nodes, agents, scenario, _dir: dir })
+    }
+
+    pub fn node(&self, i: usize) -> &str {
+        &self.nodes[i].name
+    }
+
+    /// Runs `script` with `sh -c` in a node's mount namespace (test code, not a container); its stdout.
+    pub fn exec(&self, node: &str, script: &str) -> Result<String> {
+        let out = self.agents.exec(node, &["sh", "-c", script])?;
+        ensure!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The node's `fuse.juicefs` mounts, as mountinfo lines.
+    pub fn fuse_mounts(&self, node: &str) -> Result<String> {
+        self.exec(node, "grep fuse.juicefs /proc/self/mountinfo || true")
+    }
+
+    /// PIDs of the juicefs processes running in the node's mount namespace.
+    pub fn juicefs_processes(&self, node: &str) -> Result<Vec<u32>> {
+        let ns = self.agents.namespace_id(node)?;
+        Ok(namespace_pids(&ns)
+            .into_iter()
+            .filter(|p| std::fs::read(format!("/proc/{p}/cmdline")).map(|c| c.starts_with(b"juicefs")).unwrap_or(false))
+            .collect())
+    }
+}
+
+/// The seed's Dataset (name `jfsdemo`) with the bucket filled in and the metaurl from Secret
+/// `jfs-secret`, plus — so that its workers land on an [`AgentCluster`] — a toleration for the agent
+/// nodes and node affinity for `scenario`. `extra_spec` is appended to the Dataset's spec.
+pub fn dataset_yaml(meta_url: &str, bucket: &str, scenario: &str, extra_spec: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Secret
+metadata:
+  name: jfs-secret
+stringData:
+  metaurl: {meta_url}
+---
+apiVersion: data.fluid.io/v1alpha1
+kind: Dataset
+metadata:
+  name: jfsdemo
+spec:
+  mounts:
+    - name: test
+      mountPoint: "juicefs:///demo"
+      options:
+        bucket: "{bucket}"
+      encryptOptions:
+        - name: metaurl
+          valueFrom:
+            secretKeyRef:
+              name: jfs-secret
+              key: metaurl
+  tolerations:
+    - {{key: ferrofluid.io/agent-test, operator: Exists, effect: NoSchedule}}
+  nodeAffinity:
+    required:
+      nodeSelectorTerms:
+        - matchExpressions:
+            - {{key: ferrofluid.io/scenario, operator: In, values: ["{scenario}"]}}
+{extra_spec}"#
+    )
+}
+
+/// The seed's demo-app pod, unchanged but for its name and the node it is placed on.
+pub fn pod_yaml(name: &str, node: &str) -> String {
+    manifest("seed-pod.yaml")
+        .replace("name: demo-app", &format!("name: {name}"))
+        .replace("spec:\n", &format!("spec:\n  nodeName: {node}\n  tolerations: [{{operator: Exists}}]\n"))
+}
+
+/// Where the agent publishes PV `pv` for pod `pod` (as kubelet would).
+pub fn pod_volume_dir(ns: &str, pod: &str, pv: &str) -> Result<String> {
+    let uid = kubectl_in(ns, &["get", "pod", pod, "-o", "jsonpath={.metadata.uid}"])?;
+    Ok(format!("/var/lib/kubelet/pods/{uid}/volumes/kubernetes.io~csi/{pv}/mount"))
+}
