@@ -1,7 +1,7 @@
 //! Label, annotation and finalizer keys, and the naming rules that derive object names, paths and
 //! label keys from a dataset's namespace and name. Every component uses these; none spells a key itself.
 
-use crate::naming::{bounded_label_name, bounded_label_value};
+use crate::naming::{bounded_label_name, bounded_label_value, is_valid_label_name};
 
 /// API group and version of every ferrofluid custom resource (Fluid-compatible).
 pub const GROUP: &str = "data.fluid.io";
@@ -9,6 +9,10 @@ pub const VERSION: &str = "v1alpha1";
 
 /// Prefix of every label key ferrofluid puts on nodes.
 pub const LABEL_PREFIX: &str = "fluid.io/";
+
+/// Start of the name part (after [`LABEL_PREFIX`]) of FUSE node labels, `fluid.io/f-<ns>-<name>`: the
+/// only labels the CSI plugin sets on its Node.
+pub const FUSE_LABEL_NAME_PREFIX: &str = "f-";
 
 /// Name of the CSI driver; must equal what the driver answers from `GetPluginInfo`.
 pub const CSI_DRIVER_NAME: &str = "fuse.csi.fluid.io";
@@ -122,7 +126,7 @@ impl DatasetKey {
 
     /// `fluid.io/f-<ns>-<name>`: on nodes that need this dataset's FUSE client (set by the CSI plugin).
     pub fn fuse_node_label(&self) -> String {
-        prefixed_label("f-", &self.ns_name())
+        prefixed_label(FUSE_LABEL_NAME_PREFIX, &self.ns_name())
     }
 
     /// `fluid.io/s-h-juicefs-<m|d|t>-<ns>-<name>`: cache capacity a worker offers on a node.
@@ -168,6 +172,13 @@ fn prefixed_label(prefix: &str, rest: &str) -> String {
     format!("{LABEL_PREFIX}{}", bounded_label_name(&format!("{prefix}{rest}")))
 }
 
+/// Whether `key` is a FUSE node label: `fluid.io/f-…` with a valid label name after the prefix. Keys
+/// from [`DatasetKey::fuse_node_label`] always are; no other ferrofluid label is.
+pub fn is_fuse_node_label(key: &str) -> bool {
+    key.strip_prefix(LABEL_PREFIX)
+        .is_some_and(|name| name.starts_with(FUSE_LABEL_NAME_PREFIX) && is_valid_label_name(name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,5 +220,28 @@ mod tests {
         // Stable: the same dataset always gets the same key.
         assert_eq!(a.fuse_node_label(), DatasetKey::new(ns, "imagenet-training-set-2026-full").fuse_node_label());
         assert!(a.dataset_id().len() <= 63);
+        assert!(is_fuse_node_label(&a.fuse_node_label()), "a shortened key keeps the FUSE prefix");
+    }
+
+    #[test]
+    fn only_fuse_labels_are_fuse_labels() {
+        let k = seed();
+        assert!(is_fuse_node_label(&k.fuse_node_label()));
+        assert!(is_fuse_node_label("fluid.io/f-ns-x"));
+        for other in [
+            k.worker_node_label(),
+            k.juicefs_worker_node_label(),
+            k.capacity_node_label(CapacityKind::Total),
+            LABEL_DATASET_NUM.to_string(),
+            LABEL_DATASET_ID.to_string(),
+            "fluid.io/f-".into(),
+            "fluid.io/f-bad key".into(),
+            "fluid.io/fuse-x".into(),
+            "example.com/f-ns-x".into(),
+            "f-ns-x".into(),
+            "node-role.kubernetes.io/control-plane".into(),
+        ] {
+            assert!(!is_fuse_node_label(&other), "{other}");
+        }
     }
 }

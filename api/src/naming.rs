@@ -51,6 +51,18 @@ pub fn is_valid_label_name(name: &str) -> bool {
         && name.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
+/// Whether `name` is a DNS-1123 label (what Kubernetes requires of a namespace name): at most 63
+/// characters, lowercase letters, digits and `-`, alphanumeric at both ends. Such a name is one path
+/// component that is neither `.` nor `..`.
+pub fn is_dns1123_label(name: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !name.is_empty()
+        && name.len() <= MAX_LABEL_LEN
+        && name.chars().all(|c| alnum(c) || c == '-')
+        && name.starts_with(alnum)
+        && name.ends_with(alnum)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +108,15 @@ mod tests {
         assert!(!is_valid_label_name("x-"));
         assert!(!is_valid_label_name("a/b"));
         assert!(!is_valid_label_name(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn dns1123_labels() {
+        for ok in ["default", "jfsdemo", "ff-csi-paths", "a", "0", &"a".repeat(63)] {
+            assert!(is_dns1123_label(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "a.b", "A", "-a", "a-", "a_b", "a b", &"a".repeat(64)] {
+            assert!(!is_dns1123_label(bad), "{bad}");
+        }
     }
 }

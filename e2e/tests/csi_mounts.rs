@@ -21,24 +21,6 @@ fn stats_request(volume: &str, path: &Path) -> csi_plugin::proto::NodeGetVolumeS
     }
 }
 
-fn target(plugin: &Plugin, pod: &str, volume: &str) -> PathBuf {
-    plugin.kubelet_root.join(format!("pods/{pod}/volumes/kubernetes.io~csi/{volume}/mount"))
-}
-
-fn read(plugin: &Plugin, file: &Path) -> Result<Option<String>> {
-    let out = plugin.sh(&format!("cat '{}'", file.display()))?;
-    Ok(out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string()))
-}
-
-fn write(plugin: &Plugin, file: &Path, text: &str) -> Result<bool> {
-    Ok(plugin.sh(&format!("echo '{text}' > '{}'", file.display()))?.status.success())
-}
-
-fn is_stale(plugin: &Plugin, path: &Path) -> Result<bool> {
-    let out = plugin.sh(&format!("stat '{}'", path.display()))?;
-    Ok(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not connected"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn publish_share_recover_and_clean_up() -> Result<()> {
     let ns = TestNamespace::new("ff-csi-mounts")?;
@@ -50,9 +32,9 @@ async fn publish_share_recover_and_clean_up() -> Result<()> {
     let fluid = PathBuf::from(key.fuse_mount_path(&mount_root));
     let volume = key.pv_name();
     let ctx = volume_context(&fluid, &ns.name, &key.name);
-    let staging = plugin.kubelet_root.join(format!("plugins/kubernetes.io/csi/fuse.csi.fluid.io/{volume}/globalmount"));
+    let staging = plugin.staging(&volume);
     let (t1, t2, t3) =
-        (target(&plugin, "pod-a", &volume), target(&plugin, "pod-b", &volume), target(&plugin, "pod-c", &volume));
+        (plugin.target("pod-a", &volume), plugin.target("pod-b", &volume), plugin.target("pod-c", &volume));
     let client = ferrofluid_e2e::client().await?;
     let label = key.fuse_node_label();
     let _label_guard = LabelGuard { node: NODE.into(), key: label.clone() };
@@ -81,11 +63,11 @@ async fn publish_share_recover_and_clean_up() -> Result<()> {
     }
 
     // Data written through one pod's target is read through the other's; the read-only target refuses writes.
-    assert!(write(&plugin, &t1.join("greeting"), "hello through pod-a")?);
-    assert_eq!(read(&plugin, &t2.join("greeting"))?.as_deref(), Some("hello through pod-a"));
-    assert_eq!(read(&plugin, &fluid.join("greeting"))?.as_deref(), Some("hello through pod-a"));
-    assert_eq!(read(&plugin, &t3.join("greeting"))?.as_deref(), Some("hello through pod-a"));
-    assert!(!write(&plugin, &t3.join("refused"), "x")?, "a read-only publication accepted a write");
+    assert!(plugin.write(&t1.join("greeting"), "hello through pod-a")?);
+    assert_eq!(plugin.read(&t2.join("greeting"))?.as_deref(), Some("hello through pod-a"));
+    assert_eq!(plugin.read(&fluid.join("greeting"))?.as_deref(), Some("hello through pod-a"));
+    assert_eq!(plugin.read(&t3.join("greeting"))?.as_deref(), Some("hello through pod-a"));
+    assert!(!plugin.write(&t3.join("refused"), "x")?, "a read-only publication accepted a write");
 
     // Volume stats through the bind are the FUSE file system's; the condition is normal.
     let stats = node.node_get_volume_stats(stats_request(&volume, &t1)).await?.into_inner();
@@ -101,7 +83,7 @@ async fn publish_share_recover_and_clean_up() -> Result<()> {
     // The FUSE client dies: every target turns stale. The recovery loop detaches the dead mount at
     // fluid_path (a new FUSE client cannot mount over it) …
     plugin.kill_juicefs(juicefs);
-    plugin.eventually("stale targets", Duration::from_secs(20), || is_stale(&plugin, &t1))?;
+    plugin.eventually("stale targets", Duration::from_secs(20), || plugin.is_stale(&t1))?;
     let stats = node.node_get_volume_stats(stats_request(&volume, &t1)).await?.into_inner();
     assert!(stats.volume_condition.as_ref().is_some_and(|c| c.abnormal), "a stale target reported normal: {stats:?}");
     plugin.eventually(
@@ -114,14 +96,14 @@ async fn publish_share_recover_and_clean_up() -> Result<()> {
     plugin.eventually("targets re-bound", Duration::from_secs(60), || {
         Ok([&t1, &t2, &t3]
             .iter()
-            .all(|t| read(&plugin, &t.join("greeting")).ok().flatten().as_deref() == Some("hello through pod-a")))
+            .all(|t| plugin.read(&t.join("greeting")).ok().flatten().as_deref() == Some("hello through pod-a")))
     })?;
     for t in [&t1, &t2, &t3] {
         assert_eq!(plugin.mounts_at(t)?, 1, "{} should hold exactly one bind after recovery", t.display());
     }
-    assert!(write(&plugin, &t2.join("after"), "written after recovery")?);
-    assert_eq!(read(&plugin, &t1.join("after"))?.as_deref(), Some("written after recovery"));
-    assert!(!write(&plugin, &t3.join("refused"), "x")?, "read-only was lost on re-bind");
+    assert!(plugin.write(&t2.join("after"), "written after recovery")?);
+    assert_eq!(plugin.read(&t1.join("after"))?.as_deref(), Some("written after recovery"));
+    assert!(!plugin.write(&t3.join("refused"), "x")?, "read-only was lost on re-bind");
 
     // The recovery is reported on the Dataset and in the metrics.
     plugin.eventually("a FuseRecoverSucceed event", Duration::from_secs(30), || {
@@ -138,7 +120,7 @@ async fn publish_share_recover_and_clean_up() -> Result<()> {
 
     // The FUSE client dies again: unpublish still succeeds over the dead FUSE, twice, and removes the target.
     plugin.kill_juicefs(juicefs);
-    plugin.eventually("stale targets", Duration::from_secs(20), || is_stale(&plugin, &t2))?;
+    plugin.eventually("stale targets", Duration::from_secs(20), || plugin.is_stale(&t2))?;
     for t in [&t1, &t2, &t3] {
         node.node_unpublish_volume(unpublish_request(&volume, t)).await?;
         node.node_unpublish_volume(unpublish_request(&volume, t)).await?;

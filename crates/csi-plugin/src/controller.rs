@@ -1,7 +1,8 @@
 //! CSI Controller, minimal. ferrofluid's volumes are provisioned statically: the runtime-controller
 //! writes each PV with its attributes, and no external-provisioner talks to this service in a cluster.
 //! It exists so conformance tools (csi-sanity) can drive the Node service end to end: `CreateVolume`
-//! registers a volume whose context is its parameters (which must name a `fluid_path`), in memory;
+//! registers a volume whose context is its parameters (which must hold the attributes NodeStage and
+//! NodePublish require: `fluid_path`, `runtime_namespace`, `runtime_name`), in memory;
 //! `DeleteVolume` forgets it. Nothing is provisioned on any storage.
 
 use crate::error::CsiError;

@@ -6,6 +6,8 @@
 pub mod args;
 pub mod controller;
 pub mod error;
+pub mod fluid_fd;
+pub mod fluid_path;
 pub mod identity;
 pub mod locks;
 pub mod metrics;

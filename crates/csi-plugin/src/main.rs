@@ -20,6 +20,7 @@ async fn main() -> anyhow::Result<()> {
     ferrofluid_service::telemetry::init(args.common.log_json);
     let shutdown = ferrofluid_service::shutdown_on_signal();
 
+    csi_plugin::fluid_path::check_mount_root(&args.mount_root)?;
     for (what, dir) in [("mount root", &args.mount_root), ("kubelet root", &args.kubelet_root)] {
         anyhow::ensure!(dir.is_dir(), "{what} {} does not exist", dir.display());
     }

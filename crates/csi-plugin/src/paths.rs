@@ -1,6 +1,7 @@
-//! Path safety: `fluid_path` must lie under the mount root, target and staging paths under the kubelet
-//! root. Lexical checks (absolute, no `..`) are pure; [`resolve_under`] also resolves symlinks in the
-//! part of the path that exists, so a link pointing out of the root is refused.
+//! Path safety of target and staging paths: they must lie under the kubelet root. Lexical checks
+//! (absolute, no `..`) are pure; [`resolve_under`] also resolves symlinks in the part of the path that
+//! exists, so a link pointing out of the root is refused. (`fluid_path` has a stricter rule of its own:
+//! [`crate::fluid_path`], [`crate::fluid_fd`].)
 
 use crate::error::{CsiError, Result};
 use std::path::{Component, Path, PathBuf};

@@ -1,6 +1,6 @@
 //! NodePublishVolume / NodeUnpublishVolume: the pod-level half. Publishing waits (bounded) for the FUSE
-//! mount at `fluid_path`, then bind-mounts it onto the pod's target path; unpublishing removes every
-//! layer at the target, even over a dead FUSE, and the directory.
+//! mount at `fluid_path`, then bind-mounts it, from an fd opened without following links, onto the pod's
+//! target path; unpublishing removes every layer at the target, even over a dead FUSE, and the directory.
 
 use crate::error::{CsiError, Result};
 use crate::mounter::{self, Health};
@@ -9,7 +9,7 @@ use crate::proto::{
     NodePublishVolumeRequest, NodePublishVolumeResponse, NodeUnpublishVolumeRequest, NodeUnpublishVolumeResponse,
 };
 use crate::state::PublishRecord;
-use crate::{mountinfo, paths, validate};
+use crate::{fluid_fd, fluid_path, mountinfo, paths, validate};
 use std::path::Path;
 
 /// Whether an existing publication at the target matches a new request.
@@ -58,13 +58,17 @@ impl Driver {
         let attrs = validate::parse_attrs(&req.volume_context)?;
         let target = paths::resolve_under(&req.target_path, &self.cfg.kubelet_root, "target path")?;
         paths::resolve_under(&req.staging_target_path, &self.cfg.kubelet_root, "staging target path")?;
-        let fluid_path = paths::resolve_under(&attrs.fluid_path, &self.cfg.mount_root, "fluid_path")?;
+        let relative = fluid_path::check(&attrs.fluid_path, &self.cfg.mount_root, &attrs.runtime)?;
+        // Refuse a link on the way now rather than after waiting for the FUSE mount; the bind below
+        // opens the path again and binds from that fd.
+        fluid_fd::open(&self.cfg.mount_root, &relative, &attrs.fluid_path)?;
+        let fluid_path = fluid_fd::real_path(&self.cfg.mount_root, &relative)?;
         let wanted = PublishRecord {
             volume_id: volume_id.clone(),
             target: target.clone(),
             fluid_path: fluid_path.clone(),
             read_only: req.readonly || mode_read_only,
-            runtime: attrs.runtime.clone(),
+            runtime: Some(attrs.runtime.clone()),
         };
         let _guard = self.locks.try_lock(format!("target:{}", target.display()))?;
 
@@ -108,13 +112,17 @@ impl Driver {
                 ))
             })?;
 
-        let (src, dst, ro) = (fluid_path.clone(), target.clone(), wanted.read_only);
-        tokio::task::spawn_blocking(move || bind_fresh(&src, &dst, ro))
-            .await
-            .map_err(|e| CsiError::io("joining the mount task", std::io::Error::other(e)))?
-            .map_err(|e| {
-                CsiError::io(format!("bind-mounting {} onto {}", fluid_path.display(), target.display()), e)
-            })?;
+        let (root, real, dst, ro) = (self.cfg.mount_root.clone(), fluid_path.clone(), target.clone(), wanted.read_only);
+        let (fs_type, shown) = (attrs.expected_fs_type(), attrs.fluid_path.clone());
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            // The bind source is the fd opened without following links and checked to be the FUSE
+            // mount, not the path: a component swapped for a link meanwhile cannot redirect it.
+            let fuse = fluid_fd::open_fuse_mount(&root, &relative, &real, fs_type, &shown)?;
+            bind_fresh(&fluid_fd::proc_path(&fuse), &dst, ro)
+                .map_err(|e| CsiError::io(format!("bind-mounting {} onto {}", real.display(), dst.display()), e))
+        })
+        .await
+        .map_err(|e| CsiError::io("joining the mount task", std::io::Error::other(e)))??;
         self.record(wanted)?;
         tracing::info!(volume_id, target = %target.display(), read_only = ro, "published");
         Ok(NodePublishVolumeResponse {})

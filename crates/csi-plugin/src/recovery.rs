@@ -8,8 +8,10 @@ use crate::mountinfo::{self, MountEntry};
 use crate::node::Driver;
 use crate::state::PublishRecord;
 use crate::validate::RuntimeRef;
+use crate::{fluid_fd, fluid_path};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType};
+use std::path::Path;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -110,7 +112,7 @@ pub async fn pass(driver: &Driver) -> anyhow::Result<usize> {
         if !driver.state.snapshot().published.contains_key(&record.target) {
             continue;
         }
-        let result = rebind(&record).await;
+        let result = rebind(&driver.cfg.mount_root, &record).await;
         driver.metrics.recovery(result.is_ok());
         let (type_, reason, note) = match &result {
             Ok(()) => {
@@ -142,12 +144,32 @@ pub async fn pass(driver: &Driver) -> anyhow::Result<usize> {
     Ok(rebound)
 }
 
-async fn rebind(record: &PublishRecord) -> anyhow::Result<()> {
-    let r = record.clone();
+/// Binds the live FUSE mount onto a stale target again, from an fd of `fluid_path` opened without
+/// following links (as NodePublish does). The recorded `fluid_path` must still be exactly its runtime's
+/// FUSE mount path: a record that is not (written by an older version, or by hand) is never re-bound.
+async fn rebind(mount_root: &Path, record: &PublishRecord) -> anyhow::Result<()> {
+    let Some(runtime) = &record.runtime else {
+        anyhow::bail!(
+            "the publication of {} records no runtime, so its fluid_path cannot be checked",
+            record.target.display()
+        );
+    };
+    let expected = fluid_path::expected(mount_root, runtime);
+    let relative = fluid_path::check(&expected, mount_root, runtime)?;
+    let real = fluid_fd::real_path(mount_root, &relative)?;
+    anyhow::ensure!(
+        real == record.fluid_path,
+        "the recorded fluid_path {} is not {expected}, the FUSE mount path of runtime {}/{}",
+        record.fluid_path.display(),
+        runtime.namespace,
+        runtime.name
+    );
+    let (root, r) = (mount_root.to_path_buf(), record.clone());
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let fuse = fluid_fd::open_fuse_mount(&root, &relative, &real, None, &expected)?;
         mounter::unmount_all(&r.target).map_err(|e| anyhow::anyhow!("unmounting stale {}: {e}", r.target.display()))?;
         std::fs::create_dir_all(&r.target).map_err(|e| anyhow::anyhow!("recreating {}: {e}", r.target.display()))?;
-        mounter::bind(&r.fluid_path, &r.target, r.read_only)
+        mounter::bind(&fluid_fd::proc_path(&fuse), &r.target, r.read_only)
             .map_err(|e| anyhow::anyhow!("binding {} to {}: {e}", r.fluid_path.display(), r.target.display()))
     })
     .await?

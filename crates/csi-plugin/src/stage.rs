@@ -9,7 +9,7 @@ use crate::proto::{
     NodeStageVolumeRequest, NodeStageVolumeResponse, NodeUnstageVolumeRequest, NodeUnstageVolumeResponse,
 };
 use crate::state::StageRecord;
-use crate::{mountinfo, node_label, paths, validate};
+use crate::{fluid_fd, fluid_path, mountinfo, node_label, paths, validate};
 use std::time::Duration;
 
 impl Driver {
@@ -19,8 +19,11 @@ impl Driver {
         validate::capability(req.volume_capability.as_ref())?;
         let attrs = validate::parse_attrs(&req.volume_context)?;
         let staging = paths::resolve_under(&req.staging_target_path, &self.cfg.kubelet_root, "staging target path")?;
-        let fluid_path = paths::resolve_under(&attrs.fluid_path, &self.cfg.mount_root, "fluid_path")?;
+        let relative = fluid_path::check(&attrs.fluid_path, &self.cfg.mount_root, &attrs.runtime)?;
         let label_key = attrs.fuse_label_key()?;
+        // No link on the way; the FUSE client may not have created the path yet, or may have died there.
+        fluid_fd::open(&self.cfg.mount_root, &relative, &attrs.fluid_path)?;
+        let fluid_path = fluid_fd::real_path(&self.cfg.mount_root, &relative)?;
         let _guard = self.locks.try_lock(format!("volume:{volume_id}"))?;
 
         if let Some(existing) = self.state.snapshot().staged.get(&volume_id)
@@ -50,7 +53,7 @@ impl Driver {
             volume_id: volume_id.clone(),
             staging_path: staging,
             fluid_path,
-            runtime: attrs.runtime,
+            runtime: Some(attrs.runtime),
             label_key,
         };
         self.state

@@ -6,9 +6,9 @@ use crate::proto::VolumeCapability;
 use crate::proto::volume_capability::{AccessType, access_mode::Mode};
 use ferrofluid_api::keys::{
     ATTR_FLUID_PATH, ATTR_MOUNT_TYPE, ATTR_NODE_SELECTOR_KEY, ATTR_RUNTIME_NAME, ATTR_RUNTIME_NAMESPACE, DatasetKey,
-    LABEL_PREFIX,
+    FUSE_LABEL_NAME_PREFIX, LABEL_PREFIX, is_fuse_node_label,
 };
-use ferrofluid_api::naming::is_valid_label_name;
+use ferrofluid_api::naming::is_dns1123_label;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -24,29 +24,26 @@ pub struct RuntimeRef {
 pub struct VolumeAttrs {
     pub fluid_path: String,
     pub mount_type: Option<String>,
-    pub runtime: Option<RuntimeRef>,
+    pub runtime: RuntimeRef,
     /// Explicit FUSE node-selector label key, when the PV names one.
     pub label_key: Option<String>,
 }
 
 impl VolumeAttrs {
     /// The node label that makes the FUSE DaemonSet schedule here: the explicit key, else derived from
-    /// the runtime. Only `fluid.io/…` keys are accepted, so a PV cannot make the driver set arbitrary labels.
+    /// the runtime. Only FUSE label keys (`fluid.io/f-…`) are accepted, so a PV cannot make the driver
+    /// set any other label on its Node.
     pub fn fuse_label_key(&self) -> Result<String> {
-        let key = match (&self.label_key, &self.runtime) {
-            (Some(k), _) => k.clone(),
-            (None, Some(r)) => DatasetKey::new(&r.namespace, &r.name).fuse_node_label(),
-            (None, None) => {
-                return Err(CsiError::InvalidArgument(format!(
-                    "volume context has neither {ATTR_NODE_SELECTOR_KEY} nor {ATTR_RUNTIME_NAMESPACE}/{ATTR_RUNTIME_NAME}"
-                )));
-            }
+        let key = match &self.label_key {
+            Some(k) => k.clone(),
+            None => DatasetKey::new(&self.runtime.namespace, &self.runtime.name).fuse_node_label(),
         };
-        match key.strip_prefix(LABEL_PREFIX) {
-            Some(name) if is_valid_label_name(name) => Ok(key),
-            _ => Err(CsiError::InvalidArgument(format!(
-                "{ATTR_NODE_SELECTOR_KEY} {key:?} is not a valid label key under {LABEL_PREFIX}"
-            ))),
+        if is_fuse_node_label(&key) {
+            Ok(key)
+        } else {
+            Err(CsiError::InvalidArgument(format!(
+                "{ATTR_NODE_SELECTOR_KEY} {key:?} is not a FUSE node label key ({LABEL_PREFIX}{FUSE_LABEL_NAME_PREFIX}…)"
+            )))
         }
     }
 
@@ -65,21 +62,28 @@ pub fn required<'a>(value: &'a str, what: &str) -> Result<&'a str> {
     if value.is_empty() { Err(CsiError::InvalidArgument(format!("{what} is required"))) } else { Ok(value) }
 }
 
-/// Parses the attributes; `fluid_path` is required, runtime namespace and name come together or not at all.
+/// Parses the attributes. `fluid_path`, `runtime_namespace` and `runtime_name` are required; the
+/// runtime's namespace and name must be DNS-1123 labels (Kubernetes names that are one path component
+/// each, since they make up the expected `fluid_path`).
 pub fn parse_attrs(ctx: &HashMap<String, String>) -> Result<VolumeAttrs> {
     let get = |k: &str| ctx.get(k).map(|v| v.trim()).filter(|v| !v.is_empty()).map(str::to_string);
-    let fluid_path = get(ATTR_FLUID_PATH)
-        .ok_or_else(|| CsiError::InvalidArgument(format!("volume context lacks {ATTR_FLUID_PATH}")))?;
-    let runtime = match (get(ATTR_RUNTIME_NAMESPACE), get(ATTR_RUNTIME_NAME)) {
-        (Some(namespace), Some(name)) => Some(RuntimeRef { namespace, name }),
-        (None, None) => None,
-        _ => {
+    let need = |k: &str| get(k).ok_or_else(|| CsiError::InvalidArgument(format!("volume context lacks {k}")));
+    let fluid_path = need(ATTR_FLUID_PATH)?;
+    let namespace = need(ATTR_RUNTIME_NAMESPACE)?;
+    let name = need(ATTR_RUNTIME_NAME)?;
+    for (attr, value) in [(ATTR_RUNTIME_NAMESPACE, &namespace), (ATTR_RUNTIME_NAME, &name)] {
+        if !is_dns1123_label(value) {
             return Err(CsiError::InvalidArgument(format!(
-                "volume context must give both {ATTR_RUNTIME_NAMESPACE} and {ATTR_RUNTIME_NAME}"
+                "volume context {attr} {value:?} is not a DNS-1123 label (lowercase letters, digits and '-')"
             )));
         }
-    };
-    Ok(VolumeAttrs { fluid_path, mount_type: get(ATTR_MOUNT_TYPE), runtime, label_key: get(ATTR_NODE_SELECTOR_KEY) })
+    }
+    Ok(VolumeAttrs {
+        fluid_path,
+        mount_type: get(ATTR_MOUNT_TYPE),
+        runtime: RuntimeRef { namespace, name },
+        label_key: get(ATTR_NODE_SELECTOR_KEY),
+    })
 }
 
 /// Validates a volume capability (filesystem access, a known access mode); returns whether the access
@@ -160,19 +164,64 @@ mod tests {
         assert_eq!(a.expected_fs_type(), Some("fuse.juicefs"));
     }
 
+    const SEED: [(&str, &str); 3] = [
+        ("fluid_path", "/runtime-mnt/juicefs/default/jfsdemo/juicefs-fuse"),
+        ("runtime_namespace", "default"),
+        ("runtime_name", "jfsdemo"),
+    ];
+
+    fn seed_with(extra: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut c = ctx(&SEED);
+        c.extend(ctx(extra));
+        c
+    }
+
     #[test]
     fn attribute_errors() {
-        assert!(parse_attrs(&ctx(&[("mount_type", "JuiceFS")])).is_err());
-        assert!(parse_attrs(&ctx(&[("fluid_path", "/x"), ("runtime_name", "a")])).is_err());
-        let bare = parse_attrs(&ctx(&[("fluid_path", "/x")])).expect("valid");
-        assert!(bare.fuse_label_key().is_err());
-        assert_eq!(bare.expected_fs_type(), None);
-        let explicit =
-            parse_attrs(&ctx(&[("fluid_path", "/x"), ("fuse_node_selector_key", "fluid.io/f-ns-x")])).expect("valid");
+        // Each required attribute, missing or blank, is named in the refusal.
+        for missing in ["fluid_path", "runtime_namespace", "runtime_name"] {
+            for value in [None, Some(" ")] {
+                let mut c = ctx(&SEED);
+                match value {
+                    None => c.remove(missing),
+                    Some(v) => c.insert(missing.to_string(), v.to_string()),
+                };
+                let err = parse_attrs(&c).expect_err(missing);
+                assert!(matches!(&err, CsiError::InvalidArgument(m) if m.contains(missing)), "{missing}: {err}");
+            }
+        }
+        // Namespace and name become path components of the expected fluid_path: one component each.
+        for (attr, bad) in [
+            ("runtime_namespace", ".."),
+            ("runtime_name", "."),
+            ("runtime_name", "jfsdemo/juicefs-fuse"),
+            ("runtime_namespace", "Default"),
+            ("runtime_name", "a.b"),
+        ] {
+            let err = parse_attrs(&seed_with(&[(attr, bad)])).expect_err(bad);
+            assert!(matches!(&err, CsiError::InvalidArgument(m) if m.contains(attr)), "{attr}={bad}: {err}");
+        }
+        let plain = parse_attrs(&ctx(&SEED)).expect("valid");
+        assert_eq!(plain.expected_fs_type(), None);
+        assert_eq!(plain.runtime, RuntimeRef { namespace: "default".into(), name: "jfsdemo".into() });
+        let explicit = parse_attrs(&seed_with(&[("fuse_node_selector_key", "fluid.io/f-ns-x")])).expect("valid");
         assert_eq!(explicit.fuse_label_key().expect("key"), "fluid.io/f-ns-x");
-        for bad in ["node-role.kubernetes.io/master", "fluid.io/", "fluid.io/bad key"] {
-            let a = parse_attrs(&ctx(&[("fluid_path", "/x"), ("fuse_node_selector_key", bad)])).expect("parses");
-            assert!(a.fuse_label_key().is_err(), "{bad}");
+        // Only FUSE labels: not a foreign key, and not another ferrofluid label either.
+        for bad in [
+            "node-role.kubernetes.io/master",
+            "fluid.io/",
+            "fluid.io/f-",
+            "fluid.io/bad key",
+            "fluid.io/s-default-jfsdemo",
+            "fluid.io/dataset-num",
+            "fluid.io/s-h-juicefs-t-default-jfsdemo",
+        ] {
+            let a = parse_attrs(&seed_with(&[("fuse_node_selector_key", bad)])).expect("parses");
+            let err = a.fuse_label_key().expect_err(bad);
+            assert!(
+                matches!(&err, CsiError::InvalidArgument(m) if m.contains("fuse_node_selector_key")),
+                "{bad}: {err}"
+            );
         }
         assert!(required("", "volume id").is_err());
         assert_eq!(required("v", "volume id").expect("ok"), "v");

@@ -195,6 +195,33 @@ impl Plugin {
         Ok(Command::new("nsenter").args(["-t", &self.pid().to_string(), "-m", "--", "sh", "-c", script]).output()?)
     }
 
+    /// The staging path of `volume`, where kubelet would ask for it.
+    pub fn staging(&self, volume: &str) -> PathBuf {
+        self.kubelet_root.join(format!("plugins/kubernetes.io/csi/fuse.csi.fluid.io/{volume}/globalmount"))
+    }
+
+    /// A pod's target path for `volume`, where kubelet would ask for it.
+    pub fn target(&self, pod: &str, volume: &str) -> PathBuf {
+        self.kubelet_root.join(format!("pods/{pod}/volumes/kubernetes.io~csi/{volume}/mount"))
+    }
+
+    /// The contents of `file` as the plugin's namespace sees it (trimmed), `None` when it cannot be read.
+    pub fn read(&self, file: &Path) -> Result<Option<String>> {
+        let out = self.sh(&format!("cat '{}'", file.display()))?;
+        Ok(out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string()))
+    }
+
+    /// Writes `text` to `file` inside the plugin's namespace; whether that succeeded.
+    pub fn write(&self, file: &Path, text: &str) -> Result<bool> {
+        Ok(self.sh(&format!("echo '{text}' > '{}'", file.display()))?.status.success())
+    }
+
+    /// Whether `stat` of `path` in the plugin's namespace fails with ENOTCONN (a dead FUSE mount or a bind of one).
+    pub fn is_stale(&self, path: &Path) -> Result<bool> {
+        let out = self.sh(&format!("stat '{}'", path.display()))?;
+        Ok(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not connected"))
+    }
+
     /// Polls `check` until it holds or `limit` passes.
     pub fn eventually(&self, what: &str, limit: Duration, mut check: impl FnMut() -> Result<bool>) -> Result<()> {
         let deadline = Instant::now() + limit;
