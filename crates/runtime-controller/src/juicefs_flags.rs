@@ -202,6 +202,54 @@ mod tests {
         assert!(check_mount_option("bogus").is_err());
     }
 
+    /// The flags a `--help` text lists (`--name`, and `-o` for the one single-letter-only flag).
+    fn flags_in_help(help: &str) -> Vec<String> {
+        let mut flags: Vec<String> = help
+            .lines()
+            .map(str::trim_start)
+            .filter(|l| l.starts_with('-'))
+            .filter_map(|l| {
+                let names: Vec<&str> = l.split([' ', ',']).take_while(|t| t.starts_with('-') || t.is_empty()).collect();
+                let long = names.iter().find_map(|t| t.strip_prefix("--"));
+                long.or_else(|| names.iter().find_map(|t| t.strip_prefix('-'))).map(str::to_string)
+            })
+            .filter(|f| f != "help" && f != "version")
+            .collect();
+        flags.sort();
+        flags
+    }
+
+    fn sorted(table: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = table.iter().map(|s| s.to_string()).collect();
+        v.sort();
+        v
+    }
+
+    /// The tables are exactly the flags of the JuiceFS that `hack/setup.sh` installs (the version the
+    /// tests mount with). A JuiceFS upgrade that adds or drops a flag fails here until the tables follow.
+    #[test]
+    fn tables_match_the_installed_juicefs() {
+        let cache = std::env::var_os("FERROFLUID_CACHE").map(std::path::PathBuf::from).unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+                .join(".cache/ferrofluid")
+        });
+        let juicefs = cache.join("bin/juicefs");
+        assert!(juicefs.exists(), "{} missing: run hack/setup.sh", juicefs.display());
+        let help = |args: &[&str]| {
+            let out = std::process::Command::new(&juicefs).args(args).output().expect("running juicefs");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let global = help(&["--help"]);
+        let global = &global[global.find("GLOBAL OPTIONS").expect("global options")..];
+        assert_eq!(flags_in_help(global), sorted(GLOBAL_FLAGS));
+        let options = |cmd: &str| {
+            let h = help(&[cmd, "--help"]);
+            h[h.find("OPTIONS").expect("options")..].to_string()
+        };
+        assert_eq!(flags_in_help(&options("format")), sorted(FORMAT_FLAGS));
+        assert_eq!(flags_in_help(&options("mount")), sorted(MOUNT_FLAGS));
+    }
+
     #[test]
     fn tables_have_no_duplicates() {
         for table in [FORMAT_FLAGS, MOUNT_FLAGS, GLOBAL_FLAGS] {

@@ -194,7 +194,12 @@ pub fn worker_failures(pods: &[Pod]) -> Vec<String> {
             if cs.ready {
                 continue;
             }
-            let waiting = cs.state.as_ref().and_then(|s| s.waiting.as_ref());
+            // Waiting for the init containers or for the runtime to create it is no failure.
+            let waiting = cs
+                .state
+                .as_ref()
+                .and_then(|s| s.waiting.as_ref())
+                .filter(|w| !matches!(w.reason.as_deref(), Some("PodInitializing" | "ContainerCreating")));
             let terminated = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref());
             if waiting.is_none() && terminated.is_none() {
                 continue;
@@ -264,5 +269,13 @@ mod failure_tests {
             ]
         );
         assert!(worker_failures(&[pod("w-0", false, false)]).is_empty(), "not ready yet is no failure");
+        let mut initializing = pod("w-2", false, false);
+        if let Some(cs) = initializing.status.as_mut().and_then(|s| s.container_statuses.as_mut()) {
+            cs[0].state = Some(ContainerState {
+                waiting: Some(ContainerStateWaiting { reason: Some("PodInitializing".into()), message: None }),
+                ..Default::default()
+            });
+        }
+        assert!(worker_failures(&[initializing]).is_empty(), "waiting for init containers is no failure");
     }
 }
