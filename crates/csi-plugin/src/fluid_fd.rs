@@ -153,20 +153,7 @@ mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
 
-    struct TempDir(PathBuf);
-    impl TempDir {
-        fn new(tag: &str) -> Self {
-            let p = std::env::temp_dir().join(format!("csi-fluid-fd-{tag}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).expect("temp dir");
-            Self(p)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::test_dir::TempDir;
 
     const A: &str = "juicefs/ns-a/data/juicefs-fuse";
     const B: &str = "juicefs/ns-b/data/juicefs-fuse";
@@ -180,7 +167,7 @@ mod tests {
 
     #[test]
     fn real_directories_open_and_missing_tails_are_fine() {
-        let t = TempDir::new("plain");
+        let t = TempDir::new("fluid-fd-plain");
         let root = t.0.join("runtime-mnt");
         std::fs::create_dir_all(root.join("juicefs/ns-a")).expect("mkdir");
         // Nothing below the namespace yet (the FUSE pod has not run): not a refusal.
@@ -196,7 +183,7 @@ mod tests {
 
     #[test]
     fn a_link_anywhere_below_the_root_is_refused() {
-        let t = TempDir::new("links");
+        let t = TempDir::new("fluid-fd-links");
         let root = t.0.join("runtime-mnt");
         std::fs::create_dir_all(root.join(B)).expect("mkdir");
         std::fs::create_dir_all(root.join("juicefs/ns-a/data")).expect("mkdir");
@@ -230,7 +217,7 @@ mod tests {
 
     #[test]
     fn the_bind_source_is_what_was_checked_not_what_the_path_holds_later() {
-        let t = TempDir::new("swap");
+        let t = TempDir::new("fluid-fd-swap");
         let root = t.0.join("runtime-mnt");
         std::fs::create_dir_all(root.join(A)).expect("mkdir");
         std::fs::create_dir_all(root.join(B)).expect("mkdir");
@@ -251,7 +238,7 @@ mod tests {
     fn mount_id_is_the_mount_the_fd_is_on() {
         assert_eq!(parse_mnt_id("pos:\t0\nflags:\t012100000\nmnt_id:\t29\nino:\t2\n"), Some(29));
         assert_eq!(parse_mnt_id("pos:\t0\n"), None);
-        let t = TempDir::new("mntid");
+        let t = TempDir::new("fluid-fd-mntid");
         std::fs::create_dir(t.0.join("sub")).expect("mkdir");
         let Ok(Opened::Fd(fd)) = open(&t.0, Path::new("sub"), "sub") else { panic!("opens") };
         // The mount holding the temp dir is the one with the longest mount point above it.

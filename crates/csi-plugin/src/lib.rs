@@ -21,6 +21,8 @@ pub mod recovery;
 pub mod server;
 pub mod stage;
 pub mod state;
+#[cfg(test)]
+mod test_dir;
 pub mod validate;
 pub mod volume_stats;
 

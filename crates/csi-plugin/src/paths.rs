@@ -119,24 +119,11 @@ mod tests {
         assert!(!is_strictly_within(Path::new("/etc"), root));
     }
 
-    struct TempDir(PathBuf);
-    impl TempDir {
-        fn new(tag: &str) -> Self {
-            let p = std::env::temp_dir().join(format!("csi-paths-{tag}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).expect("temp dir");
-            Self(p)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::test_dir::TempDir;
 
     #[test]
     fn symlink_escapes_are_refused() {
-        let t = TempDir::new("symlink");
+        let t = TempDir::new("paths-symlink");
         let root = t.0.join("kubelet");
         let outside = t.0.join("outside");
         std::fs::create_dir_all(root.join("pods")).expect("mkdir");

@@ -138,15 +138,12 @@ fn completed(status: &ContainerStatus) -> bool {
     status.state.as_ref().and_then(|s| s.terminated.as_ref()).is_some_and(|t| t.exit_code == 0)
 }
 
-/// `Initialized`: `True` once every init container completed, otherwise `False` naming the others.
-pub fn initialized(pod: &Pod, init: &[ContainerStatus], now: &Time) -> PodCondition {
-    let pending: Vec<&str> = init.iter().filter(|s| !completed(s)).map(|s| s.name.as_str()).collect();
+/// A pod condition of `type_`: `True` when `pending` is empty, otherwise `False` with `reason` and a
+/// message listing them; it keeps its `lastTransitionTime` while its status does not change.
+fn pod_condition(pod: &Pod, type_: &str, pending: &[&str], reason: &str, listing: &str, now: &Time) -> PodCondition {
     let status = if pending.is_empty() { "True" } else { "False" };
-    let previous = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|cs| cs.iter().find(|c| c.type_ == "Initialized"));
+    let previous =
+        pod.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|cs| cs.iter().find(|c| c.type_ == type_));
     let transition = previous
         .filter(|p| p.status == status)
         .and_then(|p| p.last_transition_time.clone())
@@ -154,14 +151,11 @@ pub fn initialized(pod: &Pod, init: &[ContainerStatus], now: &Time) -> PodCondit
     let (reason, message) = if pending.is_empty() {
         (None, None)
     } else {
-        (
-            Some("ContainersNotInitialized".to_string()),
-            Some(format!("containers with incomplete status: [{}]", pending.join(" "))),
-        )
+        (Some(reason.to_string()), Some(format!("{listing}: [{}]", pending.join(" "))))
     };
     PodCondition {
-        type_: "Initialized".into(),
-        status: status.into(),
+        type_: type_.to_string(),
+        status: status.to_string(),
         reason,
         message,
         last_transition_time: Some(transition),
@@ -169,37 +163,19 @@ pub fn initialized(pod: &Pod, init: &[ContainerStatus], now: &Time) -> PodCondit
     }
 }
 
+/// `Initialized`: `True` once every init container completed, otherwise `False` naming the others.
+pub fn initialized(pod: &Pod, init: &[ContainerStatus], now: &Time) -> PodCondition {
+    let pending: Vec<&str> = init.iter().filter(|s| !completed(s)).map(|s| s.name.as_str()).collect();
+    pod_condition(pod, "Initialized", &pending, "ContainersNotInitialized", "containers with incomplete status", now)
+}
+
 /// `Ready` and `ContainersReady`: `True` when every container is ready, otherwise `False` naming the
 /// unready ones. A condition keeps its `lastTransitionTime` while its status does not change.
 pub fn conditions(pod: &Pod, statuses: &[ContainerStatus], now: &Time) -> Vec<PodCondition> {
     let unready: Vec<&str> = statuses.iter().filter(|s| !s.ready).map(|s| s.name.as_str()).collect();
-    let current = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
     ["Ready", "ContainersReady"]
         .into_iter()
-        .map(|type_| {
-            let status = if unready.is_empty() { "True" } else { "False" };
-            let previous = current.and_then(|cs| cs.iter().find(|c| c.type_ == type_));
-            let transition = previous
-                .filter(|p| p.status == status)
-                .and_then(|p| p.last_transition_time.clone())
-                .unwrap_or_else(|| now.clone());
-            let (reason, message) = if unready.is_empty() {
-                (None, None)
-            } else {
-                (
-                    Some("ContainersNotReady".to_string()),
-                    Some(format!("containers with unready status: [{}]", unready.join(" "))),
-                )
-            };
-            PodCondition {
-                type_: type_.to_string(),
-                status: status.to_string(),
-                reason,
-                message,
-                last_transition_time: Some(transition),
-                ..Default::default()
-            }
-        })
+        .map(|type_| pod_condition(pod, type_, &unready, "ContainersNotReady", "containers with unready status", now))
         .collect()
 }
 
