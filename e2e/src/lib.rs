@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod agent_cluster;
+pub mod chart;
 pub mod cluster;
 pub mod controllers;
 pub mod dns_recorder;

@@ -19,9 +19,10 @@ use anyhow::{Context, Result, bail, ensure};
 use ferrofluid_api::DatasetKey;
 use ferrofluid_api::keys::{CapacityKind, LABEL_DATASET_NUM};
 use ferrofluid_e2e::TempDir;
+use ferrofluid_e2e::chart::{self, render};
 use ferrofluid_e2e::process::eventually;
 use ferrofluid_e2e::redis::free_port;
-use ferrofluid_e2e::{TestNamespace, bin_path, kubeconfig, kubectl, kubectl_ok, manifest, tool_path};
+use ferrofluid_e2e::{TestNamespace, bin_path, kubectl, kubectl_ok, manifest};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -51,7 +52,6 @@ fn expected(component: &str, in_release_ns: bool) -> BTreeSet<Grant> {
         "dataset-controller" => [
             grant("datasets.data.fluid.io", "[]", "[get list watch patch]"),
             grant("datasets.data.fluid.io/status", "[]", "[patch]"),
-            grant("secrets", "[]", "[get]"),
             grant("pods", "[]", "[list]"),
             events,
         ]
@@ -61,8 +61,8 @@ fn expected(component: &str, in_release_ns: bool) -> BTreeSet<Grant> {
             grant("juicefsruntimes.data.fluid.io/status", "[]", "[patch]"),
             grant("datasets.data.fluid.io", "[]", "[get list watch]"),
             grant("datasets.data.fluid.io/status", "[]", "[patch]"),
-            grant("statefulsets.apps", "[]", "[list watch create patch delete]"),
-            grant("daemonsets.apps", "[]", "[list watch create patch delete]"),
+            grant("statefulsets.apps", "[]", "[get list watch create patch delete]"),
+            grant("daemonsets.apps", "[]", "[get list watch create patch delete]"),
             grant("persistentvolumeclaims", "[]", "[get create patch delete]"),
             grant("pods", "[]", "[list watch]"),
             grant("persistentvolumes", "[]", "[get create patch delete]"),
@@ -93,25 +93,6 @@ fn expected(component: &str, in_release_ns: bool) -> BTreeSet<Grant> {
 /// Granted to every authenticated user by the cluster's default roles, not by the chart.
 fn is_default_grant(resource: &str) -> bool {
     resource.starts_with("selfsubject")
-}
-
-fn chart_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../charts/ferrofluid")
-}
-
-/// `helm template` of the chart as a list of objects.
-fn render(release: &str, namespace: &str, extra: &[&str]) -> Result<Vec<Value>> {
-    let out = Command::new(tool_path("helm"))
-        .args(["template", release])
-        .arg(chart_dir())
-        .args(["--namespace", namespace])
-        .args(extra)
-        .output()
-        .context("running helm template")?;
-    ensure!(out.status.success(), "helm template failed: {}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout)?;
-    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).context("parsing the rendered chart")?;
-    Ok(docs.into_iter().filter(|d| d.is_object()).collect())
 }
 
 /// Cluster-scoped objects of one test release, removed on drop (the namespaces are TestNamespaces).
@@ -177,38 +158,9 @@ impl Drop for FlowCleanup {
 }
 
 /// Server and CA of the local cluster, from the admin kubeconfig (the token replaces the admin user).
-fn cluster_of_admin_kubeconfig() -> Result<Value> {
-    let path = kubeconfig();
-    let kc = kube::config::Kubeconfig::read_from(&path)?;
-    let cluster =
-        kc.clusters.first().and_then(|c| c.cluster.clone()).context("the admin kubeconfig names no cluster")?;
-    let mut out = json!({ "server": cluster.server.context("cluster without server")? });
-    if let Some(ca) = cluster.certificate_authority {
-        let ca = PathBuf::from(ca);
-        let ca = if ca.is_absolute() { ca } else { path.parent().unwrap_or(Path::new(".")).join(ca) };
-        out["certificate-authority"] = ca.display().to_string().into();
-    } else if let Some(data) = cluster.certificate_authority_data {
-        out["certificate-authority-data"] = data.into();
-    }
-    Ok(out)
-}
-
 /// A kubeconfig (mode 0600) that authenticates with a fresh token of `sa` in `ns`.
 fn token_kubeconfig(dir: &Path, sa: &str, ns: &str) -> Result<PathBuf> {
-    let token = kubectl_ok(&["create", "token", sa, "-n", ns, "--duration", "1h"], None)?;
-    let kc = json!({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "local", "cluster": cluster_of_admin_kubeconfig()?}],
-        "users": [{"name": sa, "user": {"token": token.trim()}}],
-        "contexts": [{"name": sa, "context": {"cluster": "local", "user": sa}}],
-        "current-context": sa,
-    });
-    let path = dir.join(format!("{sa}.kubeconfig"));
-    let mut file = std::fs::OpenOptions::new();
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
-    file.write(true).create_new(true).open(&path)?.write_all(serde_json::to_string(&kc)?.as_bytes())?;
-    Ok(path)
+    chart::token_kubeconfig(dir, sa, &chart::service_account_token(sa, ns, None)?)
 }
 
 /// A component binary run with its own kubeconfig; SIGTERM (so it releases its Lease) then SIGKILL on drop.

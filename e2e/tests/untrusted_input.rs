@@ -2,10 +2,11 @@
 //! real csi-plugin, real Redis).
 //!
 //! - Hostile option *values* in every options map (and a hostile sub-directory in the mount point) —
-//!   `$(…)`, backticks, `;`, `|`, `&&`, quotes, a newline, a leading `--`, and `$(METAURL)` — reach the
-//!   juicefs processes as literal arguments: the dataset binds, a pod reads and writes through it, the
-//!   running clients' argv holds each value verbatim, and none of the commands they spell ran on the
-//!   node. (Hostile *keys* are refused at admission: `schema_validation.rs`.)
+//!   `$(…)`, backticks, `;`, `|`, `&&`, quotes, a newline, a leading `--`, and `$(METAURL)` — reach
+//!   JuiceFS as literal arguments: the dataset binds, a pod reads and writes through it, each running
+//!   client's own configuration (`<mount>/.config`, which JuiceFS fills from its flags) holds the values
+//!   verbatim, and none of the commands they spell ran on the node. (Hostile *keys* are refused at
+//!   admission: `schema_validation.rs`.)
 //! - A password-bearing metaurl: with a malformed URL (JuiceFS then prints the raw URL, password and
 //!   all) and with a wrong password, the worker failures are reported — redacted — and the passwords
 //!   appear in no event, condition, pod spec, ConfigMap, or log line of the controllers or the
@@ -19,6 +20,7 @@ use ferrofluid_e2e::controllers::Controllers;
 use ferrofluid_e2e::process::eventually;
 use ferrofluid_e2e::redis::RedisServer;
 use ferrofluid_e2e::{TempDir, TestNamespace, kubectl_ok, manifest};
+use serde_json::Value;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(120);
@@ -35,17 +37,6 @@ fn yaml_string(s: &str) -> String {
     serde_json::to_string(s).expect("json string")
 }
 
-/// The juicefs processes' command lines on a node (JuiceFS rewrites its own as one space-joined string).
-fn juicefs_cmdlines(cluster: &AgentCluster, node: &str) -> Vec<String> {
-    cluster
-        .juicefs_processes(node)
-        .expect("processes")
-        .into_iter()
-        .filter_map(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .collect()
-}
-
 #[tokio::test]
 async fn hostile_option_values_are_literal_arguments_and_run_nothing() {
     let ns = TestNamespace::new("hostile").expect("ns");
@@ -55,26 +46,29 @@ async fn hostile_option_values_are_literal_arguments_and_run_nothing() {
     let node = cluster.node(0).to_string();
     let _ctl = Controllers::start(&ns.name).expect("controllers");
     let marker = format!("/tmp/ferrofluid-pwned-{}-", std::process::id());
-    let (tag, log, worker_sc, fuse_sc) =
+    let (format_sc, log, worker_ifaces, fuse_ifaces) =
         (hostile(&marker, 1), hostile(&marker, 2), hostile(&marker, 3), hostile(&marker, 4));
-    let subdir = format!("demo $(touch {marker}5) ; id");
+    let subdir = format!("/demo $(touch {marker}5) ; id");
 
-    // sharedOptions `tag` → juicefs format; mounts[0].options `log` → juicefs mount of workers and FUSE
-    // clients; worker/fuse options `storage-class` → each role's juicefs mount.
+    // sharedOptions `storage-class` → juicefs format; mounts[0].options `log` → juicefs mount of workers
+    // and FUSE clients; worker and fuse options `network-interfaces` → that role's juicefs mount only.
     let dataset = dataset_yaml(&redis.meta_url(1), &bucket.0.display().to_string(), &cluster.scenario, "")
-        .replace("\"juicefs:///demo\"", &yaml_string(&format!("juicefs:///{subdir}")))
+        .replace("\"juicefs:///demo\"", &yaml_string(&format!("juicefs://{subdir}")))
         .replace(
             &format!("        bucket: \"{}\"\n", bucket.0.display()),
             &format!("        bucket: \"{}\"\n        log: {}\n", bucket.0.display(), yaml_string(&log)),
         )
-        .replace("  tolerations:", &format!("  sharedOptions:\n    tag: {}\n  tolerations:", yaml_string(&tag)));
+        .replace(
+            "  tolerations:",
+            &format!("  sharedOptions:\n    storage-class: {}\n  tolerations:", yaml_string(&format_sc)),
+        );
     kubectl_ok(&["apply", "-n", &ns.name, "-f", "-"], Some(&dataset)).expect("dataset");
     let runtime = manifest("seed-runtime.yaml").replace(
         "spec:\n",
         &format!(
-            "spec:\n  worker:\n    options:\n      storage-class: {}\n  fuse:\n    options:\n      storage-class: {}\n",
-            yaml_string(&worker_sc),
-            yaml_string(&fuse_sc)
+            "spec:\n  worker:\n    options:\n      network-interfaces: {}\n  fuse:\n    options:\n      network-interfaces: {}\n",
+            yaml_string(&worker_ifaces),
+            yaml_string(&fuse_ifaces)
         ),
     );
     kubectl_ok(&["apply", "-n", &ns.name, "-f", "-"], Some(&runtime)).expect("runtime");
@@ -91,24 +85,30 @@ async fn hostile_option_values_are_literal_arguments_and_run_nothing() {
     let read = cluster.exec(&node, &format!("echo literal > {dir}/f && cat {dir}/f")).expect("read/write");
     assert_eq!(read.trim(), "literal");
 
-    // The running clients got each value verbatim: one argument, `$(METAURL)` not expanded.
+    // Each client's own configuration: the values arrived verbatim, `$(METAURL)` not expanded.
+    let config = |node: &str, mount: &str| -> Value {
+        let text = cluster.exec(node, &format!("cat '{mount}/.config'")).expect(".config");
+        serde_json::from_str(&text).expect("JuiceFS .config is JSON")
+    };
+    let fuse = config(&node, &key.fuse_mount_path("/runtime-mnt"));
+    assert_eq!(fuse["Meta"]["Subdir"], subdir.as_str(), "the mount point's sub-directory");
+    assert_eq!(fuse["Meta"]["NetworkInterfaces"], serde_json::json!([fuse_ifaces]), "fuse options, only");
+    assert_eq!(fuse["Format"]["StorageClass"], format_sc.as_str(), "the Dataset's format option, as formatted");
     let worker_node =
         get(&ns.name, &["get", "pod", "jfsdemo-worker-0", "-o", "jsonpath={.spec.nodeName}"]).expect("worker node");
-    let mut cmdlines = juicefs_cmdlines(&cluster, &node);
-    cmdlines.extend(juicefs_cmdlines(&cluster, &worker_node));
-    let fuse_path = key.fuse_mount_path("/runtime-mnt");
-    let fuse = cmdlines.iter().find(|c| c.contains(&fuse_path)).expect("FUSE client running");
-    let worker = cmdlines.iter().find(|c| c.contains("juicefs-worker")).expect("worker running");
-    for (what, cmd, flag, value) in [
-        ("fuse", fuse, "--storage-class=", &fuse_sc),
-        ("fuse", fuse, "--log=", &log),
-        ("worker", worker, "--storage-class=", &worker_sc),
-        ("worker", worker, "--log=", &log),
-        ("fuse", fuse, "--subdir=/", &subdir),
-    ] {
-        assert!(cmd.contains(&format!("{flag}{value}")), "{what}: {flag}{value:?} not verbatim in {cmd:?}");
-    }
-    assert!(!fuse.contains(&worker_sc) && !worker.contains(&fuse_sc), "role options crossed roles");
+    let worker_mount = format!("/runtime-mnt/juicefs/{}/jfsdemo/juicefs-worker", ns.name);
+    let worker = config(&worker_node, &worker_mount);
+    assert_eq!(worker["Meta"]["NetworkInterfaces"], serde_json::json!([worker_ifaces]), "worker options, only");
+    assert_eq!(worker["Format"]["StorageClass"], format_sc.as_str(), "the Dataset's format option, as formatted");
+    // The one value JuiceFS keeps nowhere (`--log` means nothing in the foreground) is checked where
+    // ferrofluid puts it: one argument, `$` escaped for Kubernetes.
+    let argv = get(
+        &ns.name,
+        &["get", "daemonset", "jfsdemo-fuse", "-o", "jsonpath={.spec.template.spec.containers[0].command}"],
+    )
+    .expect("fuse command");
+    let argv: Vec<String> = serde_json::from_str(&argv).expect("argv");
+    assert!(argv.contains(&format!("--log={}", log.replace('$', "$$"))), "{argv:?}");
 
     // Nothing any value spells ran, on the node or on the host.
     let on_node = cluster.exec(&node, &format!("ls -d {marker}* 2>/dev/null || true")).expect("ls");
