@@ -24,15 +24,23 @@ pub async fn config(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Config> {
 
 /// A client without a client-side rate limit.
 pub async fn client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> {
-    limited_client(kubeconfig, None).await
+    limited_client(kubeconfig, None, None).await
 }
 
-/// A client whose requests are rate-limited on this side (`--api-qps`, `--api-burst`).
-pub async fn limited_client(kubeconfig: Option<&Path>, limit: Option<RateLimit>) -> anyhow::Result<kube::Client> {
+/// A client whose requests are rate-limited on this side (`--api-qps`, `--api-burst`) and, with
+/// `counted`, counted by verb and resource (`ferrofluid_api_requests_total`).
+pub async fn limited_client(
+    kubeconfig: Option<&Path>,
+    limit: Option<RateLimit>,
+    counted: Option<&crate::request_metrics::RequestMetrics>,
+) -> anyhow::Result<kube::Client> {
     let builder =
         kube::client::ClientBuilder::try_from(config(kubeconfig).await?).context("building the kube client")?;
-    Ok(match limit.filter(|l| l.qps > 0.0 && l.qps.is_finite()) {
-        Some(l) => builder.with_layer(&crate::rate_limit::TokenBucketLayer::new(l.qps, l.burst)).build(),
-        None => builder.build(),
+    let limiter = limit.and_then(|l| crate::rate_limit::RateLimitLayer::new(l.qps, l.burst));
+    Ok(match (limiter, counted) {
+        (Some(l), Some(c)) => builder.with_layer(&l).with_layer(c).build(),
+        (Some(l), None) => builder.with_layer(&l).build(),
+        (None, Some(c)) => builder.with_layer(c).build(),
+        (None, None) => builder.build(),
     })
 }

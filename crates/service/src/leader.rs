@@ -1,11 +1,11 @@
-//! Leader election on a `coordination.k8s.io/v1` Lease. Two replicas of a component run; one holds the
-//! lease and works, the other waits and takes over once the holder stops renewing. Losing the lease ends
-//! the leader's work (the caller exits), so there is never a split brain.
+//! Leader election on a `coordination.k8s.io/v1` Lease, with the `kube-lease-manager` crate. Two replicas
+//! of a component run; one holds the lease and works, the other waits and takes over once the holder
+//! stops renewing. Losing the lease — or failing to renew it for longer than the renew deadline — ends
+//! the leader's work (the caller exits), so there is never a split brain; a clean shutdown releases the
+//! lease so the standby takes over at once.
 
-use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -17,9 +17,9 @@ pub struct LeaseConfig {
     pub identity: String,
     /// How long a lease is valid after its last renewal.
     pub lease_duration: Duration,
-    /// Give up leadership when no renewal succeeded for this long (< lease_duration).
+    /// Give up leadership when renewals keep failing for this long (< lease_duration).
     pub renew_deadline: Duration,
-    /// Pause between attempts.
+    /// Pause between attempts after an API error.
     pub retry_period: Duration,
 }
 
@@ -34,45 +34,22 @@ impl LeaseConfig {
             retry_period: Duration::from_secs(2),
         }
     }
-}
 
-/// What to do with the lease as it stands.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Decision {
-    /// No lease object yet.
-    Create,
-    /// We hold it: renew.
-    Renew,
-    /// Free or expired: take it.
-    TakeOver,
-    /// Someone else holds a valid lease.
-    Wait,
-}
-
-/// Pure decision from the current lease, our identity and the time.
-pub fn decide(lease: Option<&Lease>, identity: &str, now: Timestamp) -> Decision {
-    let Some(lease) = lease else { return Decision::Create };
-    let spec = lease.spec.clone().unwrap_or_default();
-    match spec.holder_identity.as_deref() {
-        Some(h) if h == identity => Decision::Renew,
-        None | Some("") => Decision::TakeOver,
-        Some(_) => {
-            let duration = SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(15)));
-            let expired = match spec.renew_time.or(spec.acquire_time) {
-                Some(MicroTime(t)) => t.checked_add(duration).map(|end| end < now).unwrap_or(true),
-                None => true,
-            };
-            if expired { Decision::TakeOver } else { Decision::Wait }
-        }
+    /// Seconds before expiry at which the holder renews: what the lease duration leaves after the renew
+    /// deadline, at least one second.
+    fn grace_seconds(&self) -> u64 {
+        self.lease_duration.saturating_sub(self.renew_deadline).as_secs().max(1)
     }
 }
 
-/// Held leadership: `lost` is cancelled if renewals stop succeeding; dropping it releases nothing —
-/// call [`Leadership::release`] on clean shutdown so a standby takes over at once.
+/// Field manager of the Lease writes.
+pub const FIELD_MANAGER: &str = "ferrofluid-leader-election";
+
+/// Held leadership: `lost` is cancelled when the lease is lost; call [`Leadership::release`] on a clean
+/// shutdown so a standby takes over at once.
 pub struct Leadership {
     pub lost: CancellationToken,
-    api: Api<Lease>,
-    cfg: LeaseConfig,
+    manager: Arc<LeaseManager>,
     renewer: tokio::task::JoinHandle<()>,
 }
 
@@ -80,129 +57,90 @@ impl Leadership {
     /// Stops renewing and clears the holder so another replica can take over without waiting.
     pub async fn release(self) {
         self.renewer.abort();
-        if let Ok(Some(mut lease)) = self.api.get_opt(&self.cfg.name).await {
-            let spec = lease.spec.get_or_insert_with(Default::default);
-            if spec.holder_identity.as_deref() == Some(self.cfg.identity.as_str()) {
-                spec.holder_identity = None;
-                if let Err(e) = self.api.replace(&self.cfg.name, &PostParams::default(), &lease).await {
-                    tracing::warn!(error = %e, "could not release the lease; the standby takes over when it expires");
-                }
-            }
+        if let Err(e) = self.manager.release().await {
+            tracing::warn!(error = %e, "could not release the lease; the standby takes over when it expires");
         }
-    }
-}
-
-/// Attempts once to acquire or renew; `Ok(true)` when we hold the lease afterwards.
-pub async fn try_acquire_or_renew(api: &Api<Lease>, cfg: &LeaseConfig) -> kube::Result<bool> {
-    let now = Timestamp::now();
-    let current = api.get_opt(&cfg.name).await?;
-    let decision = decide(current.as_ref(), &cfg.identity, now);
-    let seconds = i32::try_from(cfg.lease_duration.as_secs()).unwrap_or(i32::MAX);
-    let result = match (decision, current) {
-        (Decision::Wait, _) => return Ok(false),
-        (Decision::Create, _) => {
-            let lease = Lease {
-                metadata: ObjectMeta { name: Some(cfg.name.clone()), ..Default::default() },
-                spec: Some(LeaseSpec {
-                    holder_identity: Some(cfg.identity.clone()),
-                    lease_duration_seconds: Some(seconds),
-                    acquire_time: Some(MicroTime(now)),
-                    renew_time: Some(MicroTime(now)),
-                    lease_transitions: Some(0),
-                    ..Default::default()
-                }),
-            };
-            api.create(&PostParams::default(), &lease).await.map(|_| ())
-        }
-        (decision, Some(mut lease)) => {
-            let spec = lease.spec.get_or_insert_with(Default::default);
-            if decision == Decision::TakeOver {
-                spec.holder_identity = Some(cfg.identity.clone());
-                spec.acquire_time = Some(MicroTime(now));
-                spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
-            }
-            spec.lease_duration_seconds = Some(seconds);
-            spec.renew_time = Some(MicroTime(now));
-            // `replace` carries the resourceVersion we read: a concurrent writer makes this a 409.
-            api.replace(&cfg.name, &PostParams::default(), &lease).await.map(|_| ())
-        }
-        (_, None) => return Ok(false),
-    };
-    match result {
-        Ok(()) => Ok(true),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
-        Err(e) => Err(e),
     }
 }
 
 /// Waits until this process holds the lease, then keeps renewing it in the background.
 /// Returns `None` when `shutdown` fires first.
 pub async fn acquire(client: kube::Client, cfg: LeaseConfig, shutdown: CancellationToken) -> Option<Leadership> {
-    let api: Api<Lease> = Api::namespaced(client, &cfg.namespace);
     tracing::info!(lease = %cfg.name, identity = %cfg.identity, "waiting for leadership");
-    loop {
-        match try_acquire_or_renew(&api, &cfg).await {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "leader election attempt failed"),
+    let manager = loop {
+        let built = LeaseManagerBuilder::new(client.clone(), &cfg.name)
+            .with_namespace(&cfg.namespace)
+            .with_identity(&cfg.identity)
+            .with_duration(cfg.lease_duration.as_secs().max(1))
+            .with_grace(cfg.grace_seconds())
+            .with_field_manager(FIELD_MANAGER)
+            .build()
+            .await;
+        match built {
+            Ok(m) => break Arc::new(m),
+            Err(e) => tracing::warn!(error = %e, "cannot set up leader election; retrying"),
         }
         tokio::select! {
             _ = shutdown.cancelled() => return None,
             _ = tokio::time::sleep(cfg.retry_period) => {}
         }
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            changed = manager.changed() => match changed {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "leader election attempt failed");
+                    tokio::time::sleep(cfg.retry_period).await;
+                }
+            },
+        }
     }
     tracing::info!(lease = %cfg.name, identity = %cfg.identity, "became leader");
     let lost = CancellationToken::new();
-    let renewer = tokio::spawn(renew_loop(api.clone(), cfg.clone(), lost.clone()));
-    Some(Leadership { lost, api, cfg, renewer })
+    let renewer = tokio::spawn(keep(manager.clone(), cfg, lost.clone()));
+    Some(Leadership { lost, manager, renewer })
 }
 
-async fn renew_loop(api: Api<Lease>, cfg: LeaseConfig, lost: CancellationToken) {
-    let mut last_ok = tokio::time::Instant::now();
+/// Keeps the lease renewed (`changed()` renews while it waits) until it is lost, or until renewals have
+/// failed for longer than the renew deadline.
+async fn keep(manager: Arc<LeaseManager>, cfg: LeaseConfig, lost: CancellationToken) {
+    let mut failing_since: Option<tokio::time::Instant> = None;
     loop {
-        tokio::time::sleep(cfg.retry_period).await;
-        match try_acquire_or_renew(&api, &cfg).await {
-            Ok(true) => last_ok = tokio::time::Instant::now(),
+        match manager.changed().await {
+            Ok(true) => failing_since = None,
             Ok(false) => {
                 tracing::error!(lease = %cfg.name, "lease taken by another replica");
-                lost.cancel();
-                return;
+                break;
             }
-            Err(e) => tracing::warn!(error = %e, "lease renewal failed"),
-        }
-        if last_ok.elapsed() > cfg.renew_deadline {
-            tracing::error!(lease = %cfg.name, "could not renew the lease in time; giving up leadership");
-            lost.cancel();
-            return;
+            Err(e) => {
+                let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
+                tracing::warn!(error = %e, "lease renewal failed");
+                if since.elapsed() > cfg.renew_deadline {
+                    tracing::error!(lease = %cfg.name, "could not renew the lease in time; giving up leadership");
+                    break;
+                }
+                tokio::time::sleep(cfg.retry_period).await;
+            }
         }
     }
+    lost.cancel();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn lease(holder: Option<&str>, renewed_secs_ago: i64, duration: i32) -> Lease {
-        let now = Timestamp::now();
-        Lease {
-            metadata: Default::default(),
-            spec: Some(LeaseSpec {
-                holder_identity: holder.map(String::from),
-                lease_duration_seconds: Some(duration),
-                renew_time: Some(MicroTime(now - SignedDuration::from_secs(renewed_secs_ago))),
-                ..Default::default()
-            }),
-        }
-    }
-
     #[test]
-    fn decisions() {
-        let now = Timestamp::now();
-        assert_eq!(decide(None, "a", now), Decision::Create);
-        assert_eq!(decide(Some(&lease(Some("a"), 1, 15)), "a", now), Decision::Renew);
-        assert_eq!(decide(Some(&lease(Some("b"), 1, 15)), "a", now), Decision::Wait);
-        assert_eq!(decide(Some(&lease(Some("b"), 20, 15)), "a", now), Decision::TakeOver);
-        assert_eq!(decide(Some(&lease(None, 1, 15)), "a", now), Decision::TakeOver);
-        assert_eq!(decide(Some(&lease(Some(""), 1, 15)), "a", now), Decision::TakeOver);
+    fn renewal_leaves_the_deadline_before_expiry() {
+        let mut cfg = LeaseConfig::new("ns", "l", "me");
+        assert_eq!(cfg.grace_seconds(), 5);
+        cfg.lease_duration = Duration::from_secs(3);
+        cfg.renew_deadline = Duration::from_secs(2);
+        assert_eq!(cfg.grace_seconds(), 1);
+        cfg.renew_deadline = Duration::from_secs(3);
+        assert_eq!(cfg.grace_seconds(), 1, "never zero");
     }
 }

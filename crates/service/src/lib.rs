@@ -3,15 +3,21 @@
 //! shutdown. Components never talk to each other; this crate only talks to the API server.
 
 pub mod args;
+pub mod backoff;
 pub mod client;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod rate_limit;
+pub mod reconcile;
+pub mod request_metrics;
 pub mod runner;
 pub mod shutdown;
+pub mod ssa;
 pub mod telemetry;
+pub mod watch;
 
 pub use args::{CommonArgs, ControllerArgs, LeaderArgs};
 pub use http::Health;

@@ -36,7 +36,8 @@ where
     crate::telemetry::init(common.log_json);
     let shutdown = crate::shutdown::shutdown_on_signal();
     let limit = crate::client::RateLimit { qps: common.api_qps, burst: common.api_burst };
-    let client = crate::client::limited_client(common.kubeconfig.as_deref(), Some(limit)).await?;
+    let counted = crate::request_metrics::RequestMetrics::register(&registry)?;
+    let client = crate::client::limited_client(common.kubeconfig.as_deref(), Some(limit), Some(&counted)).await?;
     let health = Health::default();
     let server = http::serve(common.http_addr, health.clone(), registry.clone(), shutdown.clone())
         .await

@@ -1,0 +1,206 @@
+//! The reconcile scaffold both controllers share: one error type, the finalizer-wrapped pass (timed,
+//! namespaced, its finalizer's own failures named as steps), and the error policy — waiting on
+//! something outside is checked again at a fixed pace, a failure backs off per object.
+
+use crate::args::ControllerArgs;
+use crate::backoff::ErrorBackoff;
+use crate::error::KubeError;
+use crate::metrics::ReconcileMetrics;
+use crate::runner::drain;
+use futures::TryFuture;
+use kube::api::Api;
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::finalizer::{self, Event as Finalizer, finalizer};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Why a reconcile pass did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An API call failed; the step names it.
+    #[error(transparent)]
+    Kube(#[from] KubeError),
+    /// Waiting for something outside the controller (pods still using a PVC, a PV being deleted): not a
+    /// failure. Checked again after `recheck`, besides the watch events that usually come first.
+    #[error("waiting: {message}")]
+    Waiting { kind: &'static str, message: String, recheck: Duration },
+    #[error("{0} has no namespace")]
+    NoNamespace(String),
+    /// The watch caches a pass reads are not available.
+    #[error("watch cache: {0}")]
+    Cache(String),
+    /// A bug: e.g. an object the controller built does not serialize.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Waiting of `kind` (the failure metric's label) with `message`, checked again after `recheck`.
+    pub fn waiting(kind: &'static str, message: impl Into<String>, recheck: Duration) -> Self {
+        Error::Waiting { kind, message: message.into(), recheck }
+    }
+
+    /// The `error_kind` label of `ferrofluid_reconcile_failures_total`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::Waiting { kind, .. } => kind,
+            Error::NoNamespace(_) => "input",
+            Error::Cache(_) => "cache",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    /// The API's refusal behind the error, as `"<step>: <code> <reason>: <message>"` — for refusals a
+    /// retry does not fix by itself (bad request, forbidden, not found, invalid, denied by admission),
+    /// not for conflicts or outages.
+    pub fn refusal(&self) -> Option<String> {
+        match self {
+            Error::Kube(KubeError { step, source: kube::Error::Api(s) }) if matches!(s.code, 400 | 403 | 404 | 422) => {
+                Some(format!("{step}: {} {}: {}", s.code, s.reason, s.message))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The finalizer's own failures as steps; the pass's errors as they are.
+fn flatten(e: finalizer::Error<Error>) -> Error {
+    match e {
+        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
+        finalizer::Error::AddFinalizer(source) => KubeError { step: "add finalizer", source }.into(),
+        finalizer::Error::RemoveFinalizer(source) => KubeError { step: "remove finalizer", source }.into(),
+        finalizer::Error::UnnamedObject => Error::Internal("finalizer: an object without a name".into()),
+        finalizer::Error::InvalidFinalizer => Error::Internal("finalizer: an invalid finalizer name".into()),
+    }
+}
+
+fn object_key<K: Resource>(obj: &K) -> String {
+    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+/// What a controller's passes share: its name (the metrics' `controller` label), its metrics, and the
+/// per-object error backoff.
+pub struct Scaffold {
+    pub controller: &'static str,
+    pub metrics: ReconcileMetrics,
+    pub backoff: ErrorBackoff,
+}
+
+impl Scaffold {
+    /// Backoff from 2 s, doubling to at most 5 min.
+    pub fn new(controller: &'static str, metrics: ReconcileMetrics) -> Self {
+        Self { controller, metrics, backoff: ErrorBackoff::new(Duration::from_secs(2), Duration::from_secs(300)) }
+    }
+
+    /// One pass over a namespaced object behind `finalizer_name`: `apply` while it lives, `cleanup` once
+    /// it is being deleted (the finalizer goes when cleanup succeeds). Timed; a success resets the
+    /// object's backoff.
+    pub async fn finalized<K, A, AF, C, CF>(
+        &self,
+        client: &kube::Client,
+        finalizer_name: &str,
+        obj: Arc<K>,
+        apply: A,
+        cleanup: C,
+    ) -> Result<Action, Error>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + Serialize
+            + Debug,
+        A: FnOnce(Arc<K>) -> AF,
+        AF: Future<Output = Result<Action, Error>>,
+        C: FnOnce(Arc<K>) -> CF,
+        CF: Future<Output = Result<Action, Error>>,
+    {
+        let _timer = self.metrics.start(self.controller);
+        let ns = obj.namespace().ok_or_else(|| Error::NoNamespace(obj.name_any()))?;
+        let api: Api<K> = Api::namespaced(client.clone(), &ns);
+        let key = object_key(obj.as_ref());
+        let result = finalizer(&api, finalizer_name, obj, |event| async move {
+            match event {
+                Finalizer::Apply(o) => apply(o).await,
+                Finalizer::Cleanup(o) => cleanup(o).await,
+            }
+        })
+        .await
+        .map_err(flatten);
+        if result.is_ok() {
+            self.backoff.reset(&key);
+        }
+        result
+    }
+
+    /// After a failed pass: waiting is checked again at its own pace; anything else backs off.
+    pub fn error_policy<K: Resource>(&self, obj: &K, error: &Error) -> Action {
+        self.metrics.failure(self.controller, error.metric_label());
+        if let Error::Waiting { recheck, .. } = error {
+            tracing::info!(%error, "waiting");
+            return Action::requeue(*recheck);
+        }
+        let delay = self.backoff.next(&object_key(obj));
+        tracing::warn!(%error, retry_in = ?delay, "reconcile failed");
+        Action::requeue(delay)
+    }
+}
+
+/// Runs `controller` with the shared settings — `--concurrency`, a graceful stop when `stop` fires —
+/// until it stops.
+pub async fn serve<K, Fut, Ctx>(
+    controller: Controller<K>,
+    args: &ControllerArgs,
+    stop: CancellationToken,
+    reconciler: impl FnMut(Arc<K>, Arc<Ctx>) -> Fut,
+    error_policy: impl Fn(Arc<K>, &Fut::Error, Arc<Ctx>) -> Action,
+    ctx: Arc<Ctx>,
+) where
+    K: Clone + Resource + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Debug + Unpin,
+    Fut: TryFuture<Ok = Action> + Send + 'static,
+    Fut::Error: std::error::Error + Send + 'static,
+{
+    let controller = controller
+        .with_config(controller::Config::default().concurrency(args.concurrency))
+        .graceful_shutdown_on(async move { stop.cancelled().await });
+    drain(controller.run(reconciler, error_policy, ctx)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::Status;
+
+    fn refused(code: u16, reason: &str, message: &str) -> kube::Error {
+        kube::Error::Api(Status { code, ..Status::failure(message, reason) }.boxed())
+    }
+
+    fn api_error(code: u16) -> Error {
+        KubeError { step: "pvc", source: refused(code, "R", "m") }.into()
+    }
+
+    #[test]
+    fn refusals_are_told_apart_from_retries() {
+        assert_eq!(api_error(403).refusal().as_deref(), Some("pvc: 403 R: m"));
+        assert!(api_error(422).refusal().is_some());
+        assert!(api_error(409).refusal().is_none(), "a conflict resolves itself");
+        assert!(api_error(500).refusal().is_none());
+        assert!(Error::waiting("waiting", "x", Duration::from_secs(1)).refusal().is_none());
+    }
+
+    #[test]
+    fn the_finalizers_own_failures_are_steps() {
+        let e = flatten(finalizer::Error::CleanupFailed(Error::waiting("in_use", "pods", Duration::from_secs(3))));
+        assert_eq!(e.metric_label(), "in_use");
+        let e = flatten(finalizer::Error::RemoveFinalizer(refused(403, "Forbidden", "no")));
+        assert_eq!(e.refusal().as_deref(), Some("remove finalizer: 403 Forbidden: no"));
+    }
+}
