@@ -246,6 +246,24 @@ pub struct JuiceFSRuntimeStatus {
     /// its `--host-port-range` so that no two runtimes ever use the same port on a node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_ports: Option<HostPorts>,
+    /// Nodes where the runtime's JuiceFS clients have cached (hostPath tiered-store levels): their cache
+    /// directories are removed once no client runs there any more, and on deletion.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["node"]))]
+    pub cache_nodes: Vec<CacheNode>,
+}
+
+/// A node holding the runtime's cache directories.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheNode {
+    pub node: String,
+    /// The cache directories the clients used there (`<level path>/<file-system name>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dirs: Vec<String>,
+    /// Since when no client of the runtime runs on the node (RFC 3339); unset while one does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_since: Option<String>,
 }
 
 /// Ports a runtime holds on every node where its host-network pods run.

@@ -45,6 +45,8 @@ pub const LABEL_RELEASE: &str = "release";
 pub const LABEL_ROLE: &str = "role";
 pub const ROLE_WORKER: &str = "juicefs-worker";
 pub const ROLE_FUSE: &str = "juicefs-fuse";
+/// Jobs that remove a runtime's cache directories from a node (on deletion and scale-in).
+pub const ROLE_CACHE_CLEANUP: &str = "juicefs-cache-cleanup";
 
 /// Name of the container port on worker and FUSE pods where JuiceFS serves Prometheus metrics.
 pub const METRICS_PORT_NAME: &str = "metrics";
@@ -53,6 +55,7 @@ pub const DEFAULT_METRICS_PORT: i32 = 9567;
 /// Container names in worker and FUSE pods.
 pub const WORKER_CONTAINER: &str = "juicefs-worker";
 pub const FUSE_CONTAINER: &str = "juicefs-fuse";
+pub const CACHE_CLEANUP_CONTAINER: &str = "cache-cleanup";
 
 /// Standard labels on everything ferrofluid creates.
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -62,6 +65,13 @@ pub const MANAGED_BY: &str = "ferrofluid";
 /// JuiceFSRuntime that owns it. With `LABEL_MANAGED_BY` it is the ownership mark: an object without
 /// both is never changed or deleted, even when its name is the one ferrofluid would use.
 pub const LABEL_RUNTIME_UID: &str = "ferrofluid.io/runtime-uid";
+
+/// Annotation on a cache cleanup Job naming the node it cleans.
+pub const ANNOTATION_NODE: &str = "ferrofluid.io/node";
+
+/// Annotation on the objects the runtime-controller applies: a hash of what it last wanted the object to
+/// be. An object whose hash and fields already match is not applied again (nothing is written at rest).
+pub const ANNOTATION_DESIRED_HASH: &str = "ferrofluid.io/desired-hash";
 
 /// Finalizers.
 pub const FINALIZER_DATASET: &str = "fluid-dataset-controller-finalizer";

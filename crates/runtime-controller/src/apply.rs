@@ -4,12 +4,15 @@
 
 use crate::context::MANAGER;
 use crate::error::{Error, Step};
+use crate::in_sync::in_sync;
 use crate::owned::{Ownership, ownership};
+use ferrofluid_service::ssa;
 use kube::Resource;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
+use std::sync::Arc;
 
 /// A same-name object that is not this runtime's: reported, never touched.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,9 +51,12 @@ fn describe<K: Resource<DynamicType = ()>>(namespace: Option<&str>, name: &str) 
     }
 }
 
-/// Reads the object `name` and says whether this runtime (`uid`) may write it.
+/// What exists under the name `name`, and whether this runtime (`uid`) may write it: the cached object
+/// when the watch cache has it, else a read (the caches only hold ferrofluid-labelled objects, so a
+/// same-name object of someone else is only seen this way — once, when ferrofluid would create).
 pub async fn current<K>(
     api: &Api<K>,
+    cached: Option<Arc<K>>,
     namespace: Option<&str>,
     name: &str,
     uid: &str,
@@ -59,7 +65,11 @@ pub async fn current<K>(
 where
     K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
 {
-    Ok(match api.get_opt(name).await.step(step)? {
+    let found = match cached {
+        Some(obj) => Some(Arc::unwrap_or_clone(obj)),
+        None => api.get_opt(name).await.step(step)?,
+    };
+    Ok(match found {
         None => Ok(Current::Absent),
         Some(obj) => match ownership(obj.meta(), uid) {
             Ownership::Ours => Ok(Current::Ours(obj)),
@@ -72,9 +82,7 @@ fn body<K>(obj: &K, uid: Option<&str>, step: &'static str) -> Result<serde_json:
 where
     K: Resource<DynamicType = ()> + Serialize,
 {
-    let mut body = serde_json::to_value(obj).map_err(|e| Error::Waiting(format!("{step}: {e}")))?;
-    body["apiVersion"] = K::api_version(&()).into();
-    body["kind"] = K::kind(&()).into();
+    let mut body = ssa::body::<K>(serde_json::to_value(obj).map_err(|e| Error::Internal(format!("{step}: {e}")))?);
     if let Some(uid) = uid {
         // A patch naming a UID fails unless the stored object has exactly that UID: a replacement made
         // by someone else in the meantime is never overwritten.
@@ -83,19 +91,21 @@ where
     Ok(body)
 }
 
-/// Server-side applies `obj` given what [`current`] found: a create when absent — not forced, so a
-/// same-name object that appeared meanwhile makes it fail rather than be taken over — and a forced
-/// apply pinned to the stored UID when it is ours. Returns the object as stored.
-pub async fn object<K>(api: &Api<K>, obj: &K, current: &Current<K>, step: &'static str) -> Result<K, Error>
+/// Makes the object `desired` (see [`fingerprinted`](crate::in_sync::fingerprinted)) true, given what [`current`] found: nothing when
+/// it already is (no request at rest); a server-side apply that is not forced when it is absent — so a
+/// same-name object that appeared meanwhile makes it fail rather than be taken over; a forced apply
+/// pinned to the stored UID when it is ours. Returns the object as it now is.
+pub async fn object<K>(api: &Api<K>, desired: &K, current: &Current<K>, step: &'static str) -> Result<K, Error>
 where
     K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
 {
-    let name = obj.meta().name.clone().unwrap_or_default();
+    let name = desired.meta().name.clone().unwrap_or_default();
     let (params, uid) = match current {
+        Current::Ours(live) if in_sync(live, desired) => return Ok(live.clone()),
         Current::Absent => (PatchParams::apply(MANAGER), None),
         Current::Ours(existing) => (PatchParams::apply(MANAGER).force(), existing.meta().uid.as_deref()),
     };
-    Ok(api.patch(&name, &params, &Patch::Apply(body(obj, uid, step)?)).await.step(step)?)
+    Ok(api.patch(&name, &params, &Patch::Apply(body(desired, uid, step)?)).await.step(step)?)
 }
 
 /// Applies only `status` of the named object through the status subresource.
@@ -104,12 +114,7 @@ where
     K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
     S: Serialize,
 {
-    let body = serde_json::json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "status": status,
-    });
-    api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(body)).await.step(step)?;
+    ssa::status(api, MANAGER, name, status).await.step(step)?;
     Ok(())
 }
 
@@ -124,26 +129,32 @@ pub enum Deletion {
     NotOurs,
 }
 
-/// Deletes the object `name` if it carries this runtime's mark, with its UID as precondition.
-pub async fn delete_ours<K>(api: &Api<K>, name: &str, uid: &str, step: &'static str) -> Result<Deletion, Error>
+/// Deletes the cached object if it carries this runtime's mark, with its UID as precondition.
+pub async fn delete_ours<K>(
+    api: &Api<K>,
+    cached: Option<Arc<K>>,
+    uid: &str,
+    step: &'static str,
+) -> Result<Deletion, Error>
 where
     K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
 {
-    let Some(obj) = api.get_opt(name).await.step(step)? else { return Ok(Deletion::Gone) };
+    let Some(obj) = cached else { return Ok(Deletion::Gone) };
     if ownership(obj.meta(), uid) != Ownership::Ours {
         return Ok(Deletion::NotOurs);
     }
     if obj.meta().deletion_timestamp.is_some() {
         return Ok(Deletion::Deleting);
     }
+    let name = obj.meta().name.clone().unwrap_or_default();
     let params = DeleteParams {
         preconditions: Some(Preconditions { uid: obj.meta().uid.clone(), resource_version: None }),
         ..DeleteParams::background()
     };
-    match api.delete(name, &params).await {
-        Ok(either) => Ok(if either.is_left() { Deletion::Deleting } else { Deletion::Gone }),
+    match api.delete(&name, &params).await {
+        Ok(_) => Ok(Deletion::Deleting),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(Deletion::Gone),
-        // The precondition failed: the object was replaced by another one since we read it.
+        // The precondition failed: the object was replaced by another one since it was cached.
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(Deletion::NotOurs),
         Err(e) => Err(e).step(step)?,
     }

@@ -1,10 +1,9 @@
 //! What every reconcile shares.
 
 use crate::ports::Allocator;
-use ferrofluid_api::JuiceFSRuntime;
-use ferrofluid_service::metrics::ReconcileMetrics;
-use kube::runtime::events::Recorder;
-use kube::runtime::reflector::Store;
+use crate::stores::Stores;
+use ferrofluid_service::events::Events;
+use ferrofluid_service::reconcile::Scaffold;
 use std::time::Duration;
 
 pub const MANAGER: &str = "ferrofluid-runtime-controller";
@@ -12,11 +11,14 @@ pub const CONTROLLER: &str = "juicefsruntime";
 
 pub struct Context {
     pub client: kube::Client,
-    pub recorder: Recorder,
-    pub metrics: ReconcileMetrics,
+    pub events: Events,
+    /// Metrics, backoff and the finalizer-wrapped pass, shared with the other controller.
+    pub scaffold: Scaffold,
     pub mount_root: String,
     pub resync: Duration,
-    /// Every runtime the controller watches (its own watch cache): the host ports others hold.
-    pub runtimes: Store<JuiceFSRuntime>,
+    /// The watch caches every read comes from.
+    pub stores: Stores,
     pub ports: Allocator,
+    /// How long a node must be free of a runtime's clients before its cache directories go.
+    pub cache_grace: Duration,
 }

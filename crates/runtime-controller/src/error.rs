@@ -1,26 +1,14 @@
-//! Reconcile errors, one variant per kind of failure, each saying which step failed.
+//! Reconcile errors: the shared scaffold's, each saying which step failed.
 
-pub use ferrofluid_service::error::{KubeError, Step};
+pub use ferrofluid_service::error::Step;
+pub use ferrofluid_service::reconcile::Error;
+use std::time::Duration;
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Kube(#[from] KubeError),
-    #[error("waiting: {0}")]
-    Waiting(String),
-    #[error("finalizer: {0}")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
-    #[error("{0} has no namespace")]
-    NoNamespace(String),
-}
+/// How often a runtime waiting on something (a PVC in use, a PV being deleted, a cleanup Job) checks
+/// again, besides the watch events that usually wake it first.
+pub const WAITING_RECHECK: Duration = Duration::from_secs(5);
 
-impl Error {
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            Error::Kube(_) => "kube",
-            Error::Waiting(_) => "waiting",
-            Error::Finalizer(_) => "finalizer",
-            Error::NoNamespace(_) => "input",
-        }
-    }
+/// Waiting on something outside the controller; not a failure.
+pub fn waiting(message: impl Into<String>) -> Error {
+    Error::waiting("waiting", message, WAITING_RECHECK)
 }

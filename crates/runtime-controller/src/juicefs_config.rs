@@ -204,6 +204,12 @@ fn cache_levels(runtime: &JuiceFSRuntimeSpec) -> Result<Vec<CacheLevel>, InputEr
             if let Some(p) = paths.iter().find(|p| !p.starts_with('/') || p.split('/').any(|s| s == "..")) {
                 return Err(bad(format!("{field}.path"), format!("{p:?} must be an absolute path without '..'")));
             }
+            if paths.iter().any(|p| p.trim_end_matches('/').is_empty()) {
+                return Err(bad(
+                    format!("{field}.path"),
+                    "the cache directory cannot be / (its <file-system name> subdirectory is removed with the runtime)",
+                ));
+            }
             Ok(CacheLevel {
                 medium: level.mediumtype,
                 paths,

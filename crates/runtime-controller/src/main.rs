@@ -4,35 +4,41 @@
 mod apply;
 #[cfg(test)]
 mod builders_tests;
+mod cache_cleanup;
+mod cache_sync;
 mod context;
 mod error;
 mod fuse;
+mod in_sync;
 mod juicefs_config;
 mod juicefs_flags;
 mod labels;
 mod node_labels;
+mod node_sync;
 mod owned;
 mod pod_parts;
 mod ports;
 mod reconcile;
+#[cfg(test)]
+mod reconcile_tests;
+mod setup;
 mod status;
+mod status_bodies;
+mod stores;
+mod teardown;
+mod triggers;
 mod volume;
 mod worker;
 
 use clap::Parser;
 use context::Context;
 use ferrofluid_api::keys;
-use ferrofluid_api::{Dataset, JuiceFSRuntime};
+use ferrofluid_service::events::Events;
 use ferrofluid_service::metrics::ReconcileMetrics;
-use ferrofluid_service::runner::{drain, scoped_api};
+use ferrofluid_service::reconcile::{Scaffold, serve};
 use ferrofluid_service::{CommonArgs, ControllerArgs, LeaderArgs};
-use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
-use k8s_openapi::api::core::v1::Pod;
-use kube::ResourceExt;
-use kube::runtime::controller::{self, Controller};
-use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use futures::StreamExt;
+use kube::runtime::controller::Controller;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,6 +61,10 @@ struct Args {
     /// runtime-controller in the same cluster, nor ports other software uses on the nodes.
     #[arg(long, env = "FERROFLUID_HOST_PORT_RANGE", default_value = "20000-25999")]
     host_port_range: ports::PortRange,
+    /// How long no JuiceFS client of a runtime may have run on a node before the runtime's cache
+    /// directories there are removed (a Job on that node). Bridges a pod being replaced in place.
+    #[arg(long, env = "FERROFLUID_CACHE_IDLE_GRACE", default_value = "60s", value_parser = ferrofluid_service::args::parse_duration)]
+    cache_idle_grace: Duration,
     #[command(flatten)]
     controller: ControllerArgs,
 }
@@ -71,42 +81,29 @@ async fn main() -> anyhow::Result<()> {
         registry,
         |rt| async move {
             let client = rt.client;
-            let ns = args.controller.namespace.as_deref();
-            let ours = watcher::Config::default().labels(&format!("{}={}", keys::LABEL_MANAGED_BY, keys::MANAGED_BY));
-            let workers = ours.clone().labels(&format!(
-                "{}={},{}={}",
-                keys::LABEL_MANAGED_BY,
-                keys::MANAGED_BY,
-                keys::LABEL_ROLE,
-                keys::ROLE_WORKER
-            ));
-            let stop = rt.stop.clone();
-            let controller = Controller::new(scoped_api::<JuiceFSRuntime>(&client, ns), watcher::Config::default());
+            let (stores, triggers) = stores::start(&client, args.controller.namespace.as_deref());
             let ctx = Arc::new(Context {
                 client: client.clone(),
-                recorder: Recorder::new(client.clone(), Reporter::from("ferrofluid-runtime-controller")),
-                metrics,
+                events: Events::new(client.clone(), context::MANAGER),
+                scaffold: Scaffold::new(context::CONTROLLER, metrics),
                 mount_root: args.mount_root.clone(),
                 resync: Duration::from_secs(args.resync_seconds.max(5)),
-                runtimes: controller.store(),
+                stores: stores.clone(),
                 ports: ports::Allocator::new(args.host_port_range),
+                cache_grace: args.cache_idle_grace,
             });
-            let controller = controller
-                .with_config(controller::Config::default().concurrency(args.controller.concurrency))
-                .owns(scoped_api::<StatefulSet>(&client, ns), ours.clone())
-                .owns(scoped_api::<DaemonSet>(&client, ns), ours)
-                // A dataset appearing or changing wakes the runtime of the same name.
-                .watches(scoped_api::<Dataset>(&client, ns), watcher::Config::default(), |ds| {
-                    Some(ObjectRef::<JuiceFSRuntime>::new(&ds.name_any()).within(&ds.namespace()?))
-                })
-                // Workers moving between nodes change the node labels.
-                .watches(scoped_api::<Pod>(&client, ns), workers, |pod| {
-                    let release = pod.labels().get(keys::LABEL_RELEASE)?.clone();
-                    Some(ObjectRef::<JuiceFSRuntime>::new(&release).within(&pod.namespace()?))
-                })
-                .graceful_shutdown_on(async move { stop.cancelled().await })
-                .run(reconcile::reconcile, reconcile::error_policy, ctx);
-            drain(controller).await;
+            // Nothing about a node wakes a runtime; its cache is kept current in the background.
+            let nodes = tokio::spawn(triggers.nodes.for_each(|()| async {}));
+            let controller = Controller::for_stream(triggers.runtimes, stores.runtimes.clone())
+                .owns_stream(triggers.workers)
+                .owns_stream(triggers.fuses)
+                .owns_stream(triggers.claims)
+                .owns_stream(triggers.jobs)
+                .watches_stream(triggers.volumes, |pv| triggers::pv_runtime(&pv))
+                .watches_stream(triggers.datasets, |ds| triggers::same_name(&ds))
+                .watches_stream(triggers.pods, |pod| triggers::pod_runtime(&pod));
+            serve(controller, &args.controller, rt.stop, reconcile::reconcile, reconcile::error_policy, ctx).await;
+            nodes.abort();
             Ok(())
         },
     )

@@ -1,8 +1,8 @@
 //! Runtime and dataset status derived from the workloads. Pure.
 
 use ferrofluid_api::DatasetPhase;
+use ferrofluid_api::RuntimePhase;
 use ferrofluid_api::redact::redact;
-use ferrofluid_api::{JuiceFSRuntimeStatus, RuntimePhase};
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use std::collections::BTreeSet;
@@ -61,30 +61,6 @@ pub fn fuses(ds: Option<&DaemonSet>) -> Counts {
 
 /// Condition types this controller owns on a JuiceFSRuntime.
 pub const RUNTIME_CONDITIONS: &[&str] = &["Ready", "FusesReady"];
-
-/// The part of a runtime's status this controller owns, as it stands. A server-side apply of status
-/// removes every owned field it does not name, so a write that changes one field starts from this.
-pub fn ours(st: &JuiceFSRuntimeStatus) -> JuiceFSRuntimeStatus {
-    JuiceFSRuntimeStatus {
-        worker_phase: st.worker_phase,
-        desired_worker_number_scheduled: st.desired_worker_number_scheduled,
-        current_worker_number_scheduled: st.current_worker_number_scheduled,
-        worker_number_ready: st.worker_number_ready,
-        worker_number_available: st.worker_number_available,
-        worker_number_unavailable: st.worker_number_unavailable,
-        fuse_phase: st.fuse_phase,
-        desired_fuse_number_scheduled: st.desired_fuse_number_scheduled,
-        current_fuse_number_scheduled: st.current_fuse_number_scheduled,
-        fuse_number_ready: st.fuse_number_ready,
-        fuse_number_available: st.fuse_number_available,
-        fuse_number_unavailable: st.fuse_number_unavailable,
-        conditions: st.conditions.iter().filter(|c| RUNTIME_CONDITIONS.contains(&c.type_.as_str())).cloned().collect(),
-        selector: st.selector.clone(),
-        setup_duration: st.setup_duration.clone(),
-        host_ports: st.host_ports,
-        ..Default::default()
-    }
-}
 
 /// Dataset phase from worker health: Bound while at least one worker serves; Failed when a bound
 /// dataset loses all workers — and Bound again as soon as one is back (Fluid stays stuck in Failed).

@@ -1,0 +1,126 @@
+//! The controller's watch caches: everything a reconcile reads comes from here, not from the API
+//! server. One reflector per kind, label-selected to ferrofluid's objects where possible (nodes are all
+//! watched: their labels are the cache map); each also yields the change stream that triggers
+//! reconciles (`triggers.rs`).
+
+use crate::triggers;
+use ferrofluid_api::keys::{self, LABEL_MANAGED_BY, MANAGED_BY};
+use ferrofluid_api::{Dataset, JuiceFSRuntime};
+use ferrofluid_service::runner::scoped_api;
+use ferrofluid_service::watch::{no_managed_fields, reflect};
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use kube::Resource;
+use kube::api::Api;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher;
+use std::sync::Arc;
+
+/// Read-only caches of every kind a reconcile reads.
+#[derive(Clone)]
+pub struct Stores {
+    pub runtimes: Store<JuiceFSRuntime>,
+    pub datasets: Store<Dataset>,
+    pub workers: Store<StatefulSet>,
+    pub fuses: Store<DaemonSet>,
+    pub claims: Store<PersistentVolumeClaim>,
+    pub volumes: Store<PersistentVolume>,
+    /// Worker, FUSE and cache-cleanup pods of ferrofluid's runtimes.
+    pub pods: Store<Pod>,
+    pub nodes: Store<Node>,
+    pub jobs: Store<Job>,
+}
+
+/// What changed, per kind, for the controller to turn into reconciles.
+pub struct Triggers {
+    pub runtimes: BoxStream<'static, Result<JuiceFSRuntime, watcher::Error>>,
+    pub datasets: BoxStream<'static, Result<Dataset, watcher::Error>>,
+    pub workers: BoxStream<'static, Result<StatefulSet, watcher::Error>>,
+    pub fuses: BoxStream<'static, Result<DaemonSet, watcher::Error>>,
+    pub claims: BoxStream<'static, Result<PersistentVolumeClaim, watcher::Error>>,
+    pub volumes: BoxStream<'static, Result<PersistentVolume, watcher::Error>>,
+    pub pods: BoxStream<'static, Result<Pod, watcher::Error>>,
+    pub jobs: BoxStream<'static, Result<Job, watcher::Error>>,
+    /// Keeps the node cache current; nothing about a node wakes a runtime (the resync repairs labels).
+    pub nodes: BoxStream<'static, ()>,
+}
+
+fn ours() -> String {
+    format!("{LABEL_MANAGED_BY}={MANAGED_BY}")
+}
+
+/// Of a node only its labels and resourceVersion are read: the rest (images, conditions) is dropped.
+fn node_labels_only(node: &mut Node) {
+    node.metadata.managed_fields = None;
+    node.metadata.annotations = None;
+    node.spec = None;
+    node.status = None;
+}
+
+fn drive<S: Stream + Send + 'static>(stream: S) -> BoxStream<'static, ()> {
+    stream.map(|_| ()).boxed()
+}
+
+pub fn start(client: &kube::Client, namespace: Option<&str>) -> (Stores, Triggers) {
+    let selected = watcher::Config::default().labels(&ours());
+    let juicefs_pods =
+        watcher::Config::default().labels(&format!("{},{}={}", ours(), keys::LABEL_APP, keys::APP_JUICEFS));
+    let (runtimes, rt) =
+        reflect(scoped_api(client, namespace), watcher::Config::default(), triggers::runtime, no_managed_fields);
+    let (datasets, ds) =
+        reflect(scoped_api(client, namespace), watcher::Config::default(), triggers::dataset, no_managed_fields);
+    let (workers, sts) = reflect(scoped_api(client, namespace), selected.clone(), triggers::workers, no_managed_fields);
+    let (fuses, dss) = reflect(scoped_api(client, namespace), selected.clone(), triggers::fuses, no_managed_fields);
+    let (claims, pvcs) = reflect(scoped_api(client, namespace), selected.clone(), triggers::claim, no_managed_fields);
+    // PVs are cluster-scoped: every ferrofluid PV, whichever namespace its runtime is in (the PV name
+    // is a cluster-wide claim).
+    let (volumes, pvs) = reflect(Api::all(client.clone()), selected.clone(), triggers::volume, no_managed_fields);
+    let (pods, pod_changes) = reflect(scoped_api(client, namespace), juicefs_pods, triggers::pod, no_managed_fields);
+    let (jobs, job_changes) = reflect(scoped_api(client, namespace), selected, triggers::job, no_managed_fields);
+    let (nodes, node_events) =
+        reflect(Api::<Node>::all(client.clone()), watcher::Config::default(), |_| 0, node_labels_only);
+    (
+        Stores { runtimes, datasets, workers, fuses, claims, volumes, pods, nodes, jobs },
+        Triggers {
+            runtimes: rt,
+            datasets: ds,
+            workers: sts,
+            fuses: dss,
+            claims: pvcs,
+            volumes: pvs,
+            pods: pod_changes,
+            jobs: job_changes,
+            nodes: drive(node_events),
+        },
+    )
+}
+
+impl Stores {
+    /// Waits until every cache holds its initial list.
+    pub async fn ready(&self) -> Result<(), reflector::store::WriterDropped> {
+        self.runtimes.wait_until_ready().await?;
+        self.datasets.wait_until_ready().await?;
+        self.workers.wait_until_ready().await?;
+        self.fuses.wait_until_ready().await?;
+        self.claims.wait_until_ready().await?;
+        self.volumes.wait_until_ready().await?;
+        self.pods.wait_until_ready().await?;
+        self.jobs.wait_until_ready().await?;
+        self.nodes.wait_until_ready().await
+    }
+}
+
+/// The cached object `name` (in `namespace` for namespaced kinds).
+pub fn get<K>(store: &Store<K>, namespace: Option<&str>, name: &str) -> Option<Arc<K>>
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    let r = ObjectRef::new(name);
+    store.get(&match namespace {
+        Some(ns) => r.within(ns),
+        None => r,
+    })
+}
