@@ -4,15 +4,20 @@
 mod reconcile;
 #[cfg(test)]
 mod reconcile_tests;
+mod triggers;
 mod validate;
 
 use clap::Parser;
 use ferrofluid_api::Dataset;
+use ferrofluid_service::events::Events;
 use ferrofluid_service::metrics::ReconcileMetrics;
-use ferrofluid_service::runner::{drain, scoped_api};
+use ferrofluid_service::reconcile::Scaffold;
+use ferrofluid_service::reconcile::serve;
+use ferrofluid_service::runner::scoped_api;
+use ferrofluid_service::watch::{no_managed_fields, reflect};
 use ferrofluid_service::{CommonArgs, ControllerArgs, LeaderArgs};
-use kube::runtime::controller::{self, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::controller::Controller;
 use kube::runtime::watcher;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,20 +54,26 @@ async fn main() -> anyhow::Result<()> {
         registry,
         |rt| async move {
             let client = rt.client;
-            let api = scoped_api::<Dataset>(&client, args.controller.namespace.as_deref());
+            let ns = args.controller.namespace.as_deref();
+            let (datasets, dataset_changes) = reflect(
+                scoped_api::<Dataset>(&client, ns),
+                watcher::Config::default(),
+                triggers::dataset,
+                no_managed_fields,
+            );
+            let (pods, pod_changes) =
+                reflect(scoped_api::<Pod>(&client, ns), watcher::Config::default(), triggers::pod, triggers::slim_pod);
             let ctx = Arc::new(reconcile::Context {
                 client: client.clone(),
-                recorder: Recorder::new(client.clone(), Reporter::from("ferrofluid-dataset-controller")),
-                metrics,
+                events: Events::new(client.clone(), reconcile::MANAGER),
+                scaffold: Scaffold::new(reconcile::CONTROLLER, metrics),
+                pods,
                 recheck: Duration::from_secs(args.recheck_seconds.max(1)),
                 check_secrets: args.check_secrets,
             });
-            let stop = rt.stop.clone();
-            let controller = Controller::new(api, watcher::Config::default())
-                .with_config(controller::Config::default().concurrency(args.controller.concurrency))
-                .graceful_shutdown_on(async move { stop.cancelled().await })
-                .run(reconcile::reconcile, reconcile::error_policy, ctx);
-            drain(controller).await;
+            let controller = Controller::for_stream(dataset_changes, datasets)
+                .watches_stream(pod_changes, |pod| triggers::datasets_of(&pod));
+            serve(controller, &args.controller, rt.stop, reconcile::reconcile, reconcile::error_policy, ctx).await;
             Ok(())
         },
     )

@@ -4,15 +4,17 @@
 use crate::validate::{self, Problem};
 use ferrofluid_api::common::condition;
 use ferrofluid_api::keys;
-use ferrofluid_api::{Dataset, DatasetPhase};
-use ferrofluid_service::error::{KubeError, Step};
-use ferrofluid_service::metrics::ReconcileMetrics;
+use ferrofluid_api::{Dataset, DatasetPhase, DatasetStatus};
+use ferrofluid_service::error::Step;
+use ferrofluid_service::events::Events;
+use ferrofluid_service::reconcile::Scaffold;
+use ferrofluid_service::ssa;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,8 +28,11 @@ pub const VALIDATED: &str = "Validated";
 
 pub struct Context {
     pub client: kube::Client,
-    pub recorder: Recorder,
-    pub metrics: ReconcileMetrics,
+    pub events: Events,
+    /// Metrics, backoff and the finalizer-wrapped pass, shared with the other controller.
+    pub scaffold: Scaffold,
+    /// Pods (slimmed to their claims), from the watch cache: the deletion wait reads them here.
+    pub pods: Store<Pod>,
     /// How often a dataset with invalid input is checked again (Secrets are not watched).
     pub recheck: Duration,
     /// Check that the Secrets named in `encryptOptions` exist and hold the keys (`--check-secrets`; needs
@@ -35,60 +40,31 @@ pub struct Context {
     pub check_secrets: bool,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Kube(#[from] KubeError),
-    #[error("dataset {0} is in use by pods: {1}")]
-    InUse(String, String),
-    #[error("finalizer: {0}")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
-    #[error("{0} has no namespace")]
-    NoNamespace(String),
-}
-
-impl Error {
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            Error::Kube(_) => "kube",
-            Error::InUse(..) => "in_use",
-            Error::Finalizer(e) => match **e {
-                kube::runtime::finalizer::Error::CleanupFailed(Error::InUse(..)) => "in_use",
-                _ => "finalizer",
-            },
-            Error::NoNamespace(_) => "input",
-        }
-    }
-}
+pub use ferrofluid_service::reconcile::Error;
 
 pub async fn reconcile(ds: Arc<Dataset>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let _timer = ctx.metrics.start(CONTROLLER);
-    let ns = ds.namespace().ok_or_else(|| Error::NoNamespace(ds.name_any()))?;
-    let api: Api<Dataset> = Api::namespaced(ctx.client.clone(), &ns);
-    finalizer(&api, keys::FINALIZER_DATASET, ds, |event| async {
-        match event {
-            Finalizer::Apply(ds) => apply(&ds, &ctx).await,
-            Finalizer::Cleanup(ds) => cleanup(&ds, &ctx).await,
-        }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    ctx.pods.wait_until_ready().await.map_err(|e| Error::Cache(e.to_string()))?;
+    let c: &Context = &ctx;
+    c.scaffold
+        .finalized(
+            &c.client,
+            keys::FINALIZER_DATASET,
+            ds,
+            move |ds| async move { apply(&ds, c).await },
+            move |ds| async move { cleanup(&ds, c).await },
+        )
+        .await
 }
 
-pub fn error_policy(_ds: Arc<Dataset>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.failure(CONTROLLER, error.metric_label());
-    if error.metric_label() == "in_use" {
-        return Action::requeue(Duration::from_secs(3));
-    }
-    tracing::warn!(%error, "reconcile failed");
-    Action::requeue(Duration::from_secs(10))
+pub fn error_policy(ds: Arc<Dataset>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.scaffold.error_policy(ds.as_ref(), error)
 }
+
+/// How often a deletion waiting for pods checks again, besides the pod events that wake it first.
+pub const IN_USE_RECHECK: Duration = Duration::from_secs(30);
 
 async fn event(ctx: &Context, ds: &Dataset, type_: EventType, reason: &str, note: String) {
-    let ev = Event { type_, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
-    if let Err(e) = ctx.recorder.publish(&ev, &ds.object_ref(&())).await {
-        tracing::warn!(error = %e, reason, "could not publish event");
-    }
+    ctx.events.publish(&ds.object_ref(&()), type_, reason, note).await;
 }
 
 async fn apply(ds: &Dataset, ctx: &Context) -> Result<Action, Error> {
@@ -126,18 +102,15 @@ async fn apply(ds: &Dataset, ctx: &Context) -> Result<Action, Error> {
     let cond = condition(&status.conditions, VALIDATED, ok, reason, message.clone(), &Timestamp::now().to_string());
     let unchanged = status.conditions.contains(&cond);
     if !unchanged {
-        let body = json!({
-            "apiVersion": Dataset::api_version(&()), "kind": Dataset::kind(&()),
-            "status": {"conditions": [cond]},
-        });
-        api.patch_status(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(body))
-            .await
-            .step("validated condition")?;
+        let body = DatasetStatus { conditions: vec![cond], ..Default::default() };
+        ssa::status(&api, MANAGER, &name, &body).await.step("validated condition")?;
     }
     if ok {
         Ok(Action::requeue(Duration::from_secs(300)))
     } else {
-        event(ctx, ds, EventType::Warning, "InvalidInput", message).await;
+        if !unchanged {
+            event(ctx, ds, EventType::Warning, "InvalidInput", message).await;
+        }
         Ok(Action::requeue(ctx.recheck))
     }
 }
@@ -183,9 +156,14 @@ pub fn pods_using_claim<'a>(pods: &'a [Pod], claim: &str) -> Vec<&'a Pod> {
 
 async fn cleanup(ds: &Dataset, ctx: &Context) -> Result<Action, Error> {
     let ns = ds.namespace().unwrap_or_default();
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let list = pods.list(&ListParams::default()).await.step("list pods")?;
-    let users = pods_using_claim(&list.items, &ds.name_any());
+    let pods: Vec<Pod> = ctx
+        .pods
+        .state()
+        .iter()
+        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
+        .map(|p| (**p).clone())
+        .collect();
+    let users = pods_using_claim(&pods, &ds.name_any());
     if users.is_empty() {
         return Ok(Action::await_change());
     }
@@ -204,5 +182,5 @@ async fn cleanup(ds: &Dataset, ctx: &Context) -> Result<Action, Error> {
         format!("deletion waits: pods still use PVC {}: {shown}", ds.name_any()),
     )
     .await;
-    Err(Error::InUse(ds.name_any(), shown))
+    Err(Error::waiting("in_use", format!("dataset {} is in use by pods: {shown}", ds.name_any()), IN_USE_RECHECK))
 }

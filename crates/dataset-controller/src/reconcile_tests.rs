@@ -1,12 +1,15 @@
 //! Reconcile logic against a mocked API server (tower-test): each scenario asserts the exact
 //! conversation — which requests the reconciler makes, in order, and what it sends.
 
-use crate::reconcile::{Context, Error, reconcile};
+use crate::reconcile::{Context, Error, IN_USE_RECHECK, reconcile};
 use ferrofluid_api::Dataset;
+use ferrofluid_service::events::Events;
 use ferrofluid_service::metrics::ReconcileMetrics;
+use ferrofluid_service::reconcile::Scaffold;
 use http::{Method, Request, Response, StatusCode};
+use k8s_openapi::api::core::v1::Pod;
 use kube::client::Body;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{reflector, watcher};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,16 +21,30 @@ fn context() -> (Arc<Context>, Handle) {
 }
 
 fn context_with(check_secrets: bool) -> (Arc<Context>, Handle) {
+    context_with_pods(check_secrets, Vec::new())
+}
+
+/// A context whose pod cache holds `pods` (and is ready).
+fn context_with_pods(check_secrets: bool, pods: Vec<Pod>) -> (Arc<Context>, Handle) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
     let registry = prometheus::Registry::new();
+    let (reader, mut writer) = reflector::store();
+    writer.apply_watcher_event(&watcher::Event::Init);
+    for pod in pods {
+        writer.apply_watcher_event(&watcher::Event::InitApply(pod));
+    }
+    writer.apply_watcher_event(&watcher::Event::InitDone);
     let ctx = Context {
         client: client.clone(),
-        recorder: Recorder::new(client, Reporter::from("test")),
-        metrics: ReconcileMetrics::register(&registry).expect("metrics"),
+        events: Events::new(client, "test"),
+        scaffold: Scaffold::new("dataset", ReconcileMetrics::register(&registry).expect("metrics")),
+        pods: reader,
         recheck: Duration::from_secs(7),
         check_secrets,
     };
+    // The writer must outlive the test's use of the cache.
+    std::mem::forget(writer);
     (Arc::new(ctx), handle)
 }
 
@@ -72,14 +89,15 @@ const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/ns/events";
 
 #[tokio::test]
 async fn deletion_waits_while_a_pod_uses_the_claim() {
-    let (ctx, mut handle) = context();
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "demo-app", "namespace": "ns", "uid": "p1"},
+        "spec": {"containers": [], "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "jfsdemo"}}]},
+        "status": {"phase": "Running"},
+    }))
+    .expect("pod");
+    let (ctx, mut handle) = context_with_pods(true, vec![pod]);
     let server = tokio::spawn(async move {
-        let pods = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [{
-            "metadata": {"name": "demo-app", "namespace": "ns"},
-            "spec": {"containers": [], "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "jfsdemo"}}]},
-            "status": {"phase": "Running"},
-        }]});
-        expect(&mut handle, Method::GET, "/api/v1/namespaces/ns/pods", (StatusCode::OK, pods)).await;
+        // The pods come from the watch cache: the first request is the Warning event.
         let ev = expect(&mut handle, Method::POST, EVENTS, event_reply()).await;
         assert_eq!(ev["reason"], "DatasetInUse");
         assert_eq!(ev["type"], "Warning");
@@ -159,6 +177,6 @@ async fn without_secret_checks_no_secret_is_read() {
 
 #[test]
 fn errors_have_metric_labels() {
-    assert_eq!(Error::InUse("a".into(), "b".into()).metric_label(), "in_use");
+    assert_eq!(Error::waiting("in_use", "b", IN_USE_RECHECK).metric_label(), "in_use");
     assert_eq!(Error::NoNamespace("a".into()).metric_label(), "input");
 }
