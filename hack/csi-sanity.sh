@@ -41,7 +41,7 @@ inner() {
   done
   grep -qF " $FLUID " /proc/self/mountinfo || { cat "$WORK/juicefs.log" >&2; die "juicefs did not mount"; }
 
-  "$BIN_DIR/csi-plugin" --endpoint "unix://$WORK/csi.sock" --node-id "$NODE" \
+  "$BIN_DIR/csi-plugin" --endpoint "unix://$WORK/csi.sock" --node-id "$NODE" --controller-service=true \
     --mount-root "$WORK/runtime-mnt" --kubelet-root "$WORK/kubelet" --kubeconfig "$KUBECONFIG_FILE" \
     --http-addr 127.0.0.1:0 --publish-timeout 10s >"$WORK/csi-plugin.log" 2>&1 &
   PPID_CSI=$!

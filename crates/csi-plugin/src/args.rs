@@ -35,6 +35,10 @@ pub struct Args {
     /// How often the FUSE recovery loop looks at the mount table.
     #[arg(long, default_value = "5s", value_parser = ferrofluid_service::args::parse_duration)]
     pub fuse_recovery_period: Duration,
+    /// Also serve a minimal CSI Controller service (CreateVolume/DeleteVolume of static volumes). Only
+    /// the csi-sanity conformance suite needs it: ferrofluid's PVs are static and kubelet never calls it.
+    #[arg(long, default_value_t = false, action = ArgAction::Set)]
+    pub controller_service: bool,
 }
 
 impl Args {

@@ -5,8 +5,8 @@
 //! NodePublish require: `fluid_path`, `runtime_namespace`, `runtime_name`), in memory;
 //! `DeleteVolume` forgets it. Nothing is provisioned on any storage.
 
+use crate::driver::Driver;
 use crate::error::CsiError;
-use crate::node::Driver;
 use crate::proto::controller_server::Controller;
 use crate::proto::controller_service_capability::{Rpc, Type, rpc};
 use crate::proto::*;

@@ -1,6 +1,6 @@
 //! CSI Identity: the driver's name (which PVs name as their driver), its capabilities, and Probe.
 
-use crate::node::Driver;
+use crate::driver::Driver;
 use crate::proto::identity_server::Identity;
 use crate::proto::plugin_capability::{Service, Type, service};
 use crate::proto::*;
@@ -29,11 +29,11 @@ impl Identity for Driver {
     ) -> Result<Response<GetPluginCapabilitiesResponse>, Status> {
         self.metrics
             .observe("GetPluginCapabilities", async {
-                Ok(Response::new(GetPluginCapabilitiesResponse {
-                    capabilities: vec![PluginCapability {
-                        r#type: Some(Type::Service(Service { r#type: service::Type::ControllerService as i32 })),
-                    }],
-                }))
+                // The Controller service is advertised only when it is served.
+                let controller = self.cfg.controller_service.then_some(PluginCapability {
+                    r#type: Some(Type::Service(Service { r#type: service::Type::ControllerService as i32 })),
+                });
+                Ok(Response::new(GetPluginCapabilitiesResponse { capabilities: controller.into_iter().collect() }))
             })
             .await
     }

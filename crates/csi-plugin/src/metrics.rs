@@ -1,6 +1,6 @@
 //! Prometheus metrics: per-RPC call counts, latencies and errors (by gRPC code), and FUSE recoveries.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 use std::time::Instant;
 
 #[derive(Clone)]
@@ -9,6 +9,7 @@ pub struct CsiMetrics {
     errors: IntCounterVec,
     duration: HistogramVec,
     recoveries: IntCounterVec,
+    fs_in_flight: IntGauge,
 }
 
 impl CsiMetrics {
@@ -27,11 +28,16 @@ impl CsiMetrics {
             Opts::new("ferrofluid_csi_fuse_recoveries_total", "Stale bind mounts re-bound after a FUSE restart"),
             &["result"],
         )?;
+        let fs_in_flight = IntGauge::new(
+            "ferrofluid_csi_fs_calls_in_flight",
+            "stat/statvfs calls on FUSE paths still running: each stays blocked while its FUSE client hangs (at most one per path)",
+        )?;
         for c in [&calls, &errors, &recoveries] {
             registry.register(Box::new(c.clone()))?;
         }
         registry.register(Box::new(duration.clone()))?;
-        Ok(Self { calls, errors, duration, recoveries })
+        registry.register(Box::new(fs_in_flight.clone()))?;
+        Ok(Self { calls, errors, duration, recoveries, fs_in_flight })
     }
 
     /// Runs one RPC body, counting it, timing it and counting its error code.
@@ -52,6 +58,10 @@ impl CsiMetrics {
             }
         }
         out
+    }
+
+    pub fn fs_in_flight(&self, n: usize) {
+        self.fs_in_flight.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     pub fn recovery(&self, ok: bool) {

@@ -1,6 +1,7 @@
 //! Mount-table I/O: probing a path's health, bind-mounting a FUSE mount onto a target (read-only when
 //! asked), and unmounting every layer stacked on a target, lazily when a dead FUSE makes it busy.
 
+use crate::fsops::FsOps;
 use crate::mountinfo::{self, MountEntry};
 use std::io;
 use std::path::Path;
@@ -28,16 +29,6 @@ pub fn probe(path: &Path) -> Health {
     }
 }
 
-/// [`probe`] off the async runtime, bounded: a hung FUSE daemon can block `stat` indefinitely.
-pub async fn probe_bounded(path: &Path, limit: Duration) -> Health {
-    let p = path.to_path_buf();
-    match tokio::time::timeout(limit, tokio::task::spawn_blocking(move || probe(&p))).await {
-        Ok(Ok(h)) => h,
-        Ok(Err(e)) => Health::Error(e.to_string()),
-        Err(_) => Health::TimedOut,
-    }
-}
-
 /// Bind-mounts `source` onto `target`; for read-only, remounts the bind read-only (a plain bind ignores
 /// MS_RDONLY). If the remount fails the bind is undone.
 pub fn bind(source: &Path, target: &Path, read_only: bool) -> io::Result<()> {
@@ -54,16 +45,36 @@ pub fn bind(source: &Path, target: &Path, read_only: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// Clears whatever (stale) layers sit on the target, creates it, and binds `source` onto it: the one
+/// way a pod's target is (re-)bound, by NodePublish and by FUSE recovery alike.
+pub fn bind_fresh(source: &Path, target: &Path, read_only: bool) -> io::Result<()> {
+    unmount_all(target)?;
+    std::fs::create_dir_all(target)?;
+    bind(source, target, read_only)
+}
+
 /// Unmounts every mount stacked on `target` (as listed in mountinfo); a layer that will not unmount
 /// normally (busy, dead FUSE) is detached. Returns how many layers were removed.
 pub fn unmount_all(target: &Path) -> io::Result<usize> {
+    remove_layers(target, false)
+}
+
+/// Detaches (`MNT_DETACH`) every mount stacked on `target` without trying a plain unmount first: for a
+/// target whose FUSE client hangs. Returns how many layers were removed.
+pub fn detach_all(target: &Path) -> io::Result<usize> {
+    remove_layers(target, true)
+}
+
+fn remove_layers(target: &Path, detach_only: bool) -> io::Result<usize> {
     // Bounded: each pass removes one layer; a stack deeper than this is not ours to fight.
     for removed in 0..64 {
         let table = mountinfo::read_self()?;
         if mountinfo::mounts_at(&table, target).is_empty() {
             return Ok(removed);
         }
-        if let Err(e) = unmount(target, UnmountFlags::empty()) {
+        let plain =
+            if detach_only { Err(io::Error::other("detach only")) } else { unmount(target, UnmountFlags::empty()) };
+        if let Err(e) = plain {
             tracing::debug!(target = %target.display(), error = %e, "plain unmount failed; detaching");
             match unmount(target, UnmountFlags::DETACH) {
                 Ok(()) => {}
@@ -97,19 +108,15 @@ pub fn fuse_mount_at<'a>(table: &'a [MountEntry], fluid_path: &Path, fs_type: Op
     mountinfo::top_mount_at(table, fluid_path).filter(|m| m.is_fuse() && fs_type.is_none_or(|t| m.fs_type == t))
 }
 
-/// Result of waiting for a FUSE mount.
-pub struct FuseReady {
-    pub entry: MountEntry,
-}
-
-/// Polls until `fluid_path` is a FUSE mount (of `fs_type` when given) that answers `stat`, or `timeout`
-/// passes; the error tells why it is not ready.
+/// Polls until `fluid_path` is a FUSE mount (of `fs_type` when given) that answers `stat` (through `fs`,
+/// bounded), or `timeout` passes; the error tells why it is not ready.
 pub async fn wait_for_fuse(
+    fs: &FsOps,
     fluid_path: &Path,
     fs_type: Option<&str>,
     timeout: Duration,
     poll: Duration,
-) -> Result<FuseReady, String> {
+) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let reason = match mountinfo::read_self() {
@@ -121,8 +128,8 @@ pub async fn wait_for_fuse(
                     }
                     None => format!("nothing is mounted at {}", fluid_path.display()),
                 },
-                Some(entry) => match probe_bounded(fluid_path, poll.max(Duration::from_secs(2))).await {
-                    Health::Ok => return Ok(FuseReady { entry: entry.clone() }),
+                Some(_) => match fs.probe(fluid_path, poll.max(Duration::from_secs(2))).await {
+                    Health::Ok => return Ok(()),
                     h => format!("the FUSE mount at {} does not answer: {h:?}", fluid_path.display()),
                 },
             },
@@ -132,12 +139,4 @@ pub async fn wait_for_fuse(
         }
         tokio::time::sleep(poll).await;
     }
-}
-
-/// Creates the target directory (and parents); a stale mount left on it is removed first.
-pub fn prepare_target(target: &Path) -> io::Result<()> {
-    if probe(target) == Health::NotConnected {
-        unmount_all(target)?;
-    }
-    std::fs::create_dir_all(target)
 }

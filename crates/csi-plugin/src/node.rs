@@ -1,40 +1,12 @@
-//! The driver's shared state and the CSI Node service. The operations themselves live in `stage.rs`
-//! and `publish.rs`; this file validates nothing, it only wires RPCs to them with metrics.
+//! The CSI Node service. The operations themselves live in `stage.rs` and `publish.rs`; this file
+//! validates nothing, it only wires RPCs to them with metrics.
 
-use crate::controller::StaticVolumes;
-use crate::locks::KeyLocks;
-use crate::metrics::CsiMetrics;
+use crate::driver::Driver;
 use crate::proto::node_server::Node;
 use crate::proto::node_service_capability::rpc::Type as RpcType;
 use crate::proto::node_service_capability::{Rpc, Type};
 use crate::proto::*;
-use crate::state::StateStore;
-use kube::runtime::events::Recorder;
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 use tonic::{Request, Response, Status};
-
-/// Settings fixed at start.
-#[derive(Clone, Debug)]
-pub struct Config {
-    pub node_id: String,
-    pub mount_root: PathBuf,
-    pub kubelet_root: PathBuf,
-    pub publish_timeout: Duration,
-    pub poll_interval: Duration,
-}
-
-#[derive(Clone)]
-pub struct Driver {
-    pub cfg: Arc<Config>,
-    pub state: Arc<StateStore>,
-    pub locks: KeyLocks,
-    pub metrics: CsiMetrics,
-    pub client: kube::Client,
-    pub recorder: Recorder,
-    pub volumes: Arc<StaticVolumes>,
-}
 
 #[tonic::async_trait]
 impl Node for Driver {

@@ -47,7 +47,7 @@ pub fn is_strictly_within(path: &Path, root: &Path) -> bool {
 /// Resolves `path` (already lexically clean) against the file system: the longest existing ancestor is
 /// canonicalized (following symlinks), the rest appended. Components that do not exist yet cannot be
 /// links; a stale mount (ENOTCONN) on the last component is treated as an existing directory.
-pub fn resolve(path: &Path) -> Result<PathBuf> {
+fn resolve(path: &Path) -> Result<PathBuf> {
     let mut existing = path.to_path_buf();
     let mut rest: Vec<std::ffi::OsString> = Vec::new();
     loop {
@@ -80,12 +80,34 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
     }
 }
 
+/// Refuses a last path component that is a symbolic link. `readlink` answers from the directory entry:
+/// on a mount point it does not call into the mounted file system, so a hung FUSE client (whose bind a
+/// target may be) cannot block it the way `stat` would.
+fn not_a_link(path: &Path, what: &str) -> Result<()> {
+    match std::fs::read_link(path) {
+        Ok(to) => Err(CsiError::InvalidArgument(format!(
+            "{what} {} is a symbolic link (to {}); it must be a plain path",
+            path.display(),
+            to.display()
+        ))),
+        // Not a link (EINVAL), not there yet, or a dead mount: all fine here.
+        Err(_) => Ok(()),
+    }
+}
+
 /// Checks that `path` is clean and, once resolved, strictly under `root`; returns the resolved path.
+/// Its ancestors are resolved (they are plain directories of kubelet's); its last component is never
+/// followed or `stat`ed — it may be a pod's bind of a FUSE mount whose client hangs — only refused if it
+/// is a symbolic link.
 pub fn resolve_under(path: &str, root: &Path, what: &str) -> Result<PathBuf> {
     let clean = lexically_clean(path, what)?;
     let real_root = std::fs::canonicalize(root)
         .map_err(|e| CsiError::io(format!("resolving the configured root {}", root.display()), e))?;
-    let real = resolve(&clean)?;
+    let (Some(parent), Some(name)) = (clean.parent(), clean.file_name()) else {
+        return Err(CsiError::InvalidArgument(format!("{what} {path:?} is the file-system root")));
+    };
+    let real = resolve(parent)?.join(name);
+    not_a_link(&real, what)?;
     if !is_strictly_within(&real, &real_root) {
         return Err(CsiError::InvalidArgument(format!(
             "{what} {path:?} resolves to {} which is not under {}",

@@ -2,15 +2,14 @@
 //! mount at `fluid_path`, then bind-mounts it, from an fd opened without following links, onto the pod's
 //! target path; unpublishing removes every layer at the target, even over a dead FUSE, and the directory.
 
+use crate::driver::Driver;
 use crate::error::{CsiError, Result};
 use crate::mounter::{self, Health};
-use crate::node::Driver;
 use crate::proto::{
     NodePublishVolumeRequest, NodePublishVolumeResponse, NodeUnpublishVolumeRequest, NodeUnpublishVolumeResponse,
 };
 use crate::state::PublishRecord;
-use crate::{fluid_fd, fluid_path, mountinfo, paths, validate};
-use std::path::Path;
+use crate::{fluid_fd, fluid_path, fsops, mountinfo, paths, validate};
 
 /// Whether an existing publication at the target matches a new request.
 #[derive(Debug, PartialEq, Eq)]
@@ -74,7 +73,7 @@ impl Driver {
 
         let table = mountinfo::read_self().map_err(|e| CsiError::io("reading /proc/self/mountinfo", e))?;
         let top = mountinfo::top_mount_at(&table, &target).cloned();
-        let health = mounter::probe_bounded(&target, std::time::Duration::from_secs(5)).await;
+        let health = self.fs.probe(&target, fsops::LIMIT).await;
         let state = self.state.snapshot();
         let record = state.published.get(&target);
         match compare(record, &wanted, top.is_some(), &health) {
@@ -103,7 +102,7 @@ impl Driver {
             )));
         }
 
-        mounter::wait_for_fuse(&fluid_path, attrs.expected_fs_type(), self.cfg.publish_timeout, self.cfg.poll_interval)
+        mounter::wait_for_fuse(&self.fs, &fluid_path, attrs.expected_fs_type(), self.cfg.publish_timeout, self.cfg.poll_interval)
             .await
             .map_err(|why| {
                 CsiError::Unavailable(format!(
@@ -118,7 +117,7 @@ impl Driver {
             // The bind source is the fd opened without following links and checked to be the FUSE
             // mount, not the path: a component swapped for a link meanwhile cannot redirect it.
             let fuse = fluid_fd::open_fuse_mount(&root, &relative, &real, fs_type, &shown)?;
-            bind_fresh(&fluid_fd::proc_path(&fuse), &dst, ro)
+            mounter::bind_fresh(&fluid_fd::proc_path(&fuse), &dst, ro)
                 .map_err(|e| CsiError::io(format!("bind-mounting {} onto {}", real.display(), dst.display()), e))
         })
         .await
@@ -141,9 +140,12 @@ impl Driver {
         let target = paths::resolve_under(&req.target_path, &self.cfg.kubelet_root, "target path")?;
         let _guard = self.locks.try_lock(format!("target:{}", target.display()))?;
 
+        // A target whose FUSE client hangs (or died) is detached at once: nothing may wait on it.
+        let health = self.fs.probe(&target, fsops::LIMIT).await;
+        let lazy = matches!(health, Health::TimedOut | Health::NotConnected);
         let t = target.clone();
         let removed = tokio::task::spawn_blocking(move || -> std::io::Result<usize> {
-            let n = mounter::unmount_all(&t)?;
+            let n = if lazy { mounter::detach_all(&t)? } else { mounter::unmount_all(&t)? };
             mounter::remove_target(&t)?;
             Ok(n)
         })
@@ -151,16 +153,9 @@ impl Driver {
         .map_err(|e| CsiError::io("joining the unmount task", std::io::Error::other(e)))?
         .map_err(|e| CsiError::io(format!("unpublishing {}", target.display()), e))?;
         self.state.update(|s| s.published.remove(&target)).map_err(|e| CsiError::io("writing the driver state", e))?;
-        tracing::info!(volume_id, target = %target.display(), unmounted = removed, "unpublished");
+        tracing::info!(volume_id, target = %target.display(), unmounted = removed, detached = lazy, "unpublished");
         Ok(NodeUnpublishVolumeResponse {})
     }
-}
-
-/// Clears whatever (stale) layers sit on the target, creates it, and binds.
-fn bind_fresh(source: &Path, target: &Path, read_only: bool) -> std::io::Result<()> {
-    mounter::unmount_all(target)?;
-    std::fs::create_dir_all(target)?;
-    mounter::bind(source, target, read_only)
 }
 
 #[cfg(test)]

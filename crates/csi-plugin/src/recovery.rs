@@ -3,14 +3,14 @@
 //! binds do not see. This loop finds those binds, from mountinfo and the publication records, and
 //! re-binds them to the new mount: stale layers are removed first, so binds never stack up.
 
+use crate::driver::Driver;
 use crate::mounter::{self, Health};
 use crate::mountinfo::{self, MountEntry};
-use crate::node::Driver;
 use crate::state::PublishRecord;
 use crate::validate::RuntimeRef;
-use crate::{fluid_fd, fluid_path};
+use crate::{fluid_fd, fluid_path, fsops};
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use std::path::Path;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -80,7 +80,7 @@ async fn clean_dead_fuse_mounts(driver: &Driver, probe_limit: Duration) -> anyho
     fluid_paths.dedup();
     for fluid_path in fluid_paths {
         let table = mountinfo::read_self()?;
-        if !is_dead_fuse(&table, &fluid_path, &mounter::probe_bounded(&fluid_path, probe_limit).await) {
+        if !is_dead_fuse(&table, &fluid_path, &driver.fs.probe(&fluid_path, probe_limit).await) {
             continue;
         }
         let p = fluid_path.clone();
@@ -96,13 +96,14 @@ async fn clean_dead_fuse_mounts(driver: &Driver, probe_limit: Duration) -> anyho
 
 /// One pass over every publication; returns how many targets were re-bound.
 pub async fn pass(driver: &Driver) -> anyhow::Result<usize> {
-    let probe_limit = Duration::from_secs(5);
+    let probe_limit = fsops::LIMIT;
+    driver.metrics.fs_in_flight(driver.fs.in_flight());
     clean_dead_fuse_mounts(driver, probe_limit).await?;
     let mut rebound = 0;
     for record in driver.state.snapshot().published.into_values() {
         let table = mountinfo::read_self()?;
-        let fuse_health = mounter::probe_bounded(&record.fluid_path, probe_limit).await;
-        let target_health = mounter::probe_bounded(&record.target, probe_limit).await;
+        let fuse_health = driver.fs.probe(&record.fluid_path, probe_limit).await;
+        let target_health = driver.fs.probe(&record.target, probe_limit).await;
         if decide(&table, &record, &fuse_health, &target_health) != Decision::Rebind {
             continue;
         }
@@ -167,9 +168,7 @@ async fn rebind(mount_root: &Path, record: &PublishRecord) -> anyhow::Result<()>
     let (root, r) = (mount_root.to_path_buf(), record.clone());
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let fuse = fluid_fd::open_fuse_mount(&root, &relative, &real, None, &expected)?;
-        mounter::unmount_all(&r.target).map_err(|e| anyhow::anyhow!("unmounting stale {}: {e}", r.target.display()))?;
-        std::fs::create_dir_all(&r.target).map_err(|e| anyhow::anyhow!("recreating {}: {e}", r.target.display()))?;
-        mounter::bind(&fluid_fd::proc_path(&fuse), &r.target, r.read_only)
+        mounter::bind_fresh(&fluid_fd::proc_path(&fuse), &r.target, r.read_only)
             .map_err(|e| anyhow::anyhow!("binding {} to {}: {e}", r.fluid_path.display(), r.target.display()))
     })
     .await?
@@ -183,11 +182,7 @@ async fn publish_event(driver: &Driver, runtime: &RuntimeRef, type_: EventType, 
         name: Some(runtime.name.clone()),
         ..Default::default()
     };
-    let event =
-        Event { type_, reason: reason.into(), note: Some(note), action: "FuseRecovery".into(), secondary: None };
-    if let Err(e) = driver.recorder.publish(&event, &reference).await {
-        tracing::warn!(error = %e, dataset = %format!("{}/{}", runtime.namespace, runtime.name), "could not publish a recovery event");
-    }
+    driver.events.publish(&reference, type_, reason, note).await;
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The gRPC server on kubelet's unix socket.
 
-use crate::node::Driver;
+use crate::driver::Driver;
 use crate::proto::controller_server::ControllerServer;
 use crate::proto::identity_server::IdentityServer;
 use crate::proto::node_server::NodeServer;
@@ -42,7 +42,8 @@ pub fn prepare_socket(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves Identity, Node and Controller on `path` until `shutdown`; the socket is removed afterwards.
+/// Serves Identity and Node (and Controller, when the driver is configured to) on `path` until
+/// `shutdown`; the socket is removed afterwards.
 pub async fn serve(
     driver: Driver,
     path: PathBuf,
@@ -58,7 +59,7 @@ pub async fn serve(
     let result = tonic::transport::Server::builder()
         .add_service(IdentityServer::new(driver.clone()))
         .add_service(NodeServer::new(driver.clone()))
-        .add_service(ControllerServer::new(driver))
+        .add_optional_service(driver.cfg.controller_service.then(|| ControllerServer::new(driver)))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown.cancelled())
         .await;
     let _ = std::fs::remove_file(&path);

@@ -2,15 +2,14 @@
 //! DaemonSet runs a FUSE pod here (and clears a dead FUSE mount out of its way); unstaging removes the
 //! label when no publication of the volume is left and the runtime's clean policy allows it.
 
+use crate::driver::Driver;
 use crate::error::{CsiError, Result};
 use crate::mounter::{self, Health};
-use crate::node::Driver;
 use crate::proto::{
     NodeStageVolumeRequest, NodeStageVolumeResponse, NodeUnstageVolumeRequest, NodeUnstageVolumeResponse,
 };
 use crate::state::StageRecord;
-use crate::{fluid_fd, fluid_path, mountinfo, node_label, paths, validate};
-use std::time::Duration;
+use crate::{fluid_fd, fluid_path, fsops, mountinfo, node_label, paths, validate};
 
 impl Driver {
     pub(crate) async fn stage(&self, req: NodeStageVolumeRequest) -> Result<NodeStageVolumeResponse> {
@@ -38,7 +37,7 @@ impl Driver {
 
         // A FUSE daemon that died leaves its mount point answering ENOTCONN; the next FUSE pod could not
         // mount over it cleanly, so clear it now.
-        if mounter::probe_bounded(&fluid_path, Duration::from_secs(5)).await == Health::NotConnected {
+        if self.fs.probe(&fluid_path, fsops::LIMIT).await == Health::NotConnected {
             let p = fluid_path.clone();
             let removed = tokio::task::spawn_blocking(move || mounter::unmount_all(&p))
                 .await

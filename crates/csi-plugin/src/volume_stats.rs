@@ -2,14 +2,13 @@
 //! is the FUSE file system's), and the volume condition: a target whose FUSE client died is reported
 //! abnormal instead of failing the call, so kubelet can surface it on the pod.
 
+use crate::driver::Driver;
 use crate::error::{CsiError, Result};
 use crate::mounter::Health;
-use crate::node::Driver;
-use crate::paths;
 use crate::proto::volume_usage::Unit;
 use crate::proto::{NodeGetVolumeStatsRequest, NodeGetVolumeStatsResponse, VolumeCondition, VolumeUsage};
+use crate::{fsops, paths};
 use std::path::Path;
-use std::time::Duration;
 
 /// Usage figures from a `statvfs` result. Pure.
 pub fn usage(
@@ -38,7 +37,7 @@ pub fn usage(
     ]
 }
 
-fn statvfs(path: &Path) -> std::result::Result<Vec<VolumeUsage>, Health> {
+pub fn statvfs(path: &Path) -> std::result::Result<Vec<VolumeUsage>, Health> {
     match rustix::fs::statvfs(path) {
         Ok(s) => Ok(usage(s.f_frsize, s.f_blocks, s.f_bfree, s.f_bavail, s.f_files, s.f_ffree)),
         Err(e) if e == rustix::io::Errno::NOTCONN => Err(Health::NotConnected),
@@ -56,18 +55,12 @@ impl Driver {
             return Err(CsiError::NotFound(format!("volume {volume_id} is not staged or published on this node")));
         }
         // Only a path this driver published for this volume is answered for; anything else is not found.
-        let path = paths::lexically_clean(&req.volume_path, "volume path").ok().and_then(|p| paths::resolve(&p).ok());
+        let path = paths::resolve_under(&req.volume_path, &self.cfg.kubelet_root, "volume path").ok();
         let Some(record) = path.and_then(|p| state.published.get(&p).filter(|r| r.volume_id == volume_id).cloned())
         else {
             return Err(CsiError::NotFound(format!("volume {volume_id} is not published at {}", req.volume_path)));
         };
-        let target = record.target.clone();
-        let probe = tokio::time::timeout(Duration::from_secs(5), tokio::task::spawn_blocking(move || statvfs(&target)));
-        let result = match probe.await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => Err(Health::Error(e.to_string())),
-            Err(_) => Err(Health::TimedOut),
-        };
+        let result = self.fs.usage(&record.target, fsops::LIMIT).await;
         Ok(match result {
             Ok(usage) => NodeGetVolumeStatsResponse {
                 usage,
