@@ -1,7 +1,7 @@
 //! The scrape round: plan targets from the caches, scrape them with bounded concurrency, derive each
 //! dataset's cache state, update the Prometheus series, and apply status where a value changed.
 
-use crate::derive::{DatasetCache, aggregate};
+use crate::cache_states::{DatasetCache, aggregate};
 use crate::discovery::Stores;
 use crate::exposition::JuiceFsReading;
 use crate::metrics::{CollectorMetrics, CounterDelta};

@@ -1,8 +1,8 @@
 //! ferrofluid metrics-collector: scrapes JuiceFS cache metrics into Dataset/Runtime status and Prometheus.
 
 mod args;
+mod cache_states;
 mod collector;
-mod derive;
 mod discovery;
 mod exposition;
 mod metrics;

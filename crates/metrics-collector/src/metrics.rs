@@ -2,7 +2,7 @@
 //! (plus `kind` = worker|fuse for scrape series), so their number is bounded by the datasets; they are
 //! removed when the dataset's runtime goes away.
 
-use crate::derive::DatasetCache;
+use crate::cache_states::DatasetCache;
 use crate::targets::TargetKind;
 use ferrofluid_api::DatasetKey;
 use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};

@@ -2,9 +2,9 @@
 //! with a body holding only `cacheStates` (and `ufsTotal` on the Dataset), so no other status field is
 //! touched. Building the bodies and deciding whether to write are pure; [`StatusWriter`] does the I/O.
 
-use ferrofluid_api::keys::{GROUP, VERSION};
 use ferrofluid_api::{CacheStates, Dataset, DatasetKey, JuiceFSRuntime};
-use kube::api::{Api, Patch, PatchParams};
+use ferrofluid_service::ssa;
+use kube::api::Api;
 use serde_json::{Value, json};
 
 /// The collector's field manager: it owns `status.cacheStates.*` and `status.ufsTotal` (when nobody else does).
@@ -19,12 +19,10 @@ pub struct Desired {
 
 /// Apply body for a JuiceFSRuntime's status.
 pub fn runtime_patch(key: &DatasetKey, states: &CacheStates) -> Value {
-    json!({
-        "apiVersion": format!("{GROUP}/{VERSION}"),
-        "kind": "JuiceFSRuntime",
+    ssa::body::<JuiceFSRuntime>(json!({
         "metadata": { "name": key.name, "namespace": key.namespace },
         "status": { "cacheStates": states },
-    })
+    }))
 }
 
 /// Apply body for a Dataset's status; `ufs_total` only when the collector is to own it.
@@ -33,12 +31,10 @@ pub fn dataset_patch(key: &DatasetKey, states: &CacheStates, ufs_total: Option<&
     if let (Some(ufs), Some(map)) = (ufs_total, status.as_object_mut()) {
         map.insert("ufsTotal".into(), Value::String(ufs.to_owned()));
     }
-    json!({
-        "apiVersion": format!("{GROUP}/{VERSION}"),
-        "kind": "Dataset",
+    ssa::body::<Dataset>(json!({
         "metadata": { "name": key.name, "namespace": key.namespace },
         "status": status,
-    })
+    }))
 }
 
 /// True when a field manager other than the collector owns `status.ufsTotal` (the runtime-controller
@@ -88,20 +84,16 @@ impl StatusWriter {
         Self { client }
     }
 
+    // Forced: the collector is the one writer of these fields; a stale owner must not block it.
     pub async fn apply_runtime(&self, key: &DatasetKey, patch: &Value) -> kube::Result<()> {
         let api: Api<JuiceFSRuntime> = Api::namespaced(self.client.clone(), &key.namespace);
-        api.patch_status(&key.name, &params(), &Patch::Apply(patch)).await.map(|_| ())
+        ssa::status(&api, FIELD_MANAGER, &key.name, &patch["status"]).await.map(|_| ())
     }
 
     pub async fn apply_dataset(&self, key: &DatasetKey, patch: &Value) -> kube::Result<()> {
         let api: Api<Dataset> = Api::namespaced(self.client.clone(), &key.namespace);
-        api.patch_status(&key.name, &params(), &Patch::Apply(patch)).await.map(|_| ())
+        ssa::status(&api, FIELD_MANAGER, &key.name, &patch["status"]).await.map(|_| ())
     }
-}
-
-fn params() -> PatchParams {
-    // `force`: the collector is the one writer of these fields; a stale owner must not block it.
-    PatchParams::apply(FIELD_MANAGER).force()
 }
 
 #[cfg(test)]
