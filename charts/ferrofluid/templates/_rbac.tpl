@@ -20,10 +20,11 @@ name in RBAC).
 - apiGroups: ["data.fluid.io"]
   resources: ["datasets/status"]
   verbs: ["patch"]
-# Deletion protection: pods that still mount the dataset's claim.
+# Deletion protection: a watch cache of pods (slimmed to the claims they mount) tells which still use
+# the dataset's claim, and wakes the deletion when the last one goes.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list"]
+  verbs: ["list", "watch"]
 {{ include "ferrofluid.rules.events" . }}
 {{- end -}}
 
@@ -49,14 +50,19 @@ name in RBAC).
 - apiGroups: ["apps"]
   resources: ["statefulsets", "daemonsets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# The dataset's PVC: ownership checked, applied server-side, deleted on cleanup (only when marked).
+# The dataset's PVC: watched (cache of ferrofluid's PVCs), read by name only when absent from the cache
+# (a same-name claim of someone else), applied server-side, deleted on cleanup (only when marked).
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
-  verbs: ["get", "create", "patch", "delete"]
-# Worker pods: which nodes run a worker (node cache labels).
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Worker and FUSE pods: which nodes run a client (node cache labels, cache directories to clean).
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch"]
+# Cache cleanup Jobs (one per node whose cache directories go): watched, created (server-side apply: patch), deleted once done.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 {{ include "ferrofluid.rules.events" . }}
 {{- end -}}
 
@@ -65,11 +71,12 @@ name in RBAC).
 # applied server-side, deleted last on cleanup (only when marked).
 - apiGroups: [""]
   resources: ["persistentvolumes"]
-  verbs: ["get", "create", "patch", "delete"]
-# Worker cache labels on the nodes where workers run; labels stripped on cleanup.
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Worker cache labels on the nodes where workers run; labels stripped on cleanup. Read from a watch
+# cache of the nodes' labels; a node is read by name only after a conflicting label patch.
 - apiGroups: [""]
   resources: ["nodes"]
-  verbs: ["get", "list", "patch"]
+  verbs: ["get", "list", "watch", "patch"]
 {{- end -}}
 
 {{- define "ferrofluid.rules.metrics-collector" -}}
@@ -207,11 +214,11 @@ rules:
   - apiGroups: ["coordination.k8s.io"]
     resources: ["leases"]
     verbs: ["create"]
-  # Read, renew, take over and release only this component's own Lease.
+  # Read, and renew, take over and release (server-side apply) only this component's own Lease.
   - apiGroups: ["coordination.k8s.io"]
     resources: ["leases"]
     resourceNames: [{{ include "ferrofluid.leaseName" . | quote }}]
-    verbs: ["get", "update"]
+    verbs: ["get", "patch"]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
