@@ -6,8 +6,10 @@
 #   hack/local-cluster.sh down             stop every process and remove all state
 #   hack/local-cluster.sh status           exit 0 when every component is up and the API is ready
 #
-# kwok's simulated heartbeats can lag on a busy 2-core machine; a 5-minute node grace period keeps the
-# node lifecycle controller from marking nodes (and their pods) NotReady for that.
+# kwok renews a node Lease every few seconds (--node-lease-duration-seconds): that is the heartbeat the
+# node lifecycle controller reads. Without it the only heartbeat is kwok's node status patch, sent every
+# 5 minutes, and nodes (and their pods) would flap NotReady for a moment at each one. The heartbeats can
+# lag on a busy 2-core machine; a 5-minute node grace period keeps that from marking nodes NotReady.
 #
 # Every address is loopback: apiserver and etcd on 127.0.0.1, node i at 127.0.1.i, pod IPs from
 # 127.128.0.0/16 and service IPs from 127.96.0.0/16. Admin kubeconfig: .local/kubeconfig.
@@ -209,7 +211,7 @@ cmd_up() {
     --kube-api-qps 300 --kube-api-burst 600
   start_resolving_via_recorder kwok kwok --kubeconfig "$KUBECONFIG_FILE" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
-    --cidr "$POD_CIDR" --node-ip 127.0.1.254 \
+    --cidr "$POD_CIDR" --node-ip 127.0.1.254 --node-lease-duration-seconds 40 \
     --server-address "127.0.0.1:$KWOK_PORT"
 
   apply_nodes

@@ -8,6 +8,7 @@ pub mod chart;
 pub mod cluster;
 pub mod controllers;
 pub mod dns_recorder;
+pub mod http;
 pub mod process;
 pub mod redis;
 

@@ -10,6 +10,8 @@ pub struct Component {
     pub name: String,
     child: Option<Child>,
     pub log: PathBuf,
+    /// Where it serves /healthz, /readyz and /metrics (its `--http-addr`).
+    pub http: Option<std::net::SocketAddr>,
 }
 
 impl Component {
@@ -26,7 +28,9 @@ impl Component {
             .stderr(Stdio::from(out))
             .spawn()
             .with_context(|| format!("starting {bin}"))?;
-        Ok(Self { name: label.into(), child: Some(child), log })
+        let http =
+            args.iter().position(|a| *a == "--http-addr").and_then(|i| args.get(i + 1)).and_then(|a| a.parse().ok());
+        Ok(Self { name: label.into(), child: Some(child), log, http })
     }
 
     pub fn pid(&self) -> Option<u32> {

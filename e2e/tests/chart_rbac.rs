@@ -52,7 +52,7 @@ fn expected(component: &str, in_release_ns: bool) -> BTreeSet<Grant> {
         "dataset-controller" => [
             grant("datasets.data.fluid.io", "[]", "[get list watch patch]"),
             grant("datasets.data.fluid.io/status", "[]", "[patch]"),
-            grant("pods", "[]", "[list]"),
+            grant("pods", "[]", "[list watch]"),
             events,
         ]
         .into(),
@@ -63,10 +63,11 @@ fn expected(component: &str, in_release_ns: bool) -> BTreeSet<Grant> {
             grant("datasets.data.fluid.io/status", "[]", "[patch]"),
             grant("statefulsets.apps", "[]", "[get list watch create patch delete]"),
             grant("daemonsets.apps", "[]", "[get list watch create patch delete]"),
-            grant("persistentvolumeclaims", "[]", "[get create patch delete]"),
+            grant("persistentvolumeclaims", "[]", "[get list watch create patch delete]"),
             grant("pods", "[]", "[list watch]"),
-            grant("persistentvolumes", "[]", "[get create patch delete]"),
-            grant("nodes", "[]", "[get list patch]"),
+            grant("jobs.batch", "[]", "[get list watch create patch delete]"),
+            grant("persistentvolumes", "[]", "[get list watch create patch delete]"),
+            grant("nodes", "[]", "[get list watch patch]"),
             events,
         ]
         .into(),
@@ -85,7 +86,7 @@ fn expected(component: &str, in_release_ns: bool) -> BTreeSet<Grant> {
     };
     if in_release_ns && component != "csi-plugin" {
         set.insert(grant("leases.coordination.k8s.io", "[]", "[create]"));
-        set.insert(grant("leases.coordination.k8s.io", &format!("[ferrofluid-{component}]"), "[get update]"));
+        set.insert(grant("leases.coordination.k8s.io", &format!("[ferrofluid-{component}]"), "[get patch]"));
     }
     set
 }

@@ -19,6 +19,7 @@ use ferrofluid_api::keys::{
 use ferrofluid_api::{Dataset, DatasetKey, DatasetSpec, JuiceFSRuntime, JuiceFSRuntimeSpec, Level, MediumType, Mount};
 use ferrofluid_e2e::TempDir;
 use ferrofluid_e2e::cluster::wait_for_loopback_pod_ip;
+use ferrofluid_e2e::http::metric_value;
 use ferrofluid_e2e::redis::{RedisServer, free_port};
 use ferrofluid_e2e::{TestNamespace, bin_path, tool_path};
 use k8s_openapi::api::core::v1::{Container, ContainerPort, Pod, PodSpec};
@@ -499,25 +500,8 @@ fn run_ok(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// GET /metrics over plain HTTP/1.0 (the answer ends when the server closes).
 fn http_get(addr: SocketAddr) -> Result<String> {
-    let mut stream =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).context("connecting to the collector")?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.write_all(b"GET /metrics HTTP/1.0\r\nhost: collector\r\n\r\n")?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    let (head, body) = answer.split_once("\r\n\r\n").context("no HTTP header end")?;
-    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
-        bail!("collector /metrics answered {head}");
-    }
-    Ok(body.to_string())
-}
-
-/// Value of the series `name{labels}` in exposition text (labels in the encoder's sorted order).
-fn metric_value(text: &str, name: &str, labels: &str) -> Option<f64> {
-    let prefix = format!("{name}{{{labels}}} ");
-    text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.trim().parse().ok())
+    ferrofluid_e2e::http::http_get(addr, "/metrics")
 }
 
 /// `83.3%` → 83.3; absent or malformed → 0.

@@ -11,12 +11,13 @@ use ferrofluid_api::keys::{
 };
 use ferrofluid_api::{Dataset, DatasetSpec, JuiceFSRuntime, JuiceFSRuntimeSpec, Mount};
 use ferrofluid_e2e::cluster::wait_for_loopback_pod_ip;
+use ferrofluid_e2e::http::http_get;
 use ferrofluid_e2e::redis::free_port;
 use ferrofluid_e2e::{TestNamespace, bin_path};
 use k8s_openapi::api::core::v1::{Container, ContainerPort, Pod, PodSpec};
 use kube::api::{Api, ObjectMeta, PostParams};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -193,18 +194,4 @@ impl Drop for Endpoint {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
-}
-
-/// GET `path` over HTTP/1.0; the body when the answer is 200.
-fn http_get(addr: SocketAddr, path: &str) -> Result<String> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nhost: collector\r\n\r\n")?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    let (head, body) = answer.split_once("\r\n\r\n").context("no HTTP header end")?;
-    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
-        bail!("GET {path} answered {head}");
-    }
-    Ok(body.to_string())
 }

@@ -173,6 +173,25 @@ impl Plugin {
         }
     }
 
+    /// SIGSTOP (`true`) or SIGCONT (`false`) to a JuiceFS process group: a stopped client hangs every
+    /// request on its mount, as a wedged or network-stalled client does.
+    pub fn freeze_juicefs(&mut self, idx: usize, stop: bool) {
+        if let Some(c) = self.juicefs.get(idx).and_then(|j| j.child.as_ref()) {
+            let signal = if stop { "-STOP" } else { "-CONT" };
+            let _ = Command::new("kill").args([signal, "--", &format!("-{}", c.id())]).status();
+        }
+    }
+
+    /// The plugin process's thread count.
+    pub fn threads(&self) -> Result<usize> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|n| n.trim().parse().ok())
+            .context("no Threads line")
+    }
+
     /// The plugin namespace's mount table, as (mount point, device, fs type, options) tuples.
     pub fn mounts(&self) -> Result<Vec<(PathBuf, String, String, String)>> {
         let text = std::fs::read_to_string(format!("/proc/{}/mountinfo", self.pid()))?;
