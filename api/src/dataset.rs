@@ -42,7 +42,9 @@ pub struct DatasetSpec {
     /// Secret-backed options that apply to every mount.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shared_encrypt_options: Vec<EncryptOption>,
-    /// Access modes of the PV/PVC; default `ReadWriteMany`.
+    /// Access modes of the PV/PVC; default `ReadOnlyMany` (as in Fluid). With `ReadOnlyMany` among them
+    /// the FUSE clients mount read-only (`--read-only`, and 7200 s attribute/entry caches unless the
+    /// options set them): ask for `ReadWriteMany` to write.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(inner(regex(pattern = r"^(ReadWriteOnce|ReadOnlyMany|ReadWriteMany|ReadWriteOncePod)$")))]
     pub access_modes: Vec<String>,
@@ -52,11 +54,13 @@ pub struct DatasetSpec {
     /// Tolerations the cache workers get.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Toleration>,
-    /// `Exclusive` (default): at most one cache worker of any dataset per node. `Shared`: workers of
-    /// different datasets may share nodes.
+    /// `Exclusive` (default): at most one cache worker of this dataset per node (its workers repel each
+    /// other, required). `Shared`: its workers prefer distinct nodes but may share one. Workers of
+    /// different datasets may always share a node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<PlacementMode>,
-    /// The user that owns the files seen through the dataset.
+    /// The user that owns the files seen through the dataset (cache engines that run as a user). The
+    /// JuiceFS runtime refuses it: JuiceFS keeps every file's own POSIX owner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<User>,
 }
@@ -81,14 +85,15 @@ pub struct Mount {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), length(max = 63))]
     pub name: String,
-    /// Path inside the volume where this mount appears (multi-mount datasets).
+    /// Path inside the volume where this mount appears (multi-mount datasets). The JuiceFS runtime
+    /// serves its one mount at the volume's root: only `/` or `/<name>` (Fluid's default) are accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^/"))]
     pub path: Option<String>,
-    /// Mount read-only.
+    /// Mount read-only: the JuiceFS clients (workers and FUSE) mount with `--read-only`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_only: Option<bool>,
-    /// Shared across namespaces.
+    /// Shared across namespaces (other runtimes). The JuiceFS runtime refuses `true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared: Option<bool>,
     /// Options whose values come from Secrets (`metaurl`, `access-key`, `secret-key`, …); never copied
@@ -103,6 +108,18 @@ pub struct CacheableNodeAffinity {
     /// Nodes that may hold the cache must match this selector.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required: Option<NodeSelector>,
+}
+
+/// The access mode of a dataset that names none (Fluid's default).
+pub const DEFAULT_ACCESS_MODE: &str = "ReadOnlyMany";
+/// The access mode that makes the FUSE clients read-only.
+pub const READ_ONLY_MANY: &str = "ReadOnlyMany";
+
+impl DatasetSpec {
+    /// The access modes of the dataset's PV/PVC: as given, or [`DEFAULT_ACCESS_MODE`].
+    pub fn effective_access_modes(&self) -> Vec<String> {
+        if self.access_modes.is_empty() { vec![DEFAULT_ACCESS_MODE.into()] } else { self.access_modes.clone() }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -127,20 +127,49 @@ pub enum PullPolicy {
     Never,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+/// The pods' network: `HostNetwork` or `""` (the default, as in Fluid: the node's network, for workers
+/// and FUSE clients alike), or `ContainerNetwork` (the pod's own network).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum NetworkMode {
     HostNetwork,
+    #[default]
+    #[serde(rename = "")]
+    Default,
     ContainerNetwork,
 }
 
-/// When FUSE clients are removed from a node.
+impl NetworkMode {
+    /// Whether pods of this mode use the node's network (everything but `ContainerNetwork`).
+    pub fn is_host(mode: Option<NetworkMode>) -> bool {
+        mode != Some(NetworkMode::ContainerNetwork)
+    }
+}
+
+/// When a node's FUSE client is removed (by removing the node's FUSE label once no pod there uses the
+/// dataset any more).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum CleanPolicy {
+    /// `""`: the default, `OnRuntimeDeleted`.
+    #[serde(rename = "")]
+    Unset,
     /// As soon as no pod on the node uses the dataset.
     OnDemand,
     /// Only when the runtime is deleted (default).
     #[default]
     OnRuntimeDeleted,
+    /// When no pod on the node uses the dataset and the node's FUSE client runs an outdated spec (the
+    /// runtime lists such nodes in `status.outdatedFuseNodes`): the next pod gets a current client.
+    OnFuseChanged,
+}
+
+impl CleanPolicy {
+    /// The policy in effect (`""` and unset are `OnRuntimeDeleted`).
+    pub fn effective(policy: Option<CleanPolicy>) -> CleanPolicy {
+        match policy {
+            None | Some(CleanPolicy::Unset) => CleanPolicy::OnRuntimeDeleted,
+            Some(p) => p,
+        }
+    }
 }
 
 /// Settings for the worker or FUSE pods.
@@ -180,7 +209,7 @@ pub struct ComponentSpec {
 pub struct FuseSpec {
     #[serde(flatten)]
     pub component: ComponentSpec,
-    /// `OnRuntimeDeleted` (default) or `OnDemand`.
+    /// `OnRuntimeDeleted` (default, also `""`), `OnDemand` or `OnFuseChanged`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clean_policy: Option<CleanPolicy>,
 }
@@ -239,9 +268,15 @@ pub struct JuiceFSRuntimeStatus {
     /// Time from creation to first Ready, e.g. `12s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setup_duration: Option<String>,
-    /// When the FUSE mount was last established (RFC 3339).
+    /// When the workers first served the file system (RFC 3339), written once, as `setupDuration`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mount_time: Option<String>,
+    /// Nodes whose FUSE client runs an outdated spec (the FUSE DaemonSet updates `OnDelete`, so a
+    /// client in use is never restarted under its pods); with `fuse.cleanPolicy: OnFuseChanged` such a
+    /// client is replaced once no pod on its node uses the dataset.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub outdated_fuse_nodes: Vec<String>,
     /// Node ports the runtime's host-network pods listen on, allocated by the runtime-controller from
     /// its `--host-port-range` so that no two runtimes ever use the same port on a node.
     #[serde(default, skip_serializing_if = "Option::is_none")]

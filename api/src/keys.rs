@@ -68,6 +68,9 @@ pub const LABEL_RUNTIME_UID: &str = "ferrofluid.io/runtime-uid";
 
 /// Annotation on a cache cleanup Job naming the node it cleans.
 pub const ANNOTATION_NODE: &str = "ferrofluid.io/node";
+/// FUSE pod template label (Fluid's key): a hash of the template, so a FUSE pod running an outdated
+/// spec is told apart (the DaemonSet updates `OnDelete`).
+pub const LABEL_FUSE_GENERATION: &str = "fuse.runtime.fluid.io/generation";
 
 /// Annotation on the objects the runtime-controller applies: a hash of what it last wanted the object to
 /// be. An object whose hash and fields already match is not applied again (nothing is written at rest).
@@ -82,7 +85,10 @@ pub const ATTR_FLUID_PATH: &str = "fluid_path";
 pub const ATTR_MOUNT_TYPE: &str = "mount_type";
 pub const ATTR_RUNTIME_NAMESPACE: &str = "runtime_namespace";
 pub const ATTR_RUNTIME_NAME: &str = "runtime_name";
-pub const ATTR_NODE_SELECTOR_KEY: &str = "fuse_node_selector_key";
+/// The FUSE node label key, as Fluid writes it.
+pub const ATTR_NODE_SELECTOR_KEY: &str = "mount_pod_node_selector_key";
+/// The same, as ferrofluid wrote it before it matched Fluid's name (PVs are immutable: still read).
+pub const ATTR_LEGACY_NODE_SELECTOR_KEY: &str = "fuse_node_selector_key";
 
 /// Value of every boolean node label ferrofluid sets.
 pub const LABEL_TRUE: &str = "true";

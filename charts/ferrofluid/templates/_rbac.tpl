@@ -80,7 +80,7 @@ name in RBAC).
 {{- end -}}
 
 {{- define "ferrofluid.rules.metrics-collector" -}}
-# Reflectors over worker/FUSE pods (by label), runtimes and datasets, in every namespace.
+# Reflectors over worker/FUSE pods (by label), runtimes and datasets, in every namespace (or watchNamespace).
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch"]

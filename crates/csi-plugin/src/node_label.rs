@@ -49,9 +49,10 @@ pub async fn remove(client: &kube::Client, node: &str, key: &str) -> Result<bool
     Ok(true)
 }
 
-/// Whether the FUSE label may go once no pod on this node uses the volume: with `OnDemand`, or when the
-/// runtime no longer exists or is being deleted (exactly what `OnRuntimeDeleted` waits for).
-pub async fn removal_allowed(client: &kube::Client, runtime: &RuntimeRef) -> Result<bool> {
+/// Whether the FUSE label may go once no pod on this node uses the volume: with `OnDemand`; with
+/// `OnFuseChanged` when the runtime lists this node's FUSE client as outdated; or when the runtime no
+/// longer exists or is being deleted (exactly what `OnRuntimeDeleted` waits for).
+pub async fn removal_allowed(client: &kube::Client, runtime: &RuntimeRef, node: &str) -> Result<bool> {
     let api: Api<JuiceFSRuntime> = Api::namespaced(client.clone(), &runtime.namespace);
     let rt = api
         .get_opt(&runtime.name)
@@ -61,13 +62,21 @@ pub async fn removal_allowed(client: &kube::Client, runtime: &RuntimeRef) -> Res
         None => true,
         // Being deleted: what OnRuntimeDeleted waits for has happened.
         Some(rt) if rt.metadata.deletion_timestamp.is_some() => true,
-        Some(rt) => policy_removes_on_unstage(rt.spec.fuse.as_ref().and_then(|f| f.clean_policy)),
+        Some(rt) => {
+            let outdated = rt.status.as_ref().is_some_and(|s| s.outdated_fuse_nodes.iter().any(|n| n == node));
+            policy_removes_on_unstage(rt.spec.fuse.as_ref().and_then(|f| f.clean_policy), outdated)
+        }
     })
 }
 
-/// Pure: `OnDemand` removes on unstage; unset means `OnRuntimeDeleted`, which keeps the label.
-pub fn policy_removes_on_unstage(policy: Option<CleanPolicy>) -> bool {
-    policy.unwrap_or_default() == CleanPolicy::OnDemand
+/// Pure: `OnDemand` removes on unstage, `OnFuseChanged` when the node's client is `outdated`; unset (or
+/// `""`) means `OnRuntimeDeleted`, which keeps the label.
+pub fn policy_removes_on_unstage(policy: Option<CleanPolicy>, outdated: bool) -> bool {
+    match CleanPolicy::effective(policy) {
+        CleanPolicy::OnDemand => true,
+        CleanPolicy::OnFuseChanged => outdated,
+        CleanPolicy::OnRuntimeDeleted | CleanPolicy::Unset => false,
+    }
 }
 
 #[cfg(test)]
@@ -88,8 +97,11 @@ mod tests {
 
     #[test]
     fn clean_policy() {
-        assert!(policy_removes_on_unstage(Some(CleanPolicy::OnDemand)));
-        assert!(!policy_removes_on_unstage(Some(CleanPolicy::OnRuntimeDeleted)));
-        assert!(!policy_removes_on_unstage(None));
+        assert!(policy_removes_on_unstage(Some(CleanPolicy::OnDemand), false));
+        assert!(!policy_removes_on_unstage(Some(CleanPolicy::OnRuntimeDeleted), true));
+        assert!(!policy_removes_on_unstage(None, true));
+        assert!(!policy_removes_on_unstage(Some(CleanPolicy::Unset), true), "\"\" is OnRuntimeDeleted");
+        assert!(policy_removes_on_unstage(Some(CleanPolicy::OnFuseChanged), true));
+        assert!(!policy_removes_on_unstage(Some(CleanPolicy::OnFuseChanged), false), "a current client stays");
     }
 }

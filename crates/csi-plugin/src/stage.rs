@@ -94,7 +94,7 @@ impl Driver {
         }
 
         let remove = match &record.runtime {
-            Some(runtime) => node_label::removal_allowed(&self.client, runtime).await?,
+            Some(runtime) => node_label::removal_allowed(&self.client, runtime, &self.cfg.node_id).await?,
             // No runtime to ask: keep the default policy (OnRuntimeDeleted) and leave the label.
             None => false,
         };

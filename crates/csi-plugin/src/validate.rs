@@ -5,8 +5,8 @@ use crate::error::{CsiError, Result};
 use crate::proto::VolumeCapability;
 use crate::proto::volume_capability::{AccessType, access_mode::Mode};
 use ferrofluid_api::keys::{
-    ATTR_FLUID_PATH, ATTR_MOUNT_TYPE, ATTR_NODE_SELECTOR_KEY, ATTR_RUNTIME_NAME, ATTR_RUNTIME_NAMESPACE, DatasetKey,
-    FUSE_LABEL_NAME_PREFIX, LABEL_PREFIX, is_fuse_node_label,
+    ATTR_FLUID_PATH, ATTR_LEGACY_NODE_SELECTOR_KEY, ATTR_MOUNT_TYPE, ATTR_NODE_SELECTOR_KEY, ATTR_RUNTIME_NAME,
+    ATTR_RUNTIME_NAMESPACE, DatasetKey, FUSE_LABEL_NAME_PREFIX, LABEL_PREFIX, is_fuse_node_label,
 };
 use ferrofluid_api::naming::is_dns1123_label;
 use serde::{Deserialize, Serialize};
@@ -82,7 +82,7 @@ pub fn parse_attrs(ctx: &HashMap<String, String>) -> Result<VolumeAttrs> {
         fluid_path,
         mount_type: get(ATTR_MOUNT_TYPE),
         runtime: RuntimeRef { namespace, name },
-        label_key: get(ATTR_NODE_SELECTOR_KEY),
+        label_key: get(ATTR_NODE_SELECTOR_KEY).or_else(|| get(ATTR_LEGACY_NODE_SELECTOR_KEY)),
     })
 }
 
@@ -204,8 +204,10 @@ mod tests {
         let plain = parse_attrs(&ctx(&SEED)).expect("valid");
         assert_eq!(plain.expected_fs_type(), None);
         assert_eq!(plain.runtime, RuntimeRef { namespace: "default".into(), name: "jfsdemo".into() });
-        let explicit = parse_attrs(&seed_with(&[("fuse_node_selector_key", "fluid.io/f-ns-x")])).expect("valid");
+        let explicit = parse_attrs(&seed_with(&[("mount_pod_node_selector_key", "fluid.io/f-ns-x")])).expect("valid");
         assert_eq!(explicit.fuse_label_key().expect("key"), "fluid.io/f-ns-x");
+        let legacy = parse_attrs(&seed_with(&[("fuse_node_selector_key", "fluid.io/f-ns-y")])).expect("valid");
+        assert_eq!(legacy.fuse_label_key().expect("key"), "fluid.io/f-ns-y", "PVs of earlier versions");
         // Only FUSE labels: not a foreign key, and not another ferrofluid label either.
         for bad in [
             "node-role.kubernetes.io/master",
@@ -216,10 +218,10 @@ mod tests {
             "fluid.io/dataset-num",
             "fluid.io/s-h-juicefs-t-default-jfsdemo",
         ] {
-            let a = parse_attrs(&seed_with(&[("fuse_node_selector_key", bad)])).expect("parses");
+            let a = parse_attrs(&seed_with(&[("mount_pod_node_selector_key", bad)])).expect("parses");
             let err = a.fuse_label_key().expect_err(bad);
             assert!(
-                matches!(&err, CsiError::InvalidArgument(m) if m.contains("fuse_node_selector_key")),
+                matches!(&err, CsiError::InvalidArgument(m) if m.contains("mount_pod_node_selector_key")),
                 "{bad}: {err}"
             );
         }

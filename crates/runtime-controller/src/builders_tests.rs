@@ -45,7 +45,7 @@ fn worker_statefulset() {
     });
     let rt = runtime(rt_spec);
     let cfg = juicefs_config::build(&ds, &rt.spec).expect("valid");
-    let sts = worker::build(&rt, &ds, &key(), &cfg, 9567);
+    let sts = worker::build(&rt, &ds, &key(), &cfg, Some(9567));
     assert_eq!(sts.metadata.name.as_deref(), Some("jfsdemo-worker"));
     assert_eq!(sts.metadata.owner_references.as_ref().expect("owner")[0].uid, "uid-1");
     assert_owned_by_runtime(&sts.metadata);
@@ -91,7 +91,9 @@ fn worker_statefulset() {
     let init = &pod.init_containers.as_ref().expect("format init container")[0];
     assert_eq!(init.command.as_ref().expect("argv")[..3], ["juicefs", "format", "--no-update"]);
     assert_eq!(init.env, c.env, "the format step sees the same secrets as the client");
-    assert_eq!(pod.host_network, Some(false));
+    // Fluid's default network mode ("" or unset) is the host network, for workers too.
+    assert_eq!(pod.host_network, Some(true));
+    assert_eq!(pod.dns_policy.as_deref(), Some("ClusterFirstWithHostNet"));
 }
 
 fn assert_owned_by_runtime(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
@@ -105,7 +107,7 @@ fn host_network_workers_serve_on_their_allocated_port() {
     let rt = runtime(rt_spec);
     assert!(worker::host_network(&rt));
     let cfg = juicefs_config::build(&ds, &rt.spec).expect("valid");
-    let sts = worker::build(&rt, &ds, &key(), &cfg, 20007);
+    let sts = worker::build(&rt, &ds, &key(), &cfg, Some(20007));
     let pod = sts.spec.and_then(|s| s.template.spec).expect("pod");
     assert_eq!(pod.host_network, Some(true));
     let c = &pod.containers[0];
@@ -119,7 +121,7 @@ fn shared_placement_prefers_spreading() {
     ds.placement = Some(PlacementMode::Shared);
     let rt = runtime(rt_spec);
     let cfg = juicefs_config::build(&ds, &rt.spec).expect("valid");
-    let sts = worker::build(&rt, &ds, &key(), &cfg, 9567);
+    let sts = worker::build(&rt, &ds, &key(), &cfg, Some(9567));
     let anti = sts.spec.and_then(|s| s.template.spec).and_then(|p| p.affinity).and_then(|a| a.pod_anti_affinity);
     let anti = anti.expect("anti affinity");
     assert!(anti.required_during_scheduling_ignored_during_execution.is_none());
@@ -140,7 +142,7 @@ fn fuse_daemonset() {
     let rt = runtime(rt_spec);
     let cfg = juicefs_config::build(&ds, &rt.spec).expect("valid");
     assert!(fuse::host_network(&rt), "FUSE clients use the host network by default, as in Fluid");
-    let d = fuse::build(&rt, &key(), &cfg, "/runtime-mnt", 20001);
+    let d = fuse::build(&rt, &key(), &cfg, "/runtime-mnt", Some(20001));
     assert_eq!(d.metadata.name.as_deref(), Some("jfsdemo-fuse"));
     assert_owned_by_runtime(&d.metadata);
     let spec = d.spec.expect("spec");
@@ -170,10 +172,44 @@ fn fuse_daemonset() {
     let mut container_net = rt.clone();
     container_net.spec.fuse.as_mut().expect("fuse").component.network_mode = Some(NetworkMode::ContainerNetwork);
     assert!(!fuse::host_network(&container_net));
-    let d = fuse::build(&container_net, &key(), &cfg, "/runtime-mnt", 9567);
+    let d = fuse::build(&container_net, &key(), &cfg, "/runtime-mnt", Some(9567));
     let pod = d.spec.and_then(|s| s.template.spec).expect("pod");
     assert_eq!(pod.host_network, Some(false));
     assert_eq!(pod.containers[0].ports.as_ref().expect("ports")[0].container_port, 9567);
+
+    // disablePrometheus: no metrics port at all.
+    let d = fuse::build(&rt, &key(), &cfg, "/runtime-mnt", None);
+    assert!(d.spec.and_then(|s| s.template.spec).expect("pod").containers[0].ports.is_none());
+}
+
+#[test]
+fn fuse_pods_of_an_older_template_are_outdated() {
+    let (ds, rt_spec) = seed();
+    let rt = runtime(rt_spec);
+    let cfg = juicefs_config::build(&ds, &rt.spec).expect("valid");
+    let generation = |d: &k8s_openapi::api::apps::v1::DaemonSet| {
+        d.spec.as_ref().and_then(|s| s.template.metadata.as_ref()).and_then(|m| m.labels.as_ref()).expect("labels")
+            [ferrofluid_api::keys::LABEL_FUSE_GENERATION]
+            .clone()
+    };
+    let old = fuse::build(&rt, &key(), &cfg, "/runtime-mnt", Some(20001));
+    assert_eq!(generation(&old), generation(&fuse::build(&rt, &key(), &cfg, "/runtime-mnt", Some(20001))));
+    let mut changed = rt.clone();
+    changed.spec.fuse = Some(FuseSpec {
+        component: ComponentSpec { image_tag: Some("ce-v1.3.0".into()), ..Default::default() },
+        ..Default::default()
+    });
+    let new = fuse::build(&changed, &key(), &cfg, "/runtime-mnt", Some(20001));
+    assert_ne!(generation(&old), generation(&new), "any template change is a new generation");
+    let pod = |node: &str, of: &k8s_openapi::api::apps::v1::DaemonSet| {
+        let mut p = k8s_openapi::api::core::v1::Pod::default();
+        p.metadata.labels = of.spec.as_ref().and_then(|s| s.template.metadata.as_ref()).and_then(|m| m.labels.clone());
+        p.spec = Some(k8s_openapi::api::core::v1::PodSpec { node_name: Some(node.into()), ..Default::default() });
+        std::sync::Arc::new(p)
+    };
+    let pods = [pod("n2", &old), pod("n1", &new), pod("n3", &old)];
+    assert_eq!(fuse::outdated_nodes(&new, &pods), ["n2", "n3"]);
+    assert!(fuse::outdated_nodes(&old, &[pod("n1", &old)]).is_empty());
 }
 
 #[test]
@@ -190,21 +226,24 @@ fn pv_and_pvc() {
     let attrs = csi.volume_attributes.expect("attrs");
     assert_eq!(attrs["fluid_path"], "/runtime-mnt/juicefs/default/jfsdemo/juicefs-fuse");
     assert_eq!(attrs["mount_type"], "JuiceFS");
-    assert_eq!(attrs["fuse_node_selector_key"], "fluid.io/f-default-jfsdemo");
-    assert_eq!(spec.access_modes.as_deref(), Some(&["ReadWriteMany".to_string()][..]));
+    assert_eq!(attrs["mount_pod_node_selector_key"], "fluid.io/f-default-jfsdemo");
+    assert_eq!(spec.access_modes.as_deref(), Some(&["ReadOnlyMany".to_string()][..]), "Fluid's default");
     assert_eq!(spec.persistent_volume_reclaim_policy.as_deref(), Some("Retain"));
     assert_eq!(spec.claim_ref.and_then(|c| c.name).as_deref(), Some("jfsdemo"));
 
-    ds.access_modes = vec!["ReadOnlyMany".into()];
+    ds.access_modes = vec!["ReadWriteMany".into()];
     let pvc = volume::persistent_volume_claim(&rt, &key(), &ds);
     assert_owned_by_runtime(&pvc.metadata);
     let spec = pvc.spec.expect("spec");
     assert_eq!(spec.volume_name.as_deref(), Some("default-jfsdemo"));
     assert_eq!(spec.storage_class_name.as_deref(), Some("fluid"));
-    assert_eq!(spec.access_modes.as_deref(), Some(&["ReadOnlyMany".to_string()][..]));
-    // ReadOnlyMany is enforced by read-only pod mounts; the client stays writable so it can create the
-    // subdirectory. An explicit readOnly mount makes the client read-only.
-    assert!(!juicefs_config::build(&ds, &rt.spec).expect("valid").read_only);
+    assert_eq!(spec.access_modes.as_deref(), Some(&["ReadWriteMany".to_string()][..]));
+    // ReadOnlyMany makes the FUSE clients read-only (the workers stay writable, so they can create the
+    // subdirectory); an explicit readOnly mount makes every client read-only.
+    let cfg = juicefs_config::build(&ds, &rt.spec).expect("valid");
+    assert!(!cfg.read_only && !cfg.fuse_read_only);
+    ds.access_modes = vec!["ReadWriteMany".into(), "ReadOnlyMany".into()];
+    assert!(juicefs_config::build(&ds, &rt.spec).expect("valid").fuse_read_only, "any ReadOnlyMany, as Fluid");
     ds.mounts[0].read_only = Some(true);
     assert!(juicefs_config::build(&ds, &rt.spec).expect("valid").read_only);
 }

@@ -5,33 +5,34 @@
 use crate::juicefs_config::{JuiceFsConfig, Role, literal, mount_command};
 use crate::labels;
 use crate::pod_parts::{
-    TERMINATION_MESSAGE_POLICY, cache_volumes, container_env, format_init_container, image_of, mounted_probe,
-    pull_policy, template_metadata,
+    TERMINATION_MESSAGE_POLICY, cache_volumes, container_env, format_init_container, image_of, metrics_ports,
+    mounted_probe, pull_policy, template_metadata,
 };
 use ferrofluid_api::JuiceFSRuntime;
 use ferrofluid_api::juicefs_runtime::NetworkMode;
 use ferrofluid_api::keys::{self, DatasetKey};
+use ferrofluid_api::naming::fnv1a64;
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, ExecAction, HostPathVolumeSource, Lifecycle, LifecycleHandler, PodSpec, PodTemplateSpec,
+    Container, ExecAction, HostPathVolumeSource, Lifecycle, LifecycleHandler, PodSpec, PodTemplateSpec,
     SecurityContext, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 /// Whether the FUSE clients use the node's network (the default, as in Fluid).
 pub fn host_network(runtime: &JuiceFSRuntime) -> bool {
-    let mode = runtime.spec.fuse.as_ref().and_then(|f| f.component.network_mode);
-    mode != Some(NetworkMode::ContainerNetwork)
+    NetworkMode::is_host(runtime.spec.fuse.as_ref().and_then(|f| f.component.network_mode))
 }
 
 /// The FUSE DaemonSet; `metrics_port` is the runtime's allocated host port when [`host_network`],
-/// else the default port inside the pod's own network.
+/// else the default port inside the pod's own network; `None` with `disablePrometheus`. The pod
+/// template carries [`keys::LABEL_FUSE_GENERATION`]: a hash of the rest of the template.
 pub fn build(
     runtime: &JuiceFSRuntime,
     key: &DatasetKey,
     cfg: &JuiceFsConfig,
     mount_root: &str,
-    metrics_port: i32,
+    metrics_port: Option<i32>,
 ) -> DaemonSet {
     let spec = &runtime.spec;
     let fuse = spec.fuse.clone().unwrap_or_default().component;
@@ -71,12 +72,7 @@ pub fn build(
         command: Some(mount_command(cfg, Role::Fuse, &fluid_path, port)),
         env: Some(env),
         termination_message_policy: Some(TERMINATION_MESSAGE_POLICY.into()),
-        ports: Some(vec![ContainerPort {
-            name: Some(keys::METRICS_PORT_NAME.into()),
-            container_port: port,
-            protocol: Some("TCP".into()),
-            ..Default::default()
-        }]),
+        ports: metrics_ports(port),
         resources: fuse.resources.clone(),
         readiness_probe: Some(mounted_probe(&fluid_path)),
         volume_mounts: Some(mounts),
@@ -92,6 +88,29 @@ pub fn build(
         ..Default::default()
     };
 
+    let mut template = PodTemplateSpec {
+        metadata: Some(template_metadata(
+            key,
+            keys::ROLE_FUSE,
+            [spec.pod_metadata.as_ref(), fuse.pod_metadata.as_ref()],
+        )),
+        spec: Some(PodSpec {
+            init_containers: Some(vec![init]),
+            containers: vec![container],
+            volumes: Some(volumes),
+            node_selector: Some(node_selector),
+            host_network: Some(host_network),
+            dns_policy: host_network.then(|| "ClusterFirstWithHostNet".to_string()),
+            // Applications may run on tainted nodes; their FUSE client must follow them.
+            tolerations: Some(vec![Toleration { operator: Some("Exists".into()), ..Default::default() }]),
+            ..Default::default()
+        }),
+    };
+    let generation = generation(&template);
+    if let Some(meta) = template.metadata.as_mut() {
+        meta.labels.get_or_insert_with(Default::default).insert(keys::LABEL_FUSE_GENERATION.into(), generation);
+    }
+
     DaemonSet {
         metadata: ObjectMeta {
             name: Some(key.fuse_daemonset_name()),
@@ -104,26 +123,34 @@ pub fn build(
             selector: LabelSelector { match_labels: Some(selector), ..Default::default() },
             // A FUSE client restart breaks every mount on the node: roll only when a pod is deleted.
             update_strategy: Some(DaemonSetUpdateStrategy { type_: Some("OnDelete".into()), ..Default::default() }),
-            template: PodTemplateSpec {
-                metadata: Some(template_metadata(
-                    key,
-                    keys::ROLE_FUSE,
-                    [spec.pod_metadata.as_ref(), fuse.pod_metadata.as_ref()],
-                )),
-                spec: Some(PodSpec {
-                    init_containers: Some(vec![init]),
-                    containers: vec![container],
-                    volumes: Some(volumes),
-                    node_selector: Some(node_selector),
-                    host_network: Some(host_network),
-                    dns_policy: host_network.then(|| "ClusterFirstWithHostNet".to_string()),
-                    // Applications may run on tainted nodes; their FUSE client must follow them.
-                    tolerations: Some(vec![Toleration { operator: Some("Exists".into()), ..Default::default() }]),
-                    ..Default::default()
-                }),
-            },
+            template,
             ..Default::default()
         }),
         status: None,
     }
+}
+
+/// The FUSE template's generation: a hash of the template (without this label).
+fn generation(template: &PodTemplateSpec) -> String {
+    format!("{:016x}", fnv1a64(serde_json::to_string(template).unwrap_or_default().as_bytes()))
+}
+
+/// The nodes whose FUSE pod (of `pods`: this runtime's, from the cache) runs a template other than
+/// `desired`'s; sorted.
+pub fn outdated_nodes(desired: &DaemonSet, pods: &[std::sync::Arc<k8s_openapi::api::core::v1::Pod>]) -> Vec<String> {
+    let want = desired
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.labels.as_ref())
+        .and_then(|l| l.get(keys::LABEL_FUSE_GENERATION));
+    let mut nodes: Vec<String> = pods
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| p.metadata.labels.as_ref().and_then(|l| l.get(keys::LABEL_FUSE_GENERATION)) != want)
+        .filter_map(|p| p.spec.as_ref().and_then(|s| s.node_name.clone()))
+        .collect();
+    nodes.sort();
+    nodes.dedup();
+    nodes
 }

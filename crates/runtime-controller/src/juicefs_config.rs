@@ -5,6 +5,7 @@
 //! secrets stay in `secretKeyRef` environment variables that the argv only names (`$(METAURL)`).
 
 use crate::juicefs_flags::{self, Command};
+use ferrofluid_api::dataset::READ_ONLY_MANY;
 use ferrofluid_api::juicefs_runtime::{JuiceFSRuntimeSpec, MediumType};
 use ferrofluid_api::options::check_option_key;
 use ferrofluid_api::quota::quota_mib;
@@ -71,7 +72,11 @@ pub struct JuiceFsConfig {
     pub fuse_options: BTreeMap<String, String>,
     pub secrets: Vec<SecretEnv>,
     pub cache: Vec<CacheLevel>,
+    /// `mounts[0].readOnly`: every client mounts read-only.
     pub read_only: bool,
+    /// A `ReadOnlyMany` access mode (the default): the FUSE clients mount read-only, with long
+    /// attribute/entry caches unless the options set them (as Fluid does).
+    pub fuse_read_only: bool,
 }
 
 /// Encrypt-option names JuiceFS understands, and the environment variable each becomes.
@@ -94,6 +99,7 @@ pub fn build(dataset: &DatasetSpec, runtime: &JuiceFSRuntimeSpec) -> Result<Juic
     if mount.name.is_empty() {
         return Err(bad("spec.mounts[0].name", "required: the JuiceFS file-system name"));
     }
+    unsupported(dataset)?;
 
     let mut format_options = BTreeMap::new();
     let mut mount_options = BTreeMap::new();
@@ -138,10 +144,40 @@ pub fn build(dataset: &DatasetSpec, runtime: &JuiceFSRuntimeSpec) -> Result<Juic
         fuse_options,
         secrets,
         cache,
-        // Only an explicit `readOnly` makes the client itself read-only (the subdirectory must then exist
-        // already). `ReadOnlyMany` volumes are enforced where pods see them: read-only bind mounts.
         read_only: mount.read_only.unwrap_or(false),
+        fuse_read_only: dataset.effective_access_modes().iter().any(|m| m == READ_ONLY_MANY),
     })
+}
+
+/// Dataset fields other cache engines use and JuiceFS cannot honour: refused, naming the field, rather
+/// than silently ignored.
+fn unsupported(dataset: &DatasetSpec) -> Result<(), InputError> {
+    let mount = &dataset.mounts[0];
+    if let Some(path) = mount.path.as_deref()
+        && path != "/"
+        && path.trim_end_matches('/') != format!("/{}", mount.name)
+    {
+        return Err(bad(
+            "spec.mounts[0].path",
+            format!(
+                "{path:?}: the JuiceFS runtime serves its one mount at the volume's root; leave path out, or use \"/\" or \"/{}\"",
+                mount.name
+            ),
+        ));
+    }
+    if mount.shared == Some(true) {
+        return Err(bad(
+            "spec.mounts[0].shared",
+            "not supported by the JuiceFS runtime; to share a file system, give each namespace its own Dataset naming it",
+        ));
+    }
+    if dataset.owner.is_some() {
+        return Err(bad(
+            "spec.owner",
+            "not supported by the JuiceFS runtime: JuiceFS keeps each file's own POSIX owner; remove spec.owner (use the pods' securityContext)",
+        ));
+    }
+    Ok(())
 }
 
 fn component_options(
@@ -210,6 +246,19 @@ fn cache_levels(runtime: &JuiceFSRuntimeSpec) -> Result<Vec<CacheLevel>, InputEr
                     "the cache directory cannot be / (its <file-system name> subdirectory is removed with the runtime)",
                 ));
             }
+            // JuiceFS evicts once the cache reaches --cache-size: `high` (the share of the quota used
+            // before eviction starts) makes that `quota × high`.
+            let size_mib = match level.high.as_deref() {
+                None => size_mib,
+                Some(h) => {
+                    let high =
+                        h.parse::<f64>().map_err(|_| bad(format!("{field}.high"), format!("{h:?} is not a ratio")))?;
+                    if !(high > 0.0 && high <= 1.0) {
+                        return Err(bad(format!("{field}.high"), format!("{h:?} must be above 0 and at most 1")));
+                    }
+                    ((size_mib as f64) * high).floor().max(1.0) as u64
+                }
+            };
             Ok(CacheLevel {
                 medium: level.mediumtype,
                 paths,
@@ -241,12 +290,20 @@ pub fn format_command(cfg: &JuiceFsConfig) -> Vec<String> {
     argv
 }
 
-/// `juicefs mount` in the foreground at `mount_path`, serving metrics at `$(POD_IP):<metrics_port>`, with
-/// the dataset's mount flags and the role's own. JuiceFS creates a missing mount point and replaces a
-/// dead FUSE mount left there by a crashed client itself.
-pub fn mount_command(cfg: &JuiceFsConfig, role: Role, mount_path: &str, metrics_port: i32) -> Vec<String> {
+/// Attribute and entry cache timeout (seconds) of read-only FUSE clients unless the options set them:
+/// nothing changes under a read-only mount but through other clients.
+pub const READ_ONLY_CACHE_SECONDS: &str = "7200";
+
+/// `juicefs mount` in the foreground at `mount_path`, serving metrics at `$(POD_IP):<metrics_port>` —
+/// or, with `metrics_port` `None` (`disablePrometheus`), on a random loopback port nothing can reach
+/// (JuiceFS always serves them) — with the dataset's mount flags and the role's own. JuiceFS creates a
+/// missing mount point and replaces a dead FUSE mount left there by a crashed client itself.
+pub fn mount_command(cfg: &JuiceFsConfig, role: Role, mount_path: &str, metrics_port: Option<i32>) -> Vec<String> {
     let mut argv = vec![JUICEFS.to_string(), "mount".into(), "--no-agent".into(), "--no-usage-report".into()];
-    argv.push(format!("--metrics=$(POD_IP):{metrics_port}"));
+    argv.push(match metrics_port {
+        Some(port) => format!("--metrics=$(POD_IP):{port}"),
+        None => "--metrics=127.0.0.1:0".into(),
+    });
     if let Some(sub) = &cfg.subdir {
         argv.push(format!("--subdir={}", literal(sub)));
     }
@@ -259,15 +316,21 @@ pub fn mount_command(cfg: &JuiceFsConfig, role: Role, mount_path: &str, metrics_
     if let Some(ratio) = cfg.cache.iter().find_map(|l| l.free_space_ratio.as_ref()) {
         argv.push(format!("--free-space-ratio={}", literal(ratio)));
     }
-    if cfg.read_only {
-        argv.push("--read-only".into());
-    }
     let mut options = cfg.mount_options.clone();
     let own = match role {
         Role::Worker => &cfg.worker_options,
         Role::Fuse => &cfg.fuse_options,
     };
     options.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let read_only = cfg.read_only || (role == Role::Fuse && cfg.fuse_read_only);
+    if read_only {
+        options.insert("read-only".into(), String::new());
+    }
+    if role == Role::Fuse && cfg.fuse_read_only {
+        for flag in ["attr-cache", "entry-cache"] {
+            options.entry(flag.into()).or_insert_with(|| READ_ONLY_CACHE_SECONDS.into());
+        }
+    }
     argv.extend(options.iter().map(|(k, v)| flag(k, v)));
     argv.push("$(METAURL)".into());
     argv.push(literal(mount_path));
@@ -341,7 +404,7 @@ pub(crate) mod tests {
             ["juicefs", "format", "--no-update", "--block-size=4096", "--bucket=/var/jfs/bucket", "$(METAURL)", "test"]
         );
         assert_eq!(
-            mount_command(&cfg, Role::Fuse, "/runtime-mnt/juicefs/default/jfsdemo/juicefs-fuse", 9567),
+            mount_command(&cfg, Role::Fuse, "/runtime-mnt/juicefs/default/jfsdemo/juicefs-fuse", Some(9567)),
             [
                 "juicefs",
                 "mount",
@@ -351,13 +414,55 @@ pub(crate) mod tests {
                 "--subdir=/demo",
                 "--cache-dir=/dev/shm/test",
                 "--cache-size=40960",
+                // ReadOnlyMany by default: a read-only FUSE client with long caches, as Fluid mounts it.
+                "--attr-cache=7200",
+                "--entry-cache=7200",
+                "--read-only",
                 "--writeback",
                 "$(METAURL)",
                 "/runtime-mnt/juicefs/default/jfsdemo/juicefs-fuse",
             ]
         );
-        let all = [format_command(&cfg), mount_command(&cfg, Role::Worker, "/m", 1)].concat().join(" ");
+        let worker = mount_command(&cfg, Role::Worker, "/m", Some(1));
+        assert!(!worker.contains(&"--read-only".to_string()), "workers stay writable");
+        let all = [format_command(&cfg), worker].concat().join(" ");
         assert!(!all.contains("sk"), "secret key names must not leak into the argv");
+    }
+
+    #[test]
+    fn fluid_fields_work_or_are_refused() {
+        // `high`: JuiceFS evicts at --cache-size, so the cache holds at most quota × high.
+        let (ds, mut rt) = seed();
+        rt.tieredstore.as_mut().expect("levels").levels[0].high = Some("0.5".into());
+        let cfg = build(&ds, &rt).expect("valid");
+        assert_eq!(cfg.cache[0].size_mib, 20480);
+        // The user's own cache timeouts win over the read-only defaults.
+        let (mut ds, rt) = seed();
+        ds.mounts[0].options.insert("attr-cache".into(), "5".into());
+        let fuse = mount_command(&build(&ds, &rt).expect("valid"), Role::Fuse, "/f", Some(2));
+        assert!(fuse.contains(&"--attr-cache=5".to_string()) && fuse.contains(&"--entry-cache=7200".to_string()));
+        // disablePrometheus: metrics only on a random loopback port.
+        assert!(
+            mount_command(&build(&ds, &rt).expect("valid"), Role::Fuse, "/f", None)
+                .contains(&"--metrics=127.0.0.1:0".to_string())
+        );
+        // path: the root, or Fluid's default `/<name>`; anything else is refused naming the field.
+        for ok in ["/", "/test", "/test/"] {
+            let (mut ds, rt) = seed();
+            ds.mounts[0].path = Some(ok.into());
+            assert!(build(&ds, &rt).is_ok(), "{ok}");
+        }
+        let refused = |f: &dyn Fn(&mut DatasetSpec)| {
+            let (mut ds, rt) = seed();
+            f(&mut ds);
+            build(&ds, &rt).expect_err("refused").field
+        };
+        assert_eq!(refused(&|d| d.mounts[0].path = Some("/elsewhere".into())), "spec.mounts[0].path");
+        assert_eq!(refused(&|d| d.mounts[0].shared = Some(true)), "spec.mounts[0].shared");
+        assert_eq!(refused(&|d| d.owner = Some(Default::default())), "spec.owner");
+        let (mut ds, rt) = seed();
+        ds.mounts[0].shared = Some(false);
+        assert!(build(&ds, &rt).is_ok(), "shared: false is what JuiceFS does anyway");
     }
 
     #[test]
@@ -369,8 +474,8 @@ pub(crate) mod tests {
             ..Default::default()
         });
         let cfg = build(&ds, &rt).expect("valid");
-        let worker = mount_command(&cfg, Role::Worker, "/w", 1);
-        let fuse = mount_command(&cfg, Role::Fuse, "/f", 2);
+        let worker = mount_command(&cfg, Role::Worker, "/w", Some(1));
+        let fuse = mount_command(&cfg, Role::Fuse, "/f", Some(2));
         assert!(worker.contains(&"--prefetch=3".to_string()) && !worker.contains(&"--attr-cache=7".to_string()));
         assert!(fuse.contains(&"--attr-cache=7".to_string()) && !fuse.contains(&"--prefetch=3".to_string()));
     }
@@ -388,7 +493,7 @@ pub(crate) mod tests {
         let cfg = build(&ds, &rt).expect("valid");
         let escaped = hostile.replace('$', "$$");
         assert!(format_command(&cfg).contains(&format!("--storage-class={escaped}")));
-        let mount = mount_command(&cfg, Role::Fuse, "/f", 2);
+        let mount = mount_command(&cfg, Role::Fuse, "/f", Some(2));
         assert!(mount.contains(&format!("--log={escaped}")), "{mount:?}");
         assert!(mount.contains(&"--subdir=/a $$(touch /x)".to_string()), "{mount:?}");
         // Only ferrofluid's own references are left for Kubernetes to expand.

@@ -5,10 +5,10 @@ use crate::juicefs_config::{CacheLevel, JuiceFsConfig, format_command};
 use crate::labels;
 use ferrofluid_api::common::PodMetadata;
 use ferrofluid_api::juicefs_runtime::{JuiceFSRuntimeSpec, MediumType, PullPolicy};
-use ferrofluid_api::keys::DatasetKey;
+use ferrofluid_api::keys::{self, DatasetKey};
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, HostPathVolumeSource, ObjectFieldSelector,
-    Probe, SecretKeySelector, Volume, VolumeMount,
+    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, HostPathVolumeSource,
+    ObjectFieldSelector, Probe, SecretKeySelector, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeMap;
@@ -98,6 +98,18 @@ pub fn cache_volumes(cache: &[CacheLevel]) -> (Vec<Volume>, Vec<VolumeMount>) {
         }
     }
     (volumes, mounts)
+}
+
+/// The container's metrics port (named, so the collector finds it); none with `disablePrometheus`.
+pub fn metrics_ports(port: Option<i32>) -> Option<Vec<ContainerPort>> {
+    port.map(|p| {
+        vec![ContainerPort {
+            name: Some(keys::METRICS_PORT_NAME.into()),
+            container_port: p,
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]
+    })
 }
 
 /// Metadata of a role's pod template: the role's labels, then the user's labels and annotations from the

@@ -244,7 +244,8 @@ async fn create_in_order_bind_then_send_nothing_at_rest() {
         ];
         wanted.sort();
         assert_eq!(reads, wanted);
-        // The FUSE clients use the host network: their metrics port is recorded before any pod exists.
+        // Workers and FUSE clients use the host network (Fluid's default): their metrics ports are
+        // recorded before any pod exists.
         let ports = expect(
             &mut handle,
             Method::PATCH,
@@ -252,7 +253,7 @@ async fn create_in_order_bind_then_send_nothing_at_rest() {
             (StatusCode::OK, serde_json::to_value(runtime(false)).expect("json")),
         )
         .await;
-        assert_eq!(ports["status"]["hostPorts"]["fuseMetrics"], 20000);
+        assert_eq!(ports["status"]["hostPorts"], json!({"workerMetrics": 20000, "fuseMetrics": 20001}));
         // The PV first — the claim on the cluster-wide name — then the workloads; created, not forced.
         let mut created = BTreeMap::new();
         for path in [format!("{PVS}/ns-jfsdemo"), format!("{STS}/jfsdemo-worker"), format!("{DS}/jfsdemo-fuse")] {

@@ -116,7 +116,8 @@ fn age_key(rt: &JuiceFSRuntime) -> (String, String) {
 /// new ones from the controller's range for host-network pods that have none.
 fn host_ports(ctx: &Context, rt: &JuiceFSRuntime, existing: &Existing) -> Result<HostPorts, ports::Exhausted> {
     let uid = rt.metadata.uid.clone().unwrap_or_default();
-    let wanted = ports::Wanted { worker: worker::host_network(rt), fuse: fuse::host_network(rt) };
+    let metrics = serves_metrics(rt);
+    let wanted = ports::Wanted { worker: metrics && worker::host_network(rt), fuse: metrics && fuse::host_network(rt) };
     let recorded = rt.status.as_ref().and_then(|s| s.host_ports).unwrap_or_default();
     let sts_template = existing.workers.as_ref().and_then(|s| s.spec.as_ref()).map(|s| &s.template);
     let ds_template = existing.fuse.as_ref().and_then(|d| d.spec.as_ref()).map(|d| &d.template);
@@ -137,6 +138,25 @@ fn host_ports(ctx: &Context, rt: &JuiceFSRuntime, existing: &Existing) -> Result
         })
         .collect();
     ctx.ports.assign((&uid, &age_key(rt)), current, wanted, &others)
+}
+
+/// Whether the JuiceFS clients serve metrics to the network (`disablePrometheus` unset or false).
+fn serves_metrics(rt: &JuiceFSRuntime) -> bool {
+    !rt.spec.disable_prometheus.unwrap_or(false)
+}
+
+/// This runtime's FUSE pods, from the cache.
+fn fuse_pods(ctx: &Context, key: &DatasetKey) -> Vec<std::sync::Arc<Pod>> {
+    ctx.stores
+        .pods
+        .state()
+        .into_iter()
+        .filter(|p| {
+            p.namespace().as_deref() == Some(key.namespace.as_str())
+                && p.labels().get(keys::LABEL_RELEASE) == Some(&key.name)
+                && p.labels().get(keys::LABEL_ROLE).map(String::as_str) == Some(keys::ROLE_FUSE)
+        })
+        .collect()
 }
 
 /// This runtime's worker pods, from the cache: labelled as its workers and controlled by its
@@ -226,20 +246,12 @@ pub async fn setup(rt: &JuiceFSRuntime, ctx: &Context) -> Result<Action, Error> 
 
     // 3. Build, pure; 4. apply what differs — the PV first (it holds the cluster-wide name).
     let pv = fingerprinted(volume::persistent_volume(rt, &key, &dataset.spec, &ctx.mount_root));
-    let sts = fingerprinted(worker::build(
-        rt,
-        &dataset.spec,
-        &key,
-        &cfg,
-        ports.worker_metrics.unwrap_or(keys::DEFAULT_METRICS_PORT),
-    ));
-    let ds = fingerprinted(fuse::build(
-        rt,
-        &key,
-        &cfg,
-        &ctx.mount_root,
-        ports.fuse_metrics.unwrap_or(keys::DEFAULT_METRICS_PORT),
-    ));
+    let metrics = serves_metrics(rt);
+    let worker_port = metrics.then(|| ports.worker_metrics.unwrap_or(keys::DEFAULT_METRICS_PORT));
+    let fuse_port = metrics.then(|| ports.fuse_metrics.unwrap_or(keys::DEFAULT_METRICS_PORT));
+    let sts = fingerprinted(worker::build(rt, &dataset.spec, &key, &cfg, worker_port));
+    let ds = fingerprinted(fuse::build(rt, &key, &cfg, &ctx.mount_root, fuse_port));
+    let outdated_fuse_nodes = fuse::outdated_nodes(&ds, &fuse_pods(ctx, &key));
     apply::object(&Api::all(client.clone()), &pv, &existing.pv, "pv").await?;
     let sts =
         apply::object(&Api::namespaced(client.clone(), &ns), &sts, &existing.workers, "worker statefulset").await?;
@@ -277,7 +289,7 @@ pub async fn setup(rt: &JuiceFSRuntime, ctx: &Context) -> Result<Action, Error> 
         rt.metadata.creation_timestamp.as_ref().map(|c| Timestamp::now().duration_since(c.0).as_secs());
     // Idle nodes not yet due: look again when the first one is (due ones wait for their Job's events).
     let idle: Vec<CacheNode> = cache_nodes.iter().filter(|c| !plan.clean.contains(&c.node)).cloned().collect();
-    let observed = status_bodies::Observed { workers, fuses, health };
+    let observed = status_bodies::Observed { workers, fuses, health, outdated_fuse_nodes };
     let body =
         status_bodies::serving(&existing_status, &key, &observed, wanted_record, cache_nodes, since_creation, &now());
     if body != status_bodies::runtime_ours(&existing_status) {

@@ -43,6 +43,8 @@ pub struct Observed {
     pub workers: Counts,
     pub fuses: Counts,
     pub health: WorkerHealth,
+    /// Nodes whose FUSE client runs an outdated template.
+    pub outdated_fuse_nodes: Vec<String>,
 }
 
 /// The runtime's status while it serves: counts and phases from the workloads, `Ready` from worker
@@ -57,9 +59,14 @@ pub fn serving(
     since_creation: Option<i64>,
     now: &str,
 ) -> JuiceFSRuntimeStatus {
-    let Observed { workers, fuses, health } = observed;
+    let Observed { workers, fuses, health, outdated_fuse_nodes } = observed;
     let setup_duration =
         existing.setup_duration.clone().or_else(|| health.ok.then_some(since_creation).flatten().map(human_duration));
+    let mount_time = existing.mount_time.clone().or_else(|| health.ok.then(|| now.to_string()));
+    let outdated = match outdated_fuse_nodes.len() {
+        0 => String::new(),
+        n => format!("; {n} run an outdated spec (replaced when deleted, or by cleanPolicy OnFuseChanged)"),
+    };
     let fuses_ready = fuses.phase == RuntimePhase::Ready;
     let conditions = vec![
         condition(&existing.conditions, "Ready", health.ok, health.reason, health.message.clone(), now),
@@ -68,7 +75,7 @@ pub fn serving(
             "FusesReady",
             fuses_ready,
             if fuses_ready { "FusesReady" } else { "FusesNotReady" },
-            format!("{} of {} FUSE clients ready", fuses.ready, fuses.desired),
+            format!("{} of {} FUSE clients ready{outdated}", fuses.ready, fuses.desired),
             now,
         ),
     ];
@@ -88,8 +95,10 @@ pub fn serving(
         conditions,
         selector: Some(labels::to_selector_string(&labels::selector(key, keys::ROLE_WORKER))),
         setup_duration,
+        mount_time,
         host_ports,
         cache_nodes,
+        outdated_fuse_nodes: outdated_fuse_nodes.clone(),
         ..Default::default()
     }
 }
@@ -101,8 +110,11 @@ pub fn blocked(existing: &JuiceFSRuntimeStatus, reason: &str, message: &str, now
         worker_phase: Some(RuntimePhase::NotReady),
         fuse_phase: Some(RuntimePhase::NotReady),
         conditions: vec![condition(&existing.conditions, "Ready", false, reason, message, now)],
+        setup_duration: existing.setup_duration.clone(),
+        mount_time: existing.mount_time.clone(),
         host_ports: existing.host_ports,
         cache_nodes: existing.cache_nodes.clone(),
+        outdated_fuse_nodes: existing.outdated_fuse_nodes.clone(),
         ..Default::default()
     }
 }
@@ -127,8 +139,10 @@ pub fn runtime_ours(st: &JuiceFSRuntimeStatus) -> JuiceFSRuntimeStatus {
         conditions: st.conditions.iter().filter(|c| RUNTIME_CONDITIONS.contains(&c.type_.as_str())).cloned().collect(),
         selector: st.selector.clone(),
         setup_duration: st.setup_duration.clone(),
+        mount_time: st.mount_time.clone(),
         host_ports: st.host_ports,
         cache_nodes: st.cache_nodes.clone(),
+        outdated_fuse_nodes: st.outdated_fuse_nodes.clone(),
         ..Default::default()
     }
 }
@@ -195,9 +209,18 @@ mod tests {
     fn the_same_state_twice_is_the_same_body() {
         let key = DatasetKey::new("ns", "a");
         let health = WorkerHealth::new(&counts(1), &[]);
-        let observed = Observed { workers: counts(1), fuses: counts(0), health: health.clone() };
+        let observed = Observed {
+            workers: counts(1),
+            fuses: counts(0),
+            health: health.clone(),
+            outdated_fuse_nodes: vec!["n1".into()],
+        };
         let first = serving(&Default::default(), &key, &observed, None, Vec::new(), Some(12), "t1");
         assert_eq!(first.setup_duration.as_deref(), Some("12s"));
+        assert_eq!(first.mount_time.as_deref(), Some("t1"), "first served at t1, kept from then on");
+        assert_eq!(first.outdated_fuse_nodes, ["n1"]);
+        let fuses = first.conditions.iter().find(|c| c.type_ == "FusesReady").and_then(|c| c.message.clone());
+        assert!(fuses.unwrap_or_default().contains("1 run an outdated spec"));
         let again = serving(&first, &key, &observed, None, Vec::new(), Some(99), "t2");
         assert_eq!(again, first, "a second pass with nothing changed writes nothing");
         assert_eq!(runtime_ours(&first), first);
@@ -208,7 +231,8 @@ mod tests {
 
     #[test]
     fn ours_leaves_other_writers_fields_out() {
-        let observed = Observed { workers: counts(1), fuses: counts(0), health: WorkerHealth::new(&counts(1), &[]) };
+        let health = WorkerHealth::new(&counts(1), &[]);
+        let observed = Observed { workers: counts(1), fuses: counts(0), health, outdated_fuse_nodes: Vec::new() };
         let mut st = serving(
             &Default::default(),
             &DatasetKey::new("ns", "a"),

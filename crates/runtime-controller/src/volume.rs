@@ -13,11 +13,6 @@ use std::collections::BTreeMap;
 
 /// Nominal size of dataset volumes; the real size is whatever the remote storage holds.
 pub const CAPACITY: &str = "100Pi";
-const DEFAULT_ACCESS_MODE: &str = "ReadWriteMany";
-
-pub fn access_modes(dataset: &DatasetSpec) -> Vec<String> {
-    if dataset.access_modes.is_empty() { vec![DEFAULT_ACCESS_MODE.into()] } else { dataset.access_modes.clone() }
-}
 
 /// Attributes the CSI plugin reads in NodeStage/NodePublish.
 pub fn volume_attributes(key: &DatasetKey, mount_root: &str) -> BTreeMap<String, String> {
@@ -48,7 +43,7 @@ pub fn persistent_volume(
             ..Default::default()
         },
         spec: Some(PersistentVolumeSpec {
-            access_modes: Some(access_modes(dataset)),
+            access_modes: Some(dataset.effective_access_modes()),
             capacity: Some(BTreeMap::from([("storage".to_string(), Quantity(CAPACITY.into()))])),
             csi: Some(CSIPersistentVolumeSource {
                 driver: keys::CSI_DRIVER_NAME.into(),
@@ -87,7 +82,7 @@ pub fn persistent_volume_claim(
             ..Default::default()
         },
         spec: Some(PersistentVolumeClaimSpec {
-            access_modes: Some(access_modes(dataset)),
+            access_modes: Some(dataset.effective_access_modes()),
             resources: Some(VolumeResourceRequirements {
                 requests: Some(BTreeMap::from([("storage".to_string(), Quantity(CAPACITY.into()))])),
                 ..Default::default()

@@ -3,16 +3,16 @@
 use crate::juicefs_config::{CacheLevel, JuiceFsConfig, Role, mount_command};
 use crate::labels;
 use crate::pod_parts::{
-    TERMINATION_MESSAGE_POLICY, cache_volumes, container_env, format_init_container, image_of, mounted_probe,
-    pull_policy, template_metadata,
+    TERMINATION_MESSAGE_POLICY, cache_volumes, container_env, format_init_container, image_of, metrics_ports,
+    mounted_probe, pull_policy, template_metadata,
 };
 use ferrofluid_api::dataset::PlacementMode;
 use ferrofluid_api::keys::{self, DatasetKey};
 use ferrofluid_api::{DatasetSpec, JuiceFSRuntime};
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, ContainerPort, NodeAffinity, NodeSelectorRequirement, NodeSelectorTerm, PodAffinityTerm,
-    PodAntiAffinity, PodSpec, PodTemplateSpec, PreferredSchedulingTerm, WeightedPodAffinityTerm,
+    Affinity, Container, NodeAffinity, NodeSelectorRequirement, NodeSelectorTerm, PodAffinityTerm, PodAntiAffinity,
+    PodSpec, PodTemplateSpec, PreferredSchedulingTerm, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use std::collections::BTreeMap;
@@ -25,20 +25,20 @@ pub fn worker_mount_path(key: &DatasetKey) -> String {
     format!("/runtime-mnt/{}/{}/{}/juicefs-worker", keys::JUICEFS, key.namespace, key.name)
 }
 
-/// Whether the workers use the node's network (`spec.worker.networkMode: HostNetwork`).
+/// Whether the workers use the node's network (`spec.worker.networkMode` `HostNetwork` or `""`/unset, as
+/// in Fluid; not `ContainerNetwork`).
 pub fn host_network(runtime: &JuiceFSRuntime) -> bool {
-    let mode = runtime.spec.worker.as_ref().and_then(|w| w.network_mode);
-    mode == Some(ferrofluid_api::juicefs_runtime::NetworkMode::HostNetwork)
+    ferrofluid_api::juicefs_runtime::NetworkMode::is_host(runtime.spec.worker.as_ref().and_then(|w| w.network_mode))
 }
 
 /// The worker StatefulSet; `metrics_port` is the runtime's allocated host port when [`host_network`],
-/// else the default port inside the pod's own network.
+/// else the default port inside the pod's own network; `None` with `disablePrometheus`.
 pub fn build(
     runtime: &JuiceFSRuntime,
     dataset: &DatasetSpec,
     key: &DatasetKey,
     cfg: &JuiceFsConfig,
-    metrics_port: i32,
+    metrics_port: Option<i32>,
 ) -> StatefulSet {
     let spec = &runtime.spec;
     let worker = spec.worker.clone().unwrap_or_default();
@@ -56,12 +56,7 @@ pub fn build(
         command: Some(mount_command(cfg, Role::Worker, &worker_mount_path(key), metrics_port)),
         env: Some(env),
         termination_message_policy: Some(TERMINATION_MESSAGE_POLICY.into()),
-        ports: Some(vec![ContainerPort {
-            name: Some(keys::METRICS_PORT_NAME.into()),
-            container_port: metrics_port,
-            protocol: Some("TCP".into()),
-            ..Default::default()
-        }]),
+        ports: metrics_ports(metrics_port),
         resources: worker.resources.clone(),
         readiness_probe: Some(mounted_probe(&worker_mount_path(key))),
         volume_mounts: Some(mounts),
@@ -104,6 +99,7 @@ pub fn build(
                     node_selector: (!worker.node_selector.is_empty()).then(|| worker.node_selector.clone()),
                     tolerations: (!dataset.tolerations.is_empty()).then(|| dataset.tolerations.clone()),
                     host_network: Some(host_network(runtime)),
+                    dns_policy: host_network(runtime).then(|| "ClusterFirstWithHostNet".to_string()),
                     ..Default::default()
                 }),
             },
