@@ -52,8 +52,10 @@ BUCKET="$LOCAL_DIR/bucket"
 # A new Redis (the metadata) starts empty, so the object store must too; a running one keeps both.
 [ "$fresh" = 0 ] || rm -rf "$BUCKET"
 mkdir -p "$BUCKET"
-step "1. The seed's Dataset (bucket filled in; metaurl from a Secret)"
+step "1. The seed's Dataset (bucket filled in; metaurl from a Secret; ReadWriteMany, since the demo writes)"
+# Without accessModes a dataset is ReadOnlyMany, as in Fluid: the demo's pod writes, so it asks for more.
 sed -e "s|redis://127.0.0.1:6379/1|$REDIS_URL|" -e "s|/var/lib/ferrofluid/bucket|$BUCKET|" \
+  -e 's|^spec:$|spec:\n  accessModes: [ReadWriteMany]|' \
   e2e/manifests/seed-dataset-with-secret.yaml > "$LOCAL_DIR/dataset.yaml"
 show kubectl apply -f "$LOCAL_DIR/dataset.yaml"
 # NotBound (or already Bound when `make up` runs again on a running setup).

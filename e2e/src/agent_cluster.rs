@@ -61,8 +61,11 @@ impl AgentCluster {
 
 /// The seed's Dataset (name `jfsdemo`) with the bucket filled in and the metaurl from Secret
 /// `jfs-secret`, plus — so that its workers land on an [`AgentCluster`] — a toleration for the agent
-/// nodes and node affinity for `scenario`. `extra_spec` is appended to the Dataset's spec.
+/// nodes and node affinity for `scenario`. `extra_spec` is appended to the Dataset's spec; unless it
+/// sets `accessModes`, the dataset asks for `ReadWriteMany` (the tests write through it; the default,
+/// as in Fluid, is `ReadOnlyMany`).
 pub fn dataset_yaml(meta_url: &str, bucket: &str, scenario: &str, extra_spec: &str) -> String {
+    let modes = if extra_spec.contains("accessModes:") { "" } else { "  accessModes: [ReadWriteMany]\n" };
     format!(
         r#"apiVersion: v1
 kind: Secret
@@ -94,7 +97,7 @@ spec:
       nodeSelectorTerms:
         - matchExpressions:
             - {{key: ferrofluid.io/scenario, operator: In, values: ["{scenario}"]}}
-{extra_spec}"#
+{modes}{extra_spec}"#
     )
 }
 

@@ -169,7 +169,7 @@ fn csidriver_storageclass_and_optional_objects() -> Result<()> {
     }
 
     let scoped = render(&["--set", "watchNamespace=team-a", "--set", "leaderElection.enabled=false"])?;
-    for component in ["dataset-controller", "runtime-controller"] {
+    for component in ["dataset-controller", "runtime-controller", "metrics-collector"] {
         let d = find(&scoped, "Deployment", &format!("ff-ferrofluid-{component}"))?;
         let c = &d["spec"]["template"]["spec"]["containers"][0];
         ensure!(env(c, "FERROFLUID_WATCH_NAMESPACE").is_some_and(|e| e["value"] == "team-a"), "{component}");
@@ -178,10 +178,8 @@ fn csidriver_storageclass_and_optional_objects() -> Result<()> {
         ensure!(rb["metadata"]["namespace"] == "team-a" && rb["roleRef"]["kind"] == "ClusterRole", "{rb}");
     }
     ensure!(!scoped.iter().any(|d| d["kind"] == "Role"), "no Lease Role without leader election");
-    // Cluster-scoped rules stay cluster-wide; the collector and the plugin are never namespace-scoped.
-    for name in
-        ["ff-ferrofluid-runtime-controller-cluster", "ff-ferrofluid-metrics-collector", "ff-ferrofluid-csi-plugin"]
-    {
+    // Cluster-scoped rules stay cluster-wide; the plugin is never namespace-scoped.
+    for name in ["ff-ferrofluid-runtime-controller-cluster", "ff-ferrofluid-csi-plugin"] {
         find(&scoped, "ClusterRoleBinding", name)?;
     }
     Ok(())

@@ -179,12 +179,14 @@ async fn cache_states_follow_real_juicefs_clients() -> Result<()> {
     );
 
     // 2. Read the file twice through the FUSE client (a pause in between lets JuiceFS's read-ahead
-    // buffers go, so the second read is served by the block cache), until hits show in status.
+    // buffers go, and the kernel's page cache of the file is dropped first, so the second read reaches
+    // JuiceFS and is served by its block cache), until hits show in status.
     let deadline = Deadline::start();
+    let read = "dd if=\"$MNT/data.bin\" iflag=nocache count=0 2>/dev/null; cat \"$MNT/data.bin\" > /dev/null";
     loop {
-        fuse.sh("cat \"$MNT/data.bin\" > /dev/null")?;
+        fuse.sh(read)?;
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        fuse.sh("cat \"$MNT/data.bin\" > /dev/null")?;
+        fuse.sh(read)?;
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let ds = datasets.get(NAME).await?;
         let states = ds.status.as_ref().and_then(|s| s.cache_states.clone()).unwrap_or_default();

@@ -85,7 +85,7 @@ async fn seed_flow_binds_dataset_and_volume() {
     assert_eq!(attrs["runtime_name"], "jfsdemo");
     assert_eq!(pv["spec"]["persistentVolumeReclaimPolicy"], "Retain");
     assert_eq!(pv["spec"]["storageClassName"], "fluid");
-    assert_eq!(pv["spec"]["accessModes"][0], "ReadWriteMany");
+    assert_eq!(pv["spec"]["accessModes"][0], "ReadOnlyMany", "Fluid's default");
 
     // Owner reference runtime → dataset, finalizers on both.
     let rt = json(&ns.name, "juicefsruntime", "jfsdemo").expect("rt").expect("exists");

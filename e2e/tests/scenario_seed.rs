@@ -4,6 +4,7 @@
 //! read, byte-identical, through another pod's volume on node B; deletion leaves nothing behind.
 
 use ferrofluid_api::DatasetKey;
+use ferrofluid_api::keys;
 use ferrofluid_e2e::TempDir;
 use ferrofluid_e2e::agent::harness::{NodeAgents, namespace_pids};
 use ferrofluid_e2e::agent_cluster::{self, AgentCluster, dataset_yaml, pod_yaml};
@@ -205,6 +206,19 @@ async fn read_only_dataset_and_on_demand_fuse_cleanup() {
     assert!(!write.status.success(), "a ReadOnlyMany volume accepted a write");
     let err = String::from_utf8_lossy(&write.stderr).to_lowercase();
     assert!(err.contains("read-only"), "{err}");
+    // As Fluid does, the FUSE client itself mounts read-only: not even the node can write through it.
+    let fluid_path = key.fuse_mount_path(keys::DEFAULT_MOUNT_ROOT);
+    let client = exec(&cluster.agents, &a, &format!("echo x > {fluid_path}/nope 2>&1 || echo refused")).expect("write");
+    assert!(client.contains("refused"), "the FUSE client accepted a write: {client}");
+    let cmdlines: Vec<String> = juicefs_processes(&cluster.agents, &a)
+        .into_iter()
+        .filter_map(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .collect();
+    assert!(
+        cmdlines.iter().any(|c| c.contains("--read-only") && c.contains("--attr-cache=7200")),
+        "no read-only FUSE client among {cmdlines:?}"
+    );
 
     // OnDemand: the last pod leaving the node takes the FUSE label, the FUSE pod and its mount with it.
     get(&ns.name, &["delete", "pod", "demo-app", "--grace-period=0", "--force"]).expect("delete pod");
