@@ -192,7 +192,7 @@ async fn on_fuse_changed_replaces_only_outdated_clients() {
         Ok((!nodes.is_empty()).then_some(nodes))
     })
     .await;
-    assert_eq!(listed, [node.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&node));
     assert_eq!(fuse_pod(&ns.name, &node).map(|p| p.0), Some(first.clone()), "never restarted under its pods");
 
     // Its last pod leaves: the outdated client goes; the next pod gets a current one.
