@@ -18,16 +18,8 @@ use std::collections::BTreeSet;
 
 /// Nodes where a worker or FUSE pod of the runtime is (whatever its phase, until it is gone).
 pub fn client_nodes(ctx: &Context, key: &DatasetKey) -> BTreeSet<String> {
-    ctx.stores
-        .pods
-        .state()
+    stores::of_runtime(&ctx.stores.pods, key, &[keys::ROLE_WORKER, keys::ROLE_FUSE])
         .iter()
-        .filter(|p| {
-            let role = p.labels().get(keys::LABEL_ROLE).map(String::as_str);
-            p.namespace().as_deref() == Some(key.namespace.as_str())
-                && p.labels().get(keys::LABEL_RELEASE) == Some(&key.name)
-                && matches!(role, Some(keys::ROLE_WORKER | keys::ROLE_FUSE))
-        })
         .filter_map(|p| p.spec.as_ref().and_then(|s| s.node_name.clone()))
         .collect()
 }
@@ -93,18 +85,9 @@ pub async fn clean(
 pub async fn sweep(ctx: &Context, rt: &JuiceFSRuntime, key: &DatasetKey, keep: &BTreeSet<&str>) -> Result<(), Error> {
     let api: Api<Job> = Api::namespaced(ctx.client.clone(), &key.namespace);
     let uid = rt.metadata.uid.clone().unwrap_or_default();
-    let stale: Vec<_> = ctx
-        .stores
-        .jobs
-        .state()
+    let stale: Vec<_> = stores::of_runtime(&ctx.stores.jobs, key, &[keys::ROLE_CACHE_CLEANUP])
         .into_iter()
-        .filter(|j| {
-            j.namespace().as_deref() == Some(key.namespace.as_str())
-                && j.labels().get(keys::LABEL_RELEASE) == Some(&key.name)
-                && j.labels().get(keys::LABEL_ROLE).map(String::as_str) == Some(keys::ROLE_CACHE_CLEANUP)
-                && j.labels().get(keys::LABEL_RUNTIME_UID) == Some(&uid)
-                && j.metadata.deletion_timestamp.is_none()
-        })
+        .filter(|j| j.labels().get(keys::LABEL_RUNTIME_UID) == Some(&uid) && j.metadata.deletion_timestamp.is_none())
         .filter(|j| !j.annotations().get(keys::ANNOTATION_NODE).is_some_and(|n| keep.contains(n.as_str())))
         .collect();
     for job in stale {

@@ -175,6 +175,12 @@ async fn quiet_pass(rt: JuiceFSRuntime, ctx: Arc<Context>, mut handle: Handle) -
     }
 }
 
+/// Asserts the next request applies the runtime's status; returns the body.
+async fn runtime_status(handle: &mut Handle) -> Value {
+    let reply = (StatusCode::OK, to_json(runtime(false)));
+    expect(handle, Method::PATCH, &format!("{RUNTIMES}/jfsdemo/status"), reply).await
+}
+
 /// A server-side apply answered as the API server would: the applied object, given a UID.
 fn applied(body: &Value) -> (StatusCode, Value) {
     let mut obj = body.clone();
@@ -189,13 +195,7 @@ async fn a_runtime_without_its_dataset_says_so_once() {
     let server = tokio::spawn(async move {
         let ev = expect(&mut handle, Method::POST, EVENTS, event_reply()).await;
         assert_eq!((ev["type"].as_str(), ev["reason"].as_str()), (Some("Warning"), Some("DatasetNotFound")));
-        let status = expect(
-            &mut handle,
-            Method::PATCH,
-            &format!("{RUNTIMES}/jfsdemo/status"),
-            (StatusCode::OK, serde_json::to_value(runtime(false)).expect("json")),
-        )
-        .await;
+        let status = runtime_status(&mut handle).await;
         let ready = &status["status"]["conditions"][0];
         assert_eq!((ready["type"].as_str(), ready["status"].as_str()), (Some("Ready"), Some("False")));
         assert_eq!(ready["reason"], "DatasetNotFound");
@@ -246,13 +246,7 @@ async fn create_in_order_bind_then_send_nothing_at_rest() {
         assert_eq!(reads, wanted);
         // Workers and FUSE clients use the host network (Fluid's default): their metrics ports are
         // recorded before any pod exists.
-        let ports = expect(
-            &mut handle,
-            Method::PATCH,
-            &format!("{RUNTIMES}/jfsdemo/status"),
-            (StatusCode::OK, serde_json::to_value(runtime(false)).expect("json")),
-        )
-        .await;
+        let ports = runtime_status(&mut handle).await;
         assert_eq!(ports["status"]["hostPorts"], json!({"workerMetrics": 20000, "fuseMetrics": 20001}));
         // The PV first — the claim on the cluster-wide name — then the workloads; created, not forced.
         let mut created = BTreeMap::new();
@@ -277,13 +271,7 @@ async fn create_in_order_bind_then_send_nothing_at_rest() {
         )
         .await;
         assert_eq!(ds_status["status"]["runtimes"][0]["name"], "jfsdemo");
-        let st = expect(
-            &mut handle,
-            Method::PATCH,
-            &format!("{RUNTIMES}/jfsdemo/status"),
-            (StatusCode::OK, serde_json::to_value(runtime(false)).expect("json")),
-        )
-        .await;
+        let st = runtime_status(&mut handle).await;
         assert_eq!(st["status"]["workerPhase"], "NotReady");
         (handle, created, ds_status["status"].clone(), st["status"].clone())
     });

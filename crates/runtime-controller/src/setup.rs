@@ -145,35 +145,11 @@ fn serves_metrics(rt: &JuiceFSRuntime) -> bool {
     !rt.spec.disable_prometheus.unwrap_or(false)
 }
 
-/// This runtime's FUSE pods, from the cache.
-fn fuse_pods(ctx: &Context, key: &DatasetKey) -> Vec<std::sync::Arc<Pod>> {
-    ctx.stores
-        .pods
-        .state()
-        .into_iter()
-        .filter(|p| {
-            p.namespace().as_deref() == Some(key.namespace.as_str())
-                && p.labels().get(keys::LABEL_RELEASE) == Some(&key.name)
-                && p.labels().get(keys::LABEL_ROLE).map(String::as_str) == Some(keys::ROLE_FUSE)
-        })
-        .collect()
-}
-
 /// This runtime's worker pods, from the cache: labelled as its workers and controlled by its
 /// StatefulSet (by UID — labels alone can be copied).
 fn worker_pods(ctx: &Context, key: &DatasetKey, sts: &StatefulSet) -> Vec<Pod> {
-    let pods: Vec<Pod> = ctx
-        .stores
-        .pods
-        .state()
-        .iter()
-        .filter(|p| {
-            p.namespace().as_deref() == Some(key.namespace.as_str())
-                && p.labels().get(keys::LABEL_RELEASE) == Some(&key.name)
-        })
-        .map(|p| p.as_ref().clone())
-        .collect();
-    status::controlled_by(pods, sts.metadata.uid.as_deref())
+    let pods = stores::of_runtime(&ctx.stores.pods, key, &[keys::ROLE_WORKER]);
+    status::controlled_by(pods.iter().map(|p| p.as_ref().clone()).collect(), sts.metadata.uid.as_deref())
 }
 
 pub async fn setup(rt: &JuiceFSRuntime, ctx: &Context) -> Result<Action, Error> {
@@ -251,7 +227,8 @@ pub async fn setup(rt: &JuiceFSRuntime, ctx: &Context) -> Result<Action, Error> 
     let fuse_port = metrics.then(|| ports.fuse_metrics.unwrap_or(keys::DEFAULT_METRICS_PORT));
     let sts = fingerprinted(worker::build(rt, &dataset.spec, &key, &cfg, worker_port));
     let ds = fingerprinted(fuse::build(rt, &key, &cfg, &ctx.mount_root, fuse_port));
-    let outdated_fuse_nodes = fuse::outdated_nodes(&ds, &fuse_pods(ctx, &key));
+    let outdated_fuse_nodes =
+        fuse::outdated_nodes(&ds, &stores::of_runtime(&ctx.stores.pods, &key, &[keys::ROLE_FUSE]));
     apply::object(&Api::all(client.clone()), &pv, &existing.pv, "pv").await?;
     let sts =
         apply::object(&Api::namespaced(client.clone(), &ns), &sts, &existing.workers, "worker statefulset").await?;

@@ -4,7 +4,7 @@
 //! reconciles (`triggers.rs`).
 
 use crate::triggers;
-use ferrofluid_api::keys::{self, LABEL_MANAGED_BY, MANAGED_BY};
+use ferrofluid_api::keys::{self, DatasetKey, LABEL_MANAGED_BY, MANAGED_BY};
 use ferrofluid_api::{Dataset, JuiceFSRuntime};
 use ferrofluid_service::runner::scoped_api;
 use ferrofluid_service::watch::{no_managed_fields, reflect};
@@ -111,6 +111,24 @@ impl Stores {
         self.jobs.wait_until_ready().await?;
         self.nodes.wait_until_ready().await
     }
+}
+
+/// The cached objects of one runtime in one of `roles`: its namespace, its `release` label, a `role` label
+/// among `roles`.
+pub fn of_runtime<K>(store: &Store<K>, key: &DatasetKey, roles: &[&str]) -> Vec<Arc<K>>
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    store
+        .state()
+        .into_iter()
+        .filter(|o| {
+            let labels = o.meta().labels.as_ref();
+            o.meta().namespace.as_deref() == Some(key.namespace.as_str())
+                && labels.and_then(|l| l.get(keys::LABEL_RELEASE)) == Some(&key.name)
+                && labels.and_then(|l| l.get(keys::LABEL_ROLE)).is_some_and(|r| roles.contains(&r.as_str()))
+        })
+        .collect()
 }
 
 /// The cached object `name` (in `namespace` for namespaced kinds).
