@@ -30,7 +30,8 @@ impl RedisServer {
         Self::start_with(EPHEMERAL, &["--requirepass", password])
     }
 
-    /// A server that keeps its data across [`RedisServer::restart`] (append-only file).
+    /// A server that keeps its data across a [`RedisServer::kill`] and [`RedisServer::start_again`]
+    /// (append-only file).
     pub fn start_durable() -> Result<Self> {
         Self::start_with(DURABLE, &[])
     }
@@ -44,12 +45,14 @@ impl RedisServer {
         Ok(Self { port, child, dir, persistence, extra })
     }
 
-    /// SIGKILL (a crash: nothing is flushed beyond what each write already did), `down` without a
-    /// server, then the same server again on the same port and directory, listening.
-    pub fn restart(&mut self, down: Duration) -> Result<()> {
+    /// SIGKILL (a crash: nothing is flushed beyond what each write already did).
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        std::thread::sleep(down);
+    }
+
+    /// After [`RedisServer::kill`]: the same server again on the same port and directory, listening.
+    pub fn start_again(&mut self) -> Result<()> {
         self.child = spawn(self.port, &self.dir, self.persistence, &self.extra)?;
         Ok(())
     }
