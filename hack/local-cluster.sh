@@ -17,7 +17,7 @@
 # lag on a busy 2-core machine; a 5-minute node grace period keeps that from marking nodes NotReady.
 #
 # Every address is loopback: apiserver and etcd on 127.0.0.1, node i at 127.0.1.i, pod IPs from
-# 127.128.0.0/16 and service IPs from 127.96.0.0/16. Admin kubeconfig: .local/kubeconfig.
+# 127.128.0.0/16 (FF_POD_CIDR) and service IPs from 127.96.0.0/16. Admin kubeconfig: .local/kubeconfig.
 #
 # DNS stays on loopback too: every control-plane process runs in a private mount namespace whose
 # /etc/resolv.conf names only a recorder (hack/dns-recorder.py) on UDP $FF_DNS_IP:53. It answers every
