@@ -167,7 +167,8 @@ async fn killed_during_deletion(step: Step) {
     let pod = manifest("seed-pod.yaml").replace("spec:\n", &format!("spec:\n  nodeName: {APP_NODE}\n"));
     t.apply(&pod).expect("pod");
     wait_field(t.ns(), "pod", "demo-app", ".status.phase", "Running", T).await;
-    kubectl_ok(&["label", "node", APP_NODE, &format!("{}=true", t.key.fuse_node_label())], None).expect("label");
+    // The guard only matters if the test fails first: deletion itself must remove the label.
+    let _fuse_label = NodeLabel::set(APP_NODE, &t.key.fuse_node_label(), "true").expect("label");
     wait_field(t.ns(), "daemonset", "jfsdemo-fuse", ".status.numberReady", "1", T).await;
 
     let pv = t.key.pv_name();
