@@ -5,6 +5,11 @@
 #   hack/local-cluster.sh up [--nodes N]   start (idempotent: a healthy cluster is left as it is)
 #   hack/local-cluster.sh down             stop every process and remove all state
 #   hack/local-cluster.sh status           exit 0 when every component is up and the API is ready
+#   hack/local-cluster.sh restart NAME [--down SECONDS]
+#                                          kill -9 one control-plane component (etcd, kube-apiserver,
+#                                          kube-controller-manager, kube-scheduler, kwok), keep it down for
+#                                          SECONDS (default 0), start it again with the very command `up`
+#                                          used (recorded in run/NAME.cmd), and wait until it is healthy
 #
 # kwok renews a node Lease every few seconds (--node-lease-duration-seconds): that is the heartbeat the
 # node lifecycle controller reads. Without it the only heartbeat is kwok's node status patch, sent every
@@ -12,7 +17,7 @@
 # lag on a busy 2-core machine; a 5-minute node grace period keeps that from marking nodes NotReady.
 #
 # Every address is loopback: apiserver and etcd on 127.0.0.1, node i at 127.0.1.i, pod IPs from
-# 127.128.0.0/16 and service IPs from 127.96.0.0/16. Admin kubeconfig: .local/kubeconfig.
+# 127.128.0.0/16 (FF_POD_CIDR) and service IPs from 127.96.0.0/16. Admin kubeconfig: .local/kubeconfig.
 #
 # DNS stays on loopback too: every control-plane process runs in a private mount namespace whose
 # /etc/resolv.conf names only a recorder (hack/dns-recorder.py) on UDP $FF_DNS_IP:53. It answers every
@@ -31,7 +36,8 @@ KWOK_PORT="${FF_KWOK_PORT:-20247}"
 # One recorder per cluster: the default address is derived from the apiserver port, which two clusters
 # on one machine never share (resolv.conf cannot name a port, so each needs an address of its own).
 DNS_IP="${FF_DNS_IP:-127.53.$((API_PORT / 256)).$((API_PORT % 256))}"
-POD_CIDR="127.128.0.1/16"
+# Two clusters on one machine each want their own pod range: agent-backed pods listen on their pod IPs.
+POD_CIDR="${FF_POD_CIDR:-127.128.0.1/16}"
 SERVICE_CIDR="127.96.0.0/16"
 
 STATE="$LOCAL_DIR/cluster"
@@ -61,7 +67,9 @@ wait_for() { # description timeout-seconds command...
 start() { # name command... ; runs detached in its own session, logs to $LOGS/name.log
   local name=$1; shift
   if alive "$name"; then return 0; fi
-  setsid "$@" >"$LOGS/$name.log" 2>&1 < /dev/null &
+  # The exact command, NUL-separated, so `restart` starts it again with the same flags.
+  printf '%s\0' "$@" >"$RUN/$name.cmd"
+  setsid "$@" >>"$LOGS/$name.log" 2>&1 < /dev/null &
   echo $! >"$RUN/$name.pid"
 }
 
@@ -234,6 +242,57 @@ cmd_down() {
   log "local cluster down"
 }
 
+# The value following FLAG in NAME's recorded command.
+recorded_flag() { # name flag
+  local -a cmd; local i
+  mapfile -d '' cmd <"$RUN/$1.cmd"
+  for (( i=0; i<${#cmd[@]}-1; i++ )); do
+    [ "${cmd[$i]}" = "$2" ] && { echo "${cmd[$((i + 1))]}"; return 0; }
+  done
+  return 1
+}
+
+# Whether NAME answers its health check (ports read from its recorded command, not the environment).
+healthy() { # name
+  local addr
+  case $1 in
+    etcd)
+      addr=$(recorded_flag etcd --listen-client-urls)
+      curl -sf "$addr/health" >/dev/null && kc get --raw /readyz >/dev/null ;;
+    kube-apiserver) kc get --raw /readyz >/dev/null ;;
+    kube-controller-manager | kube-scheduler)
+      curl -skf "https://127.0.0.1:$(recorded_flag "$1" --secure-port)/healthz" >/dev/null ;;
+    kwok) curl -sf "http://$(recorded_flag kwok --server-address)/healthz" >/dev/null ;;
+  esac
+}
+
+# kill -9 (the whole session: the component is its leader), optionally stay down, start it again with
+# the recorded command, wait until healthy. Prints the milliseconds from the kill until healthy.
+cmd_restart() { # name [--down seconds]
+  local name=${1:-} down=0 p started
+  case $name in
+    etcd | kube-apiserver | kube-controller-manager | kube-scheduler | kwok) ;;
+    *) die "restart: NAME is one of etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok" ;;
+  esac
+  [ "${2:-}" = "--down" ] && down=$3
+  [ -f "$RUN/$name.cmd" ] || die "restart: no recorded command for $name (start the cluster with this script's up)"
+  local -a cmd
+  mapfile -d '' cmd <"$RUN/$name.cmd"
+  p=$(pid_of "$name")
+  started=$(date +%s%N)
+  if [ -n "$p" ]; then
+    kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$p" 2>/dev/null && die "restart: $name (pid $p) survived SIGKILL"
+  fi
+  log "$name killed (SIGKILL); down for ${down}s"
+  sleep "$down"
+  start "$name" "${cmd[@]}"
+  wait_for "$name healthy again" 180 healthy "$name" || die "$name did not become healthy: $(tail -n 20 "$LOGS/$name.log")"
+  log "$name healthy again (pid $(pid_of "$name"))"
+  echo $(( ($(date +%s%N) - started) / 1000000 ))
+}
+
 cmd_status() {
   local name ok=0
   for name in "${COMPONENTS[@]}"; do
@@ -254,5 +313,6 @@ case "${1:-}" in
   up) shift; [ "${1:-}" = "--nodes" ] && NODES=$2; cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
-  *) echo "usage: $0 up [--nodes N] | down | status" >&2; exit 2 ;;
+  restart) shift; cmd_restart "$@" ;;
+  *) echo "usage: $0 up [--nodes N] | down | status | restart NAME [--down SECONDS]" >&2; exit 2 ;;
 esac

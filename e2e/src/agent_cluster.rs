@@ -2,9 +2,10 @@
 //! real-mount scenarios (seed flow, untrusted input, secrets) share.
 
 use crate::agent::harness::{Csi, KwokNode, NodeAgents, namespace_pids};
+use crate::agent::status::{self, ContainerRecord};
 use crate::cluster::kubectl_in;
 use crate::{TempDir, kubectl_ok, manifest};
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 
 /// Agent-backed nodes `<tag>-<pid>-{0,1,2}` at `127.0.3.<first_ip + i>`, each labelled
 /// `ferrofluid.io/scenario=<tag>-<pid>` (what [`dataset_yaml`]'s node affinity selects), each running a
@@ -56,6 +57,51 @@ impl AgentCluster {
             .into_iter()
             .filter(|p| std::fs::read(format!("/proc/{p}/cmdline")).map(|c| c.starts_with(b"juicefs")).unwrap_or(false))
             .collect())
+    }
+
+    /// PID of the node's csi-plugin (the one its agent runs and restarts).
+    pub fn csi_plugin_pid(&self, node: &str) -> Result<u32> {
+        let ns = self.agents.namespace_id(node)?;
+        namespace_pids(&ns)
+            .into_iter()
+            .find(|p| {
+                std::fs::read(format!("/proc/{p}/cmdline"))
+                    .map(|c| c.split(|b| *b == 0).next().is_some_and(|argv0| argv0.ends_with(b"/csi-plugin")))
+                    .unwrap_or(false)
+            })
+            .with_context(|| format!("no csi-plugin runs on {node}"))
+    }
+
+    /// PID (and process group) of a container the node's agent runs, while it runs.
+    pub fn container_pid(&self, node: &str, ns: &str, pod: &str, container: &str) -> Result<Option<u32>> {
+        let path = self.agents.layout(node).container_status(ns, pod, container);
+        let record: ContainerRecord = status::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(record.pid.filter(|_| record.state == "running"))
+    }
+
+    /// The node agent's own log (what it did as kubelet: volumes staged, published, unpublished…).
+    pub fn agent_log(&self, node: &str) -> std::path::PathBuf {
+        self.agents.layout(node).logs_dir().join("node-agent.log")
+    }
+
+    /// What runs or remains on these nodes although no pod of ferrofluid should: `fuse.juicefs` mounts
+    /// (FUSE mounts and the binds of them in pods), juicefs processes, and anything in the node's own
+    /// `/dev/shm` (where the seed's MEM cache level puts its cache directory). Empty when clean.
+    pub fn node_leftovers(&self, nodes: &[&str]) -> Result<Vec<String>> {
+        let mut left = Vec::new();
+        for node in nodes {
+            for line in self.fuse_mounts(node)?.lines() {
+                let point = line.split(' ').nth(4).unwrap_or(line);
+                left.push(format!("{node}: FUSE mount {point}"));
+            }
+            for pid in self.juicefs_processes(node)? {
+                left.push(format!("{node}: juicefs process {pid}"));
+            }
+            for entry in self.exec(node, "ls -A /dev/shm")?.split_whitespace() {
+                left.push(format!("{node}: /dev/shm/{entry}"));
+            }
+        }
+        Ok(left)
     }
 }
 

@@ -10,6 +10,8 @@ pub struct Controllers {
     pub runtime: Component,
     ns: String,
     runtime_args: Vec<String>,
+    /// Processes started so far, so each gets a log file of its own.
+    starts: u32,
 }
 
 impl Controllers {
@@ -26,14 +28,32 @@ impl Controllers {
             runtime: start_runtime_with(ns, "rtctl", &runtime_args)?,
             ns: ns.into(),
             runtime_args,
+            starts: 0,
         })
     }
 
     /// Replaces the runtime-controller with a fresh process (after a kill).
     pub fn restart_runtime(&mut self) -> Result<()> {
         self.runtime.kill();
-        self.runtime = start_runtime_with(&self.ns, "rtctl2", &self.runtime_args)?;
+        self.starts += 1;
+        self.runtime = start_runtime_with(&self.ns, &format!("rtctl{}", self.starts + 1), &self.runtime_args)?;
         Ok(())
+    }
+
+    /// Replaces the dataset-controller with a fresh process (after a kill).
+    pub fn restart_dataset(&mut self) -> Result<()> {
+        self.dataset.kill();
+        self.starts += 1;
+        self.dataset = start_dataset(&self.ns, &format!("dsctl{}", self.starts + 1))?;
+        Ok(())
+    }
+
+    /// A crash of both: SIGKILL to each, at once, then fresh processes.
+    pub fn crash_and_restart(&mut self) -> Result<()> {
+        self.dataset.kill();
+        self.runtime.kill();
+        self.restart_dataset()?;
+        self.restart_runtime()
     }
 }
 
@@ -75,6 +95,30 @@ pub fn start_dataset(ns: &str, label: &str) -> Result<Component> {
             "--recheck-seconds",
             "1",
             "--check-secrets=true",
+        ],
+    )
+}
+
+/// A metrics-collector for the namespace, leader-elected on a Lease there (3 s, so a successor of a
+/// killed one takes over within seconds), scraping every second.
+pub fn start_collector(ns: &str, label: &str) -> Result<Component> {
+    let addr = addr()?;
+    Component::start(
+        "metrics-collector",
+        &format!("{label}-{ns}"),
+        &[
+            "--namespace",
+            ns,
+            "--http-addr",
+            &addr,
+            "--lease-namespace",
+            ns,
+            "--lease-seconds",
+            "3",
+            "--scrape-interval",
+            "1s",
+            "--scrape-timeout",
+            "1s",
         ],
     )
 }

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod agent_cluster;
 pub mod chart;
 pub mod cluster;
+pub mod control_plane;
 pub mod controllers;
 pub mod dns_recorder;
 pub mod http;

@@ -77,7 +77,16 @@ impl Drop for Component {
 }
 
 /// Polls `check` every 250 ms until it yields `Some`, or fails after `timeout` with `what`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    eventually_every(what, timeout, Duration::from_millis(250), check).await
+}
+
+/// [`eventually`], polling every `every` (short, to act the moment a state appears).
+pub async fn eventually_every<T, F, Fut>(what: &str, timeout: Duration, every: Duration, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<Option<T>>>,
@@ -91,6 +100,6 @@ where
             Err(e) => last = format!("{e:#}"),
         }
         assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what} {last}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(every).await;
     }
 }

@@ -14,6 +14,9 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 use tokio::sync::{Mutex, watch};
 
 /// Field manager of the agent's status patches.
@@ -200,14 +203,23 @@ pub fn patch_body(
 }
 
 /// Reports the containers of one pod: keeps the latest status of each and patches the pod's status
-/// subresource on each change, one patch at a time.
+/// subresource on each change, one patch at a time. A patch the API server may accept later (it is
+/// unreachable or restarting, 5xx, 409, 429) is sent again in the background, with the latest
+/// statuses, until one is through — as kubelet's status manager keeps syncing — so a change reported
+/// during an API server outage is not lost.
 pub struct PodStatusReporter {
     api: Api<Pod>,
     name: String,
     pod: watch::Receiver<Pod>,
     /// Regular and init containers' latest statuses, by name.
     views: Mutex<(BTreeMap<String, ContainerStatus>, BTreeMap<String, ContainerStatus>)>,
+    /// A background resend is under way.
+    resending: AtomicBool,
 }
+
+/// Pause before the first resend; doubled up to [`RESEND_MAX`].
+const RESEND_FIRST: Duration = Duration::from_millis(500);
+const RESEND_MAX: Duration = Duration::from_secs(5);
 
 impl PodStatusReporter {
     pub fn new(client: kube::Client, pod: watch::Receiver<Pod>) -> Self {
@@ -215,25 +227,69 @@ impl PodStatusReporter {
             let p = pod.borrow();
             (p.metadata.namespace.clone().unwrap_or_default(), p.metadata.name.clone().unwrap_or_default())
         };
-        Self { api: Api::namespaced(client, &ns), name, pod, views: Mutex::new((BTreeMap::new(), BTreeMap::new())) }
+        Self {
+            api: Api::namespaced(client, &ns),
+            name,
+            pod,
+            views: Mutex::new((BTreeMap::new(), BTreeMap::new())),
+            resending: AtomicBool::new(false),
+        }
     }
 
-    /// Records `status` for its (init, when `init`) container and patches the pod; failures are only
-    /// logged (the pod may be gone, and the next change patches again).
-    pub async fn report(&self, status: ContainerStatus, init: bool) {
-        let mut views = self.views.lock().await;
-        let (regular, inits) = &mut *views;
-        if init { inits } else { regular }.insert(status.name.clone(), status);
+    /// Records `status` for its (init, when `init`) container and patches the pod; a patch that may pass
+    /// later is resent in the background, other failures are only logged (the pod may be gone).
+    pub async fn report(self: &Arc<Self>, status: ContainerStatus, init: bool) {
+        {
+            let mut views = self.views.lock().await;
+            let (regular, inits) = &mut *views;
+            if init { inits } else { regular }.insert(status.name.clone(), status);
+        }
+        if self.send().await == Sent::Retry && !self.resending.swap(true, Ordering::SeqCst) {
+            let me = self.clone();
+            tokio::spawn(async move {
+                let mut pause = RESEND_FIRST;
+                loop {
+                    tokio::time::sleep(pause).await;
+                    // The pod's task has ended (the pod is gone): nothing to report any more.
+                    if me.pod.has_changed().is_err() || me.send().await != Sent::Retry {
+                        break;
+                    }
+                    pause = (pause * 2).min(RESEND_MAX);
+                }
+                me.resending.store(false, Ordering::SeqCst);
+            });
+        }
+    }
+
+    /// Patches the latest statuses once.
+    async fn send(&self) -> Sent {
+        let views = self.views.lock().await;
         let pod = self.pod.borrow().clone();
         if pod.metadata.deletion_timestamp.is_some() {
-            return;
+            return Sent::Done;
         }
         let body = patch_body(&pod, &views.0, &views.1, &now());
         let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
-        if let Err(e) = self.api.patch_status(&self.name, &params, &Patch::Strategic(body)).await {
-            tracing::warn!(pod = %self.name, error = %e, "cannot patch pod status");
+        match self.api.patch_status(&self.name, &params, &Patch::Strategic(body)).await {
+            Ok(_) => Sent::Done,
+            Err(e) => {
+                let retry = match &e {
+                    kube::Error::Api(s) => matches!(s.code, 409 | 429) || s.code >= 500,
+                    _ => true,
+                };
+                tracing::warn!(pod = %self.name, error = %e, retry, "cannot patch pod status");
+                if retry { Sent::Retry } else { Sent::Done }
+            }
         }
     }
+}
+
+#[derive(Debug, PartialEq)]
+enum Sent {
+    /// Through, or refused for good.
+    Done,
+    /// May pass later.
+    Retry,
 }
 
 #[cfg(test)]

@@ -26,9 +26,17 @@ pub struct Supervisor {
     ready: bool,
 }
 
+/// Whether the pod is to be stopped (or not started): it is being deleted, or it has finished. Not
+/// finished by its phase alone are the pods the agent runs to completion itself (ferrofluid's, with
+/// `restartPolicy` `Never` or `OnFailure`: the cache-cleanup Jobs): kwok marks a Job's pod Succeeded
+/// the moment it runs, before or while the agent runs it, so that phase says nothing about its
+/// containers. They run once, to their end, unless the pod is deleted first — else a cleanup the agent
+/// saw late (its watch reconnecting after an API server restart) would never have run at all.
 fn finished(pod: &Pod) -> bool {
-    pod.metadata.deletion_timestamp.is_some()
-        || matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
+    let terminal = matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
+    let run_to_completion = pod::runs_containers(pod)
+        && matches!(pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()), Some("Never" | "OnFailure"));
+    pod.metadata.deletion_timestamp.is_some() || (terminal && !run_to_completion)
 }
 
 impl Supervisor {
