@@ -160,6 +160,14 @@ impl DatasetKey {
         self.ns_name()
     }
 
+    /// The directory JuiceFS clients of this dataset cache in, below each hostPath tiered-store level:
+    /// `<ns>-<name>`, the PV's name, which one runtime at a time holds — so no two runtimes ever share
+    /// a cache directory (two datasets of one file system would otherwise) and a cleanup removes only
+    /// its own runtime's cache.
+    pub fn cache_dir_name(&self) -> String {
+        self.ns_name()
+    }
+
     /// PVC name: the dataset's own name.
     pub fn pvc_name(&self) -> String {
         self.name.clone()

@@ -1,5 +1,5 @@
-//! Deletion leaves nothing on the nodes: the tiered-store cache directories (`<level path>/<fs name>`,
-//! here the seed's `/dev/shm/test`: node memory) are removed by a cleanup Job on each node where a
+//! Deletion leaves nothing on the nodes: the tiered-store cache directories (`<level path>/<ns>-<name>`,
+//! here the seed's `/dev/shm/<ns>-jfsdemo`: node memory) are removed by a cleanup Job on each node where a
 //! worker or FUSE client cached — on scale-in from the node that lost its worker (once no client has run
 //! there for the controller's grace), and from every node on deletion. Agent-backed nodes, real JuiceFS.
 
@@ -13,10 +13,14 @@ use ferrofluid_e2e::{TempDir, TestNamespace, kubectl_ok, manifest};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(120);
-const CACHE: &str = "/dev/shm/test";
 
-fn has_cache(cluster: &AgentCluster, node: &str) -> bool {
-    cluster.exec(node, &format!("test -d {CACHE} && echo yes || echo no")).map(|o| o.trim() == "yes").unwrap_or(false)
+fn cache_dir(key: &DatasetKey) -> String {
+    format!("/dev/shm/{}", key.cache_dir_name())
+}
+
+fn has_cache(cluster: &AgentCluster, key: &DatasetKey, node: &str) -> bool {
+    let dir = cache_dir(key);
+    cluster.exec(node, &format!("test -d {dir} && echo yes || echo no")).map(|o| o.trim() == "yes").unwrap_or(false)
 }
 
 fn worker_node(ns: &str, pod: &str) -> String {
@@ -49,8 +53,10 @@ async fn cache_directories_go_on_scale_in_and_deletion() {
     .await;
     cluster.exec(&app, &format!("echo cached > {dir}/f && cat {dir}/f >/dev/null")).expect("read/write");
     for node in [&w0, &w1, &app] {
-        eventually(&format!("cache directory on {node}"), T, || async { Ok(has_cache(&cluster, node).then_some(())) })
-            .await;
+        eventually(&format!("cache directory on {node}"), T, || async {
+            Ok(has_cache(&cluster, &key, node).then_some(()))
+        })
+        .await;
     }
     let recorded = get(&ns.name, &["get", "juicefsruntime", "jfsdemo", "-o", "jsonpath={.status.cacheNodes[*].node}"])
         .expect("cacheNodes");
@@ -61,11 +67,11 @@ async fn cache_directories_go_on_scale_in_and_deletion() {
     // Scale in: the node of the removed worker (the highest ordinal) loses its cache; the others keep it.
     kubectl_ok(&["-n", &ns.name, "scale", "juicefsruntime", "jfsdemo", "--replicas=1"], None).expect("scale");
     eventually(&format!("cache directory removed from {w1}"), T, || async {
-        Ok((!has_cache(&cluster, &w1)).then_some(()))
+        Ok((!has_cache(&cluster, &key, &w1)).then_some(()))
     })
     .await;
-    assert!(has_cache(&cluster, &w0), "the remaining worker's cache was removed");
-    assert!(has_cache(&cluster, &app), "the FUSE client's cache was removed");
+    assert!(has_cache(&cluster, &key, &w0), "the remaining worker's cache was removed");
+    assert!(has_cache(&cluster, &key, &app), "the FUSE client's cache was removed");
     eventually("the cleanup Job is gone", T, || async {
         Ok(get(&ns.name, &["get", "jobs", "-o", "name"])?.trim().is_empty().then_some(()))
     })
@@ -77,8 +83,8 @@ async fn cache_directories_go_on_scale_in_and_deletion() {
     eventually("nothing left, cache directories included", T, || async {
         let mut left = leftovers(&key)?;
         for node in &cluster.nodes {
-            if has_cache(&cluster, &node.name) {
-                left.push(format!("{CACHE} on {}", node.name));
+            if has_cache(&cluster, &key, &node.name) {
+                left.push(format!("{} on {}", cache_dir(&key), node.name));
             }
         }
         if !get(&ns.name, &["get", "jobs,pods", "-o", "name"])?.trim().is_empty() {

@@ -99,8 +99,9 @@ async fn restarted_during_setup_and_deletion(component: &str, block: u8) {
             if cluster.fuse_mounts(node)?.contains(&format!(" {gone_mount} ")) {
                 left.push(format!("{node}: FUSE mount {gone_mount}"));
             }
-            if cluster.exec(node, "test -e /dev/shm/fsdel && echo yes || true")?.trim() == "yes" {
-                left.push(format!("{node}: /dev/shm/fsdel"));
+            let cache = format!("/dev/shm/{}", deleted.key.cache_dir_name());
+            if cluster.exec(node, &format!("test -e {cache} && echo yes || true"))?.trim() == "yes" {
+                left.push(format!("{node}: {cache}"));
             }
         }
         Ok(left)

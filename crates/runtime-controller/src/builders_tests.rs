@@ -44,7 +44,7 @@ fn worker_statefulset() {
         }),
     });
     let rt = runtime(rt_spec);
-    let cfg = juicefs_config::build(&ds, &rt.spec).expect("valid");
+    let cfg = juicefs_config::build(&ds, &rt.spec, &key()).expect("valid");
     let sts = worker::build(&rt, &ds, &key(), &cfg, Some(9567));
     assert_eq!(sts.metadata.name.as_deref(), Some("jfsdemo-worker"));
     assert_eq!(sts.metadata.owner_references.as_ref().expect("owner")[0].uid, "uid-1");
@@ -106,7 +106,7 @@ fn host_network_workers_serve_on_their_allocated_port() {
     rt_spec.worker = Some(ComponentSpec { network_mode: Some(NetworkMode::HostNetwork), ..Default::default() });
     let rt = runtime(rt_spec);
     assert!(worker::host_network(&rt));
-    let cfg = juicefs_config::build(&ds, &rt.spec).expect("valid");
+    let cfg = juicefs_config::build(&ds, &rt.spec, &key()).expect("valid");
     let sts = worker::build(&rt, &ds, &key(), &cfg, Some(20007));
     let pod = sts.spec.and_then(|s| s.template.spec).expect("pod");
     assert_eq!(pod.host_network, Some(true));
@@ -120,7 +120,7 @@ fn shared_placement_prefers_spreading() {
     let (mut ds, rt_spec) = seed();
     ds.placement = Some(PlacementMode::Shared);
     let rt = runtime(rt_spec);
-    let cfg = juicefs_config::build(&ds, &rt.spec).expect("valid");
+    let cfg = juicefs_config::build(&ds, &rt.spec, &key()).expect("valid");
     let sts = worker::build(&rt, &ds, &key(), &cfg, Some(9567));
     let anti = sts.spec.and_then(|s| s.template.spec).and_then(|p| p.affinity).and_then(|a| a.pod_anti_affinity);
     let anti = anti.expect("anti affinity");
@@ -140,7 +140,7 @@ fn fuse_daemonset() {
         clean_policy: None,
     });
     let rt = runtime(rt_spec);
-    let cfg = juicefs_config::build(&ds, &rt.spec).expect("valid");
+    let cfg = juicefs_config::build(&ds, &rt.spec, &key()).expect("valid");
     assert!(fuse::host_network(&rt), "FUSE clients use the host network by default, as in Fluid");
     let d = fuse::build(&rt, &key(), &cfg, "/runtime-mnt", Some(20001));
     assert_eq!(d.metadata.name.as_deref(), Some("jfsdemo-fuse"));
@@ -186,7 +186,7 @@ fn fuse_daemonset() {
 fn fuse_pods_of_an_older_template_are_outdated() {
     let (ds, rt_spec) = seed();
     let rt = runtime(rt_spec);
-    let cfg = juicefs_config::build(&ds, &rt.spec).expect("valid");
+    let cfg = juicefs_config::build(&ds, &rt.spec, &key()).expect("valid");
     let generation = |d: &k8s_openapi::api::apps::v1::DaemonSet| {
         d.spec.as_ref().and_then(|s| s.template.metadata.as_ref()).and_then(|m| m.labels.as_ref()).expect("labels")
             [ferrofluid_api::keys::LABEL_FUSE_GENERATION]
@@ -240,12 +240,12 @@ fn pv_and_pvc() {
     assert_eq!(spec.access_modes.as_deref(), Some(&["ReadWriteMany".to_string()][..]));
     // ReadOnlyMany makes the FUSE clients read-only (the workers stay writable, so they can create the
     // subdirectory); an explicit readOnly mount makes every client read-only.
-    let cfg = juicefs_config::build(&ds, &rt.spec).expect("valid");
+    let cfg = juicefs_config::build(&ds, &rt.spec, &key()).expect("valid");
     assert!(!cfg.read_only && !cfg.fuse_read_only);
     ds.access_modes = vec!["ReadWriteMany".into(), "ReadOnlyMany".into()];
-    assert!(juicefs_config::build(&ds, &rt.spec).expect("valid").fuse_read_only, "any ReadOnlyMany, as Fluid");
+    assert!(juicefs_config::build(&ds, &rt.spec, &key()).expect("valid").fuse_read_only, "any ReadOnlyMany, as Fluid");
     ds.mounts[0].read_only = Some(true);
-    assert!(juicefs_config::build(&ds, &rt.spec).expect("valid").read_only);
+    assert!(juicefs_config::build(&ds, &rt.spec, &key()).expect("valid").read_only);
 }
 
 #[test]

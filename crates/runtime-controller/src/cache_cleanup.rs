@@ -1,5 +1,5 @@
 //! The Job that removes a runtime's cache directories from one node, pure. JuiceFS clients (workers and
-//! FUSE clients alike) cache in `<level path>/<file-system name>` of every hostPath tiered-store level;
+//! FUSE clients alike) cache in `<level path>/<ns>-<name>` of every hostPath tiered-store level;
 //! nothing else removes those (emptyDir levels go with their pods), so a deleted runtime — or a node that
 //! lost its worker — would keep them forever: for `/dev/shm`, node memory.
 //!
@@ -32,7 +32,7 @@ pub fn host_cache_dirs(cfg: &JuiceFsConfig) -> Vec<String> {
     cfg.cache
         .iter()
         .filter(|l| !l.empty_dir)
-        .flat_map(|l| l.paths.iter().map(|p| format!("{}/{}", p.trim_end_matches('/'), cfg.fs_name)))
+        .flat_map(|l| l.paths.iter().map(|p| format!("{}/{}", p.trim_end_matches('/'), cfg.cache_name)))
         .collect()
 }
 
@@ -41,7 +41,7 @@ pub fn job_name(key: &DatasetKey, node: &str) -> String {
     format!("{}-cache-clean-{:08x}", key.name, fnv1a64(node.as_bytes()) & 0xffff_ffff)
 }
 
-/// The Job removing `dirs` (absolute `<level path>/<fs name>` paths) on `node`; each dir's parent is
+/// The Job removing `dirs` (absolute `<level path>/<ns>-<name>` paths) on `node`; each dir's parent is
 /// mounted from the host. `None` when there is nothing to remove.
 pub fn job(runtime: &JuiceFSRuntime, key: &DatasetKey, node: &str, dirs: &[String]) -> Option<Job> {
     if dirs.is_empty() {
@@ -120,10 +120,12 @@ pub struct Plan {
 }
 
 /// Plans the cache nodes of a runtime. `recorded` is `status.cacheNodes`; `clients` the nodes where a
-/// worker or FUSE pod of the runtime is (any phase); `known` whether a node still exists. A node stays
+/// worker or FUSE pod of the runtime is (any phase); `known` whether a node exists. A node stays
 /// recorded while a client is there; once none is, it is marked idle (`now`), and after `grace` it is
-/// cleaned — so a pod that is only being replaced does not lose its cache. A node that is gone needs no
-/// cleaning. With `tearing_down` every recorded node is cleaned at once (the clients are gone by then).
+/// cleaned — so a pod that is only being replaced does not lose its cache. A node that is gone (no Node
+/// object) cannot run a cleanup: it stays recorded and is cleaned if a node of that name comes back.
+/// With `tearing_down` every recorded node is cleaned at once (the clients are gone by then), and nodes
+/// that are gone are forgotten: deletion does not wait for a machine that may never return.
 pub fn plan(
     recorded: &[CacheNode],
     clients: &BTreeSet<String>,
@@ -142,7 +144,7 @@ pub fn plan(
     }
     let mut plan = Plan::default();
     for (node, (dirs, idle_since)) in nodes {
-        if !known(&node) || dirs.is_empty() {
+        if dirs.is_empty() || (tearing_down && !known(&node)) {
             continue;
         }
         let dirs: Vec<String> = dirs.into_iter().collect();
@@ -152,7 +154,8 @@ pub fn plan(
         }
         let since = idle_since.clone().unwrap_or_else(|| now.to_string());
         let idle_for = since.parse::<Timestamp>().map(|t| now.duration_since(t)).ok();
-        let due = tearing_down || idle_for.is_some_and(|d| d.as_secs_f64() >= grace.as_secs_f64());
+        let idle_enough = idle_for.is_some_and(|d| d.as_secs_f64() >= grace.as_secs_f64());
+        let due = known(&node) && (tearing_down || idle_enough);
         if due {
             plan.clean.push(node.clone());
         }
@@ -234,7 +237,7 @@ mod tests {
             ],
         });
         let rt = runtime(rt_spec);
-        let cfg = juicefs_config::build(&ds, &rt.spec).expect("valid");
+        let cfg = juicefs_config::build(&ds, &rt.spec, &juicefs_config::tests::key()).expect("valid");
         let key = DatasetKey::new("default", "jfsdemo");
         let dirs = host_cache_dirs(&cfg);
         let job = job(&rt, &key, "node-1", &dirs).expect("host levels");
@@ -244,7 +247,15 @@ mod tests {
         let c = &pod.containers[0];
         assert_eq!(
             c.command.as_deref().expect("argv"),
-            ["rm", "-rf", "--one-file-system", "--", "/dev/shm/test", "/mnt/a/test", "/mnt/$$b/test"]
+            [
+                "rm",
+                "-rf",
+                "--one-file-system",
+                "--",
+                "/dev/shm/default-jfsdemo",
+                "/mnt/a/default-jfsdemo",
+                "/mnt/$$b/default-jfsdemo"
+            ]
         );
         let mounted: Vec<&str> = c.volume_mounts.iter().flatten().map(|m| m.mount_path.as_str()).collect();
         assert_eq!(mounted, ["/dev/shm", "/mnt/$b", "/mnt/a"], "the emptyDir level is not touched");
@@ -276,7 +287,13 @@ mod tests {
         // A client came back in time: no longer idle.
         let back = plan(&[node("b", Some(0))], &BTreeSet::from(["b".to_string()]), &dirs, all, at(10), grace, false);
         assert_eq!(back.nodes, [node("b", None)]);
-        // Teardown: everything at once; a node that is gone is simply forgotten.
+        // A node that is gone stays recorded (its name may come back) but is not due.
+        let p = plan(&[node("gone", Some(0))], &BTreeSet::new(), &dirs, |n| n != "gone", at(100), grace, false);
+        assert!(p.clean.is_empty());
+        assert_eq!(p.nodes, [node("gone", Some(0))]);
+        let back = plan(&p.nodes, &BTreeSet::new(), &dirs, |_| true, at(100), grace, false);
+        assert_eq!(back.clean, ["gone"], "cleaned once a node of that name is back");
+        // Teardown: everything at once; a node that is gone is forgotten.
         let p =
             plan(&[node("a", None), node("gone", None)], &BTreeSet::new(), &dirs, |n| n != "gone", at(0), grace, true);
         assert_eq!(p.clean, ["a"]);
@@ -299,7 +316,7 @@ mod tests {
         let (ds, mut rt_spec) = seed();
         rt_spec.tieredstore = None;
         let rt = runtime(rt_spec);
-        let cfg = juicefs_config::build(&ds, &rt.spec).expect("valid");
+        let cfg = juicefs_config::build(&ds, &rt.spec, &juicefs_config::tests::key()).expect("valid");
         assert!(host_cache_dirs(&cfg).is_empty());
         assert!(job(&rt, &DatasetKey::new("default", "jfsdemo"), "n", &[]).is_none());
     }

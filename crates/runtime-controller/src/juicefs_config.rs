@@ -7,6 +7,7 @@
 use crate::juicefs_flags::{self, Command};
 use ferrofluid_api::dataset::READ_ONLY_MANY;
 use ferrofluid_api::juicefs_runtime::{JuiceFSRuntimeSpec, MediumType};
+use ferrofluid_api::keys::DatasetKey;
 use ferrofluid_api::options::check_option_key;
 use ferrofluid_api::quota::quota_mib;
 use ferrofluid_api::{DatasetSpec, EncryptOption};
@@ -60,6 +61,8 @@ pub enum Role {
 pub struct JuiceFsConfig {
     /// File-system name (`mounts[0].name`).
     pub fs_name: String,
+    /// The runtime's own directory below each cache level ([`DatasetKey::cache_dir_name`]).
+    pub cache_name: String,
     /// Sub-directory from `juicefs:///<subdir>`; `None` for the root.
     pub subdir: Option<String>,
     /// `juicefs format` flags from the dataset's options (`--storage`, `--bucket`, `--block-size`, …).
@@ -89,7 +92,11 @@ const SECRET_ENVS: &[(&str, &str)] = &[
     ("meta-password", "META_PASSWORD"),
 ];
 
-pub fn build(dataset: &DatasetSpec, runtime: &JuiceFSRuntimeSpec) -> Result<JuiceFsConfig, InputError> {
+pub fn build(
+    dataset: &DatasetSpec,
+    runtime: &JuiceFSRuntimeSpec,
+    key: &DatasetKey,
+) -> Result<JuiceFsConfig, InputError> {
     let mount = match dataset.mounts.as_slice() {
         [m] => m,
         [] => return Err(bad("spec.mounts", "a JuiceFS dataset needs one mount")),
@@ -137,6 +144,7 @@ pub fn build(dataset: &DatasetSpec, runtime: &JuiceFSRuntimeSpec) -> Result<Juic
     let cache = cache_levels(runtime)?;
     Ok(JuiceFsConfig {
         fs_name: mount.name.clone(),
+        cache_name: key.cache_dir_name(),
         subdir,
         format_options,
         mount_options,
@@ -243,7 +251,7 @@ fn cache_levels(runtime: &JuiceFSRuntimeSpec) -> Result<Vec<CacheLevel>, InputEr
             if paths.iter().any(|p| p.trim_end_matches('/').is_empty()) {
                 return Err(bad(
                     format!("{field}.path"),
-                    "the cache directory cannot be / (its <file-system name> subdirectory is removed with the runtime)",
+                    "the cache directory cannot be / (the runtime's <ns>-<name> subdirectory there is removed with the runtime)",
                 ));
             }
             // JuiceFS evicts once the cache reaches --cache-size: `high` (the share of the quota used
@@ -307,8 +315,11 @@ pub fn mount_command(cfg: &JuiceFsConfig, role: Role, mount_path: &str, metrics_
     if let Some(sub) = &cfg.subdir {
         argv.push(format!("--subdir={}", literal(sub)));
     }
-    let dirs: Vec<String> =
-        cfg.cache.iter().flat_map(|l| l.paths.iter().map(|p| format!("{p}/{}", cfg.fs_name))).collect();
+    let dirs: Vec<String> = cfg
+        .cache
+        .iter()
+        .flat_map(|l| l.paths.iter().map(|p| format!("{}/{}", p.trim_end_matches('/'), cfg.cache_name)))
+        .collect();
     if !dirs.is_empty() {
         argv.push(format!("--cache-dir={}", literal(&dirs.join(":"))));
         argv.push(format!("--cache-size={}", cfg.cache.iter().map(|l| l.size_mib).sum::<u64>()));
@@ -354,6 +365,10 @@ pub(crate) mod tests {
         }
     }
 
+    pub fn key() -> DatasetKey {
+        DatasetKey::new("default", "jfsdemo")
+    }
+
     pub fn seed() -> (DatasetSpec, JuiceFSRuntimeSpec) {
         let ds = DatasetSpec {
             mounts: vec![Mount {
@@ -383,7 +398,7 @@ pub(crate) mod tests {
     #[test]
     fn seed_config() {
         let (ds, rt) = seed();
-        let cfg = build(&ds, &rt).expect("valid");
+        let cfg = build(&ds, &rt, &key()).expect("valid");
         assert_eq!(cfg.fs_name, "test");
         assert_eq!(cfg.subdir.as_deref(), Some("/demo"));
         assert_eq!(cfg.format_options.get("bucket").map(String::as_str), Some("/var/jfs/bucket"));
@@ -398,7 +413,7 @@ pub(crate) mod tests {
         ds.mounts[0].encrypt_options.push(secret("secret-key", "sk"));
         ds.mounts[0].options.insert("writeback".into(), String::new());
         ds.mounts[0].options.insert("block-size".into(), "4096".into());
-        let cfg = build(&ds, &rt).expect("valid");
+        let cfg = build(&ds, &rt, &key()).expect("valid");
         assert_eq!(
             format_command(&cfg),
             ["juicefs", "format", "--no-update", "--block-size=4096", "--bucket=/var/jfs/bucket", "$(METAURL)", "test"]
@@ -412,7 +427,7 @@ pub(crate) mod tests {
                 "--no-usage-report",
                 "--metrics=$(POD_IP):9567",
                 "--subdir=/demo",
-                "--cache-dir=/dev/shm/test",
+                "--cache-dir=/dev/shm/default-jfsdemo",
                 "--cache-size=40960",
                 // ReadOnlyMany by default: a read-only FUSE client with long caches, as Fluid mounts it.
                 "--attr-cache=7200",
@@ -430,39 +445,53 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn each_runtime_caches_in_its_own_directory() {
+        // Two datasets of one file system (`test`) in different namespaces: distinct cache directories,
+        // so one runtime's cleanup never removes the other's live cache.
+        let (ds, rt) = seed();
+        let a = build(&ds, &rt, &DatasetKey::new("team-a", "data")).expect("valid");
+        let b = build(&ds, &rt, &DatasetKey::new("team-b", "data")).expect("valid");
+        let dir = |c: &JuiceFsConfig| {
+            mount_command(c, Role::Fuse, "/f", None).into_iter().find(|a| a.starts_with("--cache-dir"))
+        };
+        assert_eq!(dir(&a).as_deref(), Some("--cache-dir=/dev/shm/team-a-data"));
+        assert_eq!(dir(&b).as_deref(), Some("--cache-dir=/dev/shm/team-b-data"));
+    }
+
+    #[test]
     fn fluid_fields_work_or_are_refused() {
         // `high`: JuiceFS evicts at --cache-size, so the cache holds at most quota × high.
         let (ds, mut rt) = seed();
         rt.tieredstore.as_mut().expect("levels").levels[0].high = Some("0.5".into());
-        let cfg = build(&ds, &rt).expect("valid");
+        let cfg = build(&ds, &rt, &key()).expect("valid");
         assert_eq!(cfg.cache[0].size_mib, 20480);
         // The user's own cache timeouts win over the read-only defaults.
         let (mut ds, rt) = seed();
         ds.mounts[0].options.insert("attr-cache".into(), "5".into());
-        let fuse = mount_command(&build(&ds, &rt).expect("valid"), Role::Fuse, "/f", Some(2));
+        let fuse = mount_command(&build(&ds, &rt, &key()).expect("valid"), Role::Fuse, "/f", Some(2));
         assert!(fuse.contains(&"--attr-cache=5".to_string()) && fuse.contains(&"--entry-cache=7200".to_string()));
         // disablePrometheus: metrics only on a random loopback port.
         assert!(
-            mount_command(&build(&ds, &rt).expect("valid"), Role::Fuse, "/f", None)
+            mount_command(&build(&ds, &rt, &key()).expect("valid"), Role::Fuse, "/f", None)
                 .contains(&"--metrics=127.0.0.1:0".to_string())
         );
         // path: the root, or Fluid's default `/<name>`; anything else is refused naming the field.
         for ok in ["/", "/test", "/test/"] {
             let (mut ds, rt) = seed();
             ds.mounts[0].path = Some(ok.into());
-            assert!(build(&ds, &rt).is_ok(), "{ok}");
+            assert!(build(&ds, &rt, &key()).is_ok(), "{ok}");
         }
         let refused = |f: &dyn Fn(&mut DatasetSpec)| {
             let (mut ds, rt) = seed();
             f(&mut ds);
-            build(&ds, &rt).expect_err("refused").field
+            build(&ds, &rt, &key()).expect_err("refused").field
         };
         assert_eq!(refused(&|d| d.mounts[0].path = Some("/elsewhere".into())), "spec.mounts[0].path");
         assert_eq!(refused(&|d| d.mounts[0].shared = Some(true)), "spec.mounts[0].shared");
         assert_eq!(refused(&|d| d.owner = Some(Default::default())), "spec.owner");
         let (mut ds, rt) = seed();
         ds.mounts[0].shared = Some(false);
-        assert!(build(&ds, &rt).is_ok(), "shared: false is what JuiceFS does anyway");
+        assert!(build(&ds, &rt, &key()).is_ok(), "shared: false is what JuiceFS does anyway");
     }
 
     #[test]
@@ -473,7 +502,7 @@ pub(crate) mod tests {
             component: ComponentSpec { options: [("attr-cache".into(), "7".into())].into(), ..Default::default() },
             ..Default::default()
         });
-        let cfg = build(&ds, &rt).expect("valid");
+        let cfg = build(&ds, &rt, &key()).expect("valid");
         let worker = mount_command(&cfg, Role::Worker, "/w", Some(1));
         let fuse = mount_command(&cfg, Role::Fuse, "/f", Some(2));
         assert!(worker.contains(&"--prefetch=3".to_string()) && !worker.contains(&"--attr-cache=7".to_string()));
@@ -490,7 +519,7 @@ pub(crate) mod tests {
             component: ComponentSpec { options: [("log".into(), hostile.into())].into(), ..Default::default() },
             ..Default::default()
         });
-        let cfg = build(&ds, &rt).expect("valid");
+        let cfg = build(&ds, &rt, &key()).expect("valid");
         let escaped = hostile.replace('$', "$$");
         assert!(format_command(&cfg).contains(&format!("--storage-class={escaped}")));
         let mount = mount_command(&cfg, Role::Fuse, "/f", Some(2));
@@ -506,13 +535,13 @@ pub(crate) mod tests {
         let (ds, rt) = seed();
         let mut unknown = ds.clone();
         unknown.mounts[0].options.insert("no-such-flag".into(), "1".into());
-        let err = build(&unknown, &rt).unwrap_err();
+        let err = build(&unknown, &rt, &key()).unwrap_err();
         assert_eq!(err.field, "spec.mounts[0].options.no-such-flag");
         assert!(err.message.contains("not a flag"), "{err}");
 
         let mut secret_like = ds.clone();
         secret_like.shared_options.insert("secret-key".into(), "x".into());
-        let err = build(&secret_like, &rt).unwrap_err();
+        let err = build(&secret_like, &rt, &key()).unwrap_err();
         assert_eq!(err.field, "spec.sharedOptions.secret-key");
         assert!(err.message.contains("encryptOptions"), "{err}");
 
@@ -524,12 +553,12 @@ pub(crate) mod tests {
             },
             ..Default::default()
         });
-        assert_eq!(build(&ds, &fuse_key).unwrap_err().field, "spec.fuse.options.writeback $(touch /x)");
+        assert_eq!(build(&ds, &fuse_key, &key()).unwrap_err().field, "spec.fuse.options.writeback $(touch /x)");
 
         let mut format_in_worker = rt;
         format_in_worker.worker =
             Some(ComponentSpec { options: [("trash-days".into(), "0".into())].into(), ..Default::default() });
-        let err = build(&ds, &format_in_worker).unwrap_err();
+        let err = build(&ds, &format_in_worker, &key()).unwrap_err();
         assert_eq!(err.field, "spec.worker.options.trash-days");
         assert!(err.message.contains("Dataset's options"), "{err}");
     }
@@ -539,27 +568,27 @@ pub(crate) mod tests {
         let (ds, rt) = seed();
         let mut no_meta = ds.clone();
         no_meta.mounts[0].encrypt_options.clear();
-        assert_eq!(build(&no_meta, &rt).unwrap_err().field, "spec.mounts[0].encryptOptions");
+        assert_eq!(build(&no_meta, &rt, &key()).unwrap_err().field, "spec.mounts[0].encryptOptions");
 
         let mut other_scheme = ds.clone();
         other_scheme.mounts[0].mount_point = "s3://bucket/data".into();
-        assert_eq!(build(&other_scheme, &rt).unwrap_err().field, "spec.mounts[0].mountPoint");
+        assert_eq!(build(&other_scheme, &rt, &key()).unwrap_err().field, "spec.mounts[0].mountPoint");
 
         let mut unknown_secret = ds.clone();
         unknown_secret.mounts[0].encrypt_options.push(secret("password", "p"));
-        assert_eq!(build(&unknown_secret, &rt).unwrap_err().field, "spec.mounts[0].encryptOptions[1].name");
+        assert_eq!(build(&unknown_secret, &rt, &key()).unwrap_err().field, "spec.mounts[0].encryptOptions[1].name");
 
         let mut bad_key = ds.clone();
         bad_key.mounts[0].options.insert("Cache Size".into(), "1".into());
-        assert_eq!(build(&bad_key, &rt).unwrap_err().field, "spec.mounts[0].options.Cache Size");
+        assert_eq!(build(&bad_key, &rt, &key()).unwrap_err().field, "spec.mounts[0].options.Cache Size");
 
         let mut two = ds.clone();
         two.mounts.push(two.mounts[0].clone());
-        assert_eq!(build(&two, &rt).unwrap_err().field, "spec.mounts");
+        assert_eq!(build(&two, &rt, &key()).unwrap_err().field, "spec.mounts");
 
         let mut no_name = ds;
         no_name.mounts[0].name.clear();
-        assert_eq!(build(&no_name, &rt).unwrap_err().field, "spec.mounts[0].name");
+        assert_eq!(build(&no_name, &rt, &key()).unwrap_err().field, "spec.mounts[0].name");
     }
 
     #[test]

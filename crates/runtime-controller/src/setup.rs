@@ -177,7 +177,7 @@ pub async fn setup(rt: &JuiceFSRuntime, ctx: &Context) -> Result<Action, Error> 
     }
 
     // 2. Validate.
-    let cfg = match juicefs_config::build(&dataset.spec, &rt.spec) {
+    let cfg = match juicefs_config::build(&dataset.spec, &rt.spec, &key) {
         Ok(cfg) => cfg,
         Err(e) => return blocked(ctx, rt, "InvalidSpec", e.to_string(), ctx.resync).await,
     };
@@ -264,8 +264,13 @@ pub async fn setup(rt: &JuiceFSRuntime, ctx: &Context) -> Result<Action, Error> 
 
     let since_creation =
         rt.metadata.creation_timestamp.as_ref().map(|c| Timestamp::now().duration_since(c.0).as_secs());
-    // Idle nodes not yet due: look again when the first one is (due ones wait for their Job's events).
-    let idle: Vec<CacheNode> = cache_nodes.iter().filter(|c| !plan.clean.contains(&c.node)).cloned().collect();
+    // Idle nodes not yet due: look again when the first one is (due ones wait for their Job's events;
+    // nodes that are gone wait for the resync after they are back).
+    let idle: Vec<CacheNode> = cache_nodes
+        .iter()
+        .filter(|c| !plan.clean.contains(&c.node) && cache_sync::known(ctx, &c.node))
+        .cloned()
+        .collect();
     let observed = status_bodies::Observed { workers, fuses, health, outdated_fuse_nodes };
     let body =
         status_bodies::serving(&existing_status, &key, &observed, wanted_record, cache_nodes, since_creation, &now());
