@@ -19,6 +19,10 @@
 # Every address is loopback: apiserver and etcd on 127.0.0.1, node i at 127.0.1.i, pod IPs from
 # 127.128.0.0/16 (FF_POD_CIDR) and service IPs from 127.96.0.0/16. Admin kubeconfig: .local/kubeconfig.
 #
+# FF_AUDIT=1 makes the apiserver write one audit event per request (Metadata level, at RequestReceived:
+# user, user agent, verb, resource) to .local/cluster/audit.log; hack/bench.sh counts requests by client
+# with it. Off by default.
+#
 # DNS stays on loopback too: every control-plane process runs in a private mount namespace whose
 # /etc/resolv.conf names only a recorder (hack/dns-recorder.py) on UDP $FF_DNS_IP:53. It answers every
 # query REFUSED and appends it to .local/cluster/dns-queries.log, so any name the control plane tries to
@@ -189,6 +193,13 @@ cmd_up() {
     --unsafe-no-fsync --quota-backend-bytes 4294967296
   wait_for etcd 60 curl -sf "http://127.0.0.1:$ETCD_PORT/health"
 
+  local -a audit=()
+  if [ "${FF_AUDIT:-0}" = 1 ]; then
+    printf 'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [ResponseStarted, ResponseComplete, Panic]\nrules:\n- level: Metadata\n' \
+      >"$STATE/audit-policy.yaml"
+    audit=(--audit-policy-file "$STATE/audit-policy.yaml" --audit-log-path "$STATE/audit.log")
+  fi
+
   # For logs/exec/port-forward the apiserver dials the pod's node at its preferred address; by default
   # that is the Hostname (node-i), which it would resolve. InternalIP (127.0.1.i) needs no DNS.
   start_resolving_via_recorder kube-apiserver kube-apiserver \
@@ -201,7 +212,7 @@ cmd_up() {
     --service-cluster-ip-range "$SERVICE_CIDR" \
     --authorization-mode RBAC --allow-privileged=true \
     --enable-priority-and-fairness=false --endpoint-reconciler-type none \
-    --kubelet-preferred-address-types InternalIP
+    --kubelet-preferred-address-types InternalIP "${audit[@]}"
   wait_for kube-apiserver 120 kubectl --kubeconfig "$KUBECONFIG_FILE" get --raw /readyz
 
   start_resolving_via_recorder kube-controller-manager kube-controller-manager \
