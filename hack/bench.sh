@@ -1,141 +1,198 @@
 #!/usr/bin/env bash
-# Benchmarks (not tests): time to Bound for N datasets over the kwok nodes, and the controllers' CPU
-# time and peak memory while they do it. Bounded: N datasets (default 100), one namespace, 10 minutes.
+# Benchmarks (not tests): ferrofluid and Fluid v1.0.8 side by side. For each system in turn, on a fresh
+# local cluster (FF_NODES kwok nodes), the same N Dataset + JuiceFSRuntime pairs are created at once; a
+# watch (e2e/src/bin/bench-watch.rs) records when each Dataset and PVC is Bound and what the run cost
+# (controllers' CPU including their child processes, peak RSS, API requests). One table compares them
+# and docs/bench-cdf-N.svg plots the time-to-Bound CDFs (hack/bench-report.py). After ferrofluid's run
+# its requests at rest are measured too (BENCH_REST_SECONDS, 0 skips).
 #
-#   hack/bench.sh [N]        (make bench)
+#   hack/bench.sh [N]        (make bench; BENCH_DATASETS=1000 FF_NODES=100 make bench for the big run)
+#
+# Bounded: N datasets in one namespace; each system gets BENCH_TIMEOUT seconds (default 600) from the
+# creation of its datasets; everything it started (controllers, watch, cluster) is stopped on any exit.
+# The clusters live in $LOCAL_DIR (FERROFLUID_LOCAL and the FF_* ports of hack/local-cluster.sh apply);
+# a cluster already running there is refused rather than torn down.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
 N="${1:-${BENCH_DATASETS:-100}}"
+NODES="${FF_NODES:-3}"
+TIMEOUT="${BENCH_TIMEOUT:-600}"
+read -r -a SYSTEMS <<<"${BENCH_SYSTEMS:-ferrofluid fluid}"
+PORT_BASE="${BENCH_PORT_BASE:-18181}" # ferrofluid +0 +1; Fluid +2 .. +5 (hack/fluid.sh)
 NS="ferrofluid-bench"
-"$HACK_DIR/setup.sh" >/dev/null
-cargo build --locked --release -p dataset-controller -p runtime-controller >/dev/null 2>&1 || cargo build --locked --release -p dataset-controller -p runtime-controller
-BIN="$REPO_ROOT/target/release"
+OUT="$LOCAL_DIR/bench"
+export FF_NODES="$NODES" KUBECONFIG="$LOCAL_DIR/kubeconfig"
 
-started=0
-pids=()
-unwind() { # delete the datasets while the controllers still run, so nothing is left behind
-  kubectl -n "$NS" delete datasets --all --wait=false >/dev/null 2>&1 || true
-  local deadline=$(( $(date +%s) + 300 ))
-  while [ -n "$(kubectl -n "$NS" get datasets,juicefsruntimes -o name 2>/dev/null)" ] && [ "$(date +%s)" -lt $deadline ]; do
-    sleep 1
-  done
-}
-cleanup() {
-  [ ${#pids[@]} -gt 0 ] && unwind
-  kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ $started -eq 1 ] && "$HACK_DIR/local-cluster.sh" down >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
-if ! "$HACK_DIR/local-cluster.sh" status >/dev/null 2>&1; then
-  started=1
-  "$HACK_DIR/local-cluster.sh" up >/dev/null
+if "$HACK_DIR/local-cluster.sh" status >/dev/null 2>&1; then
+  die "a cluster is running at $LOCAL_DIR; the bench needs fresh ones: stop it (make cluster-down) or point FERROFLUID_LOCAL and the FF_*_PORT variables elsewhere"
 fi
-export KUBECONFIG="$LOCAL_DIR/kubeconfig"
-kubectl apply --server-side --field-manager ferrofluid-crds -f charts/ferrofluid/crds/ >/dev/null
-kubectl create namespace "$NS" >/dev/null
-kubectl -n "$NS" create secret generic jfs-secret --from-literal=metaurl=redis://127.0.0.1:6379/1 >/dev/null
+"$HACK_DIR/setup.sh" >/dev/null
+cargo_release() { cargo build --locked --release "$@" >/dev/null 2>&1 || cargo build --locked --release "$@"; }
+# Two builds: together, cargo would unify the features of shared dependencies with the e2e crate's and
+# the controllers would not be the binaries a release build of their own crates gives.
+cargo_release -p dataset-controller -p runtime-controller
+cargo_release -p ferrofluid-e2e --bin bench-watch
+BIN="$REPO_ROOT/target/release"
+case " ${SYSTEMS[*]} " in *" fluid "*) "$HACK_DIR/fluid.sh" build ;; esac
+rm -rf "$OUT"
+mkdir -p "$OUT"
 
-"$BIN/dataset-controller" --namespace "$NS" --leader-elect=false --http-addr 127.0.0.1:18181 >"$LOCAL_DIR/bench-ds.log" 2>&1 &
-pids+=($!)
-"$BIN/runtime-controller" --namespace "$NS" --leader-elect=false --http-addr 127.0.0.1:18182 --concurrency 8 \
-  >"$LOCAL_DIR/bench-rt.log" 2>&1 &
-pids+=($!)
-sleep 1
-
-manifests=$(mktemp)
+# The seed's Dataset (its metaurl Secret once, shared) and JuiceFSRuntime, N times, placement Shared
+# (Fluid's default, Exclusive, puts at most one dataset's workers on a node).
+manifests="$OUT/manifests.yaml"
 for i in $(seq 1 "$N"); do
-  sed "s/name: jfsdemo/name: bench-$i/" e2e/manifests/seed-dataset-with-secret.yaml | awk 'f; /^---/{f=1}'
+  sed -e "s/name: jfsdemo/name: bench-$i/" -e 's/^spec:$/spec:\n  placement: Shared/' \
+    e2e/manifests/seed-dataset-with-secret.yaml | awk 'f; /^---/{f=1}'
   echo "---"
   sed "s/name: jfsdemo/name: bench-$i/" e2e/manifests/seed-runtime.yaml
   echo "---"
-done > "$manifests"
+done >"$manifests"
 
-start=$(date +%s.%N)
-kubectl -n "$NS" apply -f "$manifests" >/dev/null
-deadline=$(( $(date +%s) + 600 ))
-while :; do
-  bound=$(kubectl -n "$NS" get datasets -o jsonpath='{range .items[*]}{.status.phase}{"\n"}{end}' | grep -c '^Bound$' || true)
-  [ "$bound" -ge "$N" ] && break
-  [ "$(date +%s)" -lt $deadline ] || { log "only $bound of $N datasets Bound after 600 s"; exit 1; }
-  sleep 0.5
-done
-end=$(date +%s.%N)
-pvcs=$(kubectl -n "$NS" get pvc -o jsonpath='{range .items[*]}{.status.phase}{"\n"}{end}' | grep -c '^Bound$' || true)
+cluster_up=0
+pids=()
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do stop_group "$p"; done
+  pids=()
+  "$HACK_DIR/fluid.sh" stop >/dev/null 2>&1 || true
+  if [ $cluster_up -eq 1 ]; then "$HACK_DIR/local-cluster.sh" down >/dev/null 2>&1 || true; fi
+  cluster_up=0
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-stat() { # pid → "cpu_seconds peak_rss_mib"
-  local ticks utime stime hwm
-  ticks=$(getconf CLK_TCK)
-  read -r utime stime < <(awk '{print $14, $15}' "/proc/$1/stat")
-  hwm=$(awk '/VmHWM/ {print $2}' "/proc/$1/status")
-  echo "$(echo "scale=2; ($utime + $stime) / $ticks" | bc) $(echo "scale=1; $hwm / 1024" | bc)"
+metrics_up() { curl -sf "http://127.0.0.1:$1/metrics" >/dev/null; }
+controllers_up() { metrics_up "$DS_PORT" && metrics_up "$RT_PORT"; }
+wait_until() { # seconds description command...
+  local deadline=$((SECONDS + $1)) what=$2; shift 2
+  until "$@"; do [ $SECONDS -lt $deadline ] || die "timed out waiting for $what"; sleep 0.5; done
 }
-read -r ds_cpu ds_mem < <(stat "${pids[0]}")
-read -r rt_cpu rt_mem < <(stat "${pids[1]}")
-nodes=$(kubectl get nodes -o name | wc -l)
-elapsed=$(echo "$end - $start" | bc)
-printf '| datasets | nodes | time to all Bound | PVCs Bound | runtime-controller CPU / peak RSS | dataset-controller CPU / peak RSS |\n'
-printf '|---|---|---|---|---|---|\n'
-printf '| %s | %s | %.1f s | %s | %s s / %s MiB | %s s / %s MiB |\n' "$N" "$nodes" "$elapsed" "$pvcs" "$rt_cpu" "$rt_mem" "$ds_cpu" "$ds_mem"
 
-# At rest: the datasets stay Bound while a stand-in for the metrics-collector rewrites every dataset's and
-# runtime's cacheStates each SCRAPE seconds (one server-side apply per object, its own field manager, as
-# the collector does). Counted from each controller's ferrofluid_api_requests_total: writes (create,
-# patch, update, delete), reads (get, list) and watch (re)starts, per minute; and reconciles per minute.
-WINDOW="${BENCH_REST_SECONDS:-120}"
-SCRAPE="${BENCH_SCRAPE_SECONDS:-15}"
-counters() { # port → "writes reads watches reconciles"
-  curl -s "http://127.0.0.1:$1/metrics" | awk '
-    /^ferrofluid_api_requests_total/ {
-      verb = $0; sub(/.*verb="/, "", verb); sub(/".*/, "", verb)
-      if (verb == "get" || verb == "list") r += $NF; else if (verb == "watch") w += $NF; else wr += $NF
-    }
-    /^ferrofluid_reconciliations_total/ { rc += $NF }
-    END { printf "%d %d %d %d\n", wr, r, w, rc }'
+# Starts SYSTEM's two controllers; sets DS_PID, RT_PID, DS_PORT, RT_PORT.
+start_ferrofluid() {
+  DS_PORT=$PORT_BASE RT_PORT=$((PORT_BASE + 1))
+  # As before this comparison: release builds scoped to the namespace, no leader election, the
+  # runtime-controller with 8 concurrent reconciles; the client-side limit is the default 200/s, burst 400.
+  spawn_recorded "$OUT/ferrofluid-dataset-controller.log" "$BIN/dataset-controller" --namespace "$NS" \
+    --leader-elect=false --http-addr "127.0.0.1:$DS_PORT"
+  DS_PID=$SPAWNED_PID; pids+=("$DS_PID")
+  spawn_recorded "$OUT/ferrofluid-runtime-controller.log" "$BIN/runtime-controller" --namespace "$NS" \
+    --leader-elect=false --http-addr "127.0.0.1:$RT_PORT" --concurrency 8
+  RT_PID=$SPAWNED_PID; pids+=("$RT_PID")
+  wait_until 60 "ferrofluid's controllers" controllers_up
 }
-settled() { # until neither controller sends a request for 10 s (at most 120 s)
-  local a b i
-  for i in $(seq 1 12); do
-    a="$(counters 18181) $(counters 18182)"; sleep 10; b="$(counters 18181) $(counters 18182)"
-    [ "$(echo "$a" | awk '{print $1+$2, $5+$6}')" = "$(echo "$b" | awk '{print $1+$2, $5+$6}')" ] && return 0
-  done
-  log "the controllers did not settle within 120 s; measuring anyway"
+start_fluid() {
+  DS_PORT=$((PORT_BASE + 2)) RT_PORT=$((PORT_BASE + 3))
+  "$HACK_DIR/fluid.sh" start
+  DS_PID=$(cat "$LOCAL_DIR/fluid/run/dataset-controller.pid")
+  RT_PID=$(cat "$LOCAL_DIR/fluid/run/juicefsruntime-controller.pid")
 }
-status_bodies() { # round → one YAML stream of cacheStates applies for every dataset and runtime
-  local i kind
-  for i in $(seq 1 "$N"); do
-    for kind in Dataset JuiceFSRuntime; do
-      printf 'apiVersion: data.fluid.io/v1alpha1\nkind: %s\nmetadata: {name: bench-%s}\nstatus: {cacheStates: {cached: "%s.00MiB", cacheHitRatio: "%s.0%%"}}\n---\n' \
-        "$kind" "$i" "$1" "$1"
+
+# One system on a fresh cluster: $OUT/SYSTEM.json (bench-watch's record plus audit and DNS summaries).
+run_system() { # ferrofluid | fluid
+  local sys=$1 rc=0
+  log "$sys: fresh cluster, $NODES nodes"
+  FF_AUDIT=1 "$HACK_DIR/local-cluster.sh" up >/dev/null
+  cluster_up=1
+  local run="$LOCAL_DIR/cluster/run"
+  if [ "$sys" = fluid ]; then "$HACK_DIR/fluid.sh" install; else
+    kubectl apply --server-side --field-manager ferrofluid-crds -f charts/ferrofluid/crds/ >/dev/null
+  fi
+  kubectl create namespace "$NS" >/dev/null
+  kubectl -n "$NS" create secret generic jfs-secret --from-literal=metaurl=redis://127.0.0.1:6379/1 >/dev/null
+  "start_$sys"
+
+  spawn_recorded "$OUT/$sys-watch.log" "$BIN/bench-watch" --namespace "$NS" --datasets "$N" \
+    --timeout "$TIMEOUT" --out "$OUT/$sys.json" --ready "$OUT/$sys.ready" \
+    --process "dataset-controller=$DS_PID" --process "runtime-controller=$RT_PID" \
+    --process "kube-apiserver=$(cat "$run/kube-apiserver.pid")" --process "etcd=$(cat "$run/etcd.pid")" \
+    --metrics "dataset-controller=127.0.0.1:$DS_PORT" --metrics "runtime-controller=127.0.0.1:$RT_PORT"
+  local watch=$SPAWNED_PID; pids+=("$watch")
+  wait_until 120 "bench-watch to sync" test -f "$OUT/$sys.ready"
+  log "$sys: creating $N datasets"
+  kubectl -n "$NS" create -f "$manifests" >/dev/null
+  wait "$watch" || rc=$?
+  [ $rc -eq 0 ] || log "$sys: not every dataset was Bound within ${TIMEOUT} s (bench-watch exit $rc)"
+  python3 "$HACK_DIR/bench-report.py" annotate "$OUT/$sys.json" \
+    --audit-log "$LOCAL_DIR/cluster/audit.log" --dns-log "$LOCAL_DIR/cluster/dns-queries.log"
+  if [ "$sys" = ferrofluid ] && [ $rc -eq 0 ] && [ "${BENCH_REST_SECONDS:-120}" -gt 0 ]; then
+    at_rest >"$OUT/at-rest.md"
+  fi
+  cleanup
+}
+
+# At rest (ferrofluid): the datasets stay Bound while a stand-in for the metrics-collector rewrites every
+# dataset's and runtime's cacheStates each SCRAPE seconds (one server-side apply per object, its own
+# field manager, as the collector does). Counted from each controller's ferrofluid_api_requests_total:
+# writes (create, patch, update, delete), reads (get, list) and watch (re)starts, per minute; and
+# reconciles per minute.
+at_rest() {
+  local WINDOW="${BENCH_REST_SECONDS:-120}" SCRAPE="${BENCH_SCRAPE_SECONDS:-15}"
+  counters() { # port → "writes reads watches reconciles"
+    curl -s "http://127.0.0.1:$1/metrics" | awk '
+      /^ferrofluid_api_requests_total/ {
+        verb = $0; sub(/.*verb="/, "", verb); sub(/".*/, "", verb)
+        if (verb == "get" || verb == "list") r += $NF; else if (verb == "watch") w += $NF; else wr += $NF
+      }
+      /^ferrofluid_reconciliations_total/ { rc += $NF }
+      END { printf "%d %d %d %d\n", wr, r, w, rc }'
+  }
+  settled() { # until neither controller sends a request for 10 s (at most 120 s)
+    local a b
+    for _ in $(seq 1 12); do
+      a="$(counters "$DS_PORT") $(counters "$RT_PORT")"; sleep 10; b="$(counters "$DS_PORT") $(counters "$RT_PORT")"
+      [ "$(echo "$a" | awk '{print $1+$2, $5+$6}')" = "$(echo "$b" | awk '{print $1+$2, $5+$6}')" ] && return 0
     done
+    log "the controllers did not settle within 120 s; measuring anyway"
+  }
+  status_bodies() { # round → one YAML stream of cacheStates applies for every dataset and runtime
+    local i kind
+    for i in $(seq 1 "$N"); do
+      for kind in Dataset JuiceFSRuntime; do
+        printf 'apiVersion: data.fluid.io/v1alpha1\nkind: %s\nmetadata: {name: bench-%s}\nstatus: {cacheStates: {cached: "%s.00MiB", cacheHitRatio: "%s.0%%"}}\n---\n' \
+          "$kind" "$i" "$1" "$1"
+      done
+    done
+  }
+  log "ferrofluid: at rest for ${WINDOW} s"
+  local setup_w_rt setup_r_rt setup_rc_rt ds_w0 ds_r0 ds_wa0 ds_rc0 rt_w0 rt_r0 rt_wa0 rt_rc0
+  local ds_w1 ds_r1 ds_wa1 ds_rc1 rt_w1 rt_r1 rt_wa1 rt_rc1 rest_start round minutes
+  read -r setup_w_rt setup_r_rt _ setup_rc_rt < <(counters "$RT_PORT")
+  settled
+  read -r ds_w0 ds_r0 ds_wa0 ds_rc0 < <(counters "$DS_PORT")
+  read -r rt_w0 rt_r0 rt_wa0 rt_rc0 < <(counters "$RT_PORT")
+  rest_start=$(date +%s)
+  round=0
+  while [ $(($(date +%s) - rest_start)) -lt "$WINDOW" ]; do
+    round=$((round + 1))
+    status_bodies "$round" | kubectl -n "$NS" apply --server-side --force-conflicts --field-manager bench-collector \
+      --subresource=status -f - >/dev/null
+    sleep "$SCRAPE"
   done
+  minutes=$(echo "scale=3; ($(date +%s) - $rest_start) / 60" | bc)
+  read -r ds_w1 ds_r1 ds_wa1 ds_rc1 < <(counters "$DS_PORT")
+  read -r rt_w1 rt_r1 rt_wa1 rt_rc1 < <(counters "$RT_PORT")
+  per_min() { echo "scale=1; ($2 - $1) / $minutes" | bc; }
+  printf '\nferrofluid at rest, %s datasets Bound, %s s, the stand-in collector writing %s status objects every %s s (%s rounds):\n\n' \
+    "$N" "$WINDOW" "$((2 * N))" "$SCRAPE" "$round"
+  printf '| controller | writes/min | reads/min | watch starts/min | reconciles/min |\n|---|---|---|---|---|\n'
+  printf '| runtime-controller | %s | %s | %s | %s |\n' "$(per_min "$rt_w0" "$rt_w1")" "$(per_min "$rt_r0" "$rt_r1")" \
+    "$(per_min "$rt_wa0" "$rt_wa1")" "$(per_min "$rt_rc0" "$rt_rc1")"
+  printf '| dataset-controller | %s | %s | %s | %s |\n' "$(per_min "$ds_w0" "$ds_w1")" "$(per_min "$ds_r0" "$ds_r1")" \
+    "$(per_min "$ds_wa0" "$ds_wa1")" "$(per_min "$ds_rc0" "$ds_rc1")"
+  printf '\nSetting up (start to all Bound): runtime-controller %s writes and %s reads in %s reconciles (%s requests per reconcile).\n' \
+    "$setup_w_rt" "$setup_r_rt" "$setup_rc_rt" "$(echo "scale=1; ($setup_w_rt + $setup_r_rt) / $setup_rc_rt" | bc)"
 }
-read -r _ _ _ setup_rc_rt < <(counters 18182)
-read -r setup_w_rt setup_r_rt _ _ < <(counters 18182)
-settled
-read -r ds_w0 ds_r0 ds_wa0 ds_rc0 < <(counters 18181)
-read -r rt_w0 rt_r0 rt_wa0 rt_rc0 < <(counters 18182)
-rest_start=$(date +%s)
-round=0
-while [ $(( $(date +%s) - rest_start )) -lt "$WINDOW" ]; do
-  round=$((round + 1))
-  status_bodies "$round" | kubectl -n "$NS" apply --server-side --force-conflicts --field-manager bench-collector \
-    --subresource=status -f - >/dev/null
-  sleep "$SCRAPE"
-done
-minutes=$(echo "scale=3; ($(date +%s) - $rest_start) / 60" | bc)
-read -r ds_w1 ds_r1 ds_wa1 ds_rc1 < <(counters 18181)
-read -r rt_w1 rt_r1 rt_wa1 rt_rc1 < <(counters 18182)
-per_min() { echo "scale=1; ($2 - $1) / $minutes" | bc; }
-printf '\nAt rest, %s datasets Bound, %s s, the stand-in collector writing %s status objects every %s s (%s rounds):\n\n' \
-  "$N" "$WINDOW" "$((2 * N))" "$SCRAPE" "$round"
-printf '| controller | writes/min | reads/min | watch starts/min | reconciles/min |\n|---|---|---|---|---|\n'
-printf '| runtime-controller | %s | %s | %s | %s |\n' "$(per_min "$rt_w0" "$rt_w1")" "$(per_min "$rt_r0" "$rt_r1")" \
-  "$(per_min "$rt_wa0" "$rt_wa1")" "$(per_min "$rt_rc0" "$rt_rc1")"
-printf '| dataset-controller | %s | %s | %s | %s |\n' "$(per_min "$ds_w0" "$ds_w1")" "$(per_min "$ds_r0" "$ds_r1")" \
-  "$(per_min "$ds_wa0" "$ds_wa1")" "$(per_min "$ds_rc0" "$ds_rc1")"
-printf '\nSetting up (start to all Bound): runtime-controller %s writes and %s reads in %s reconciles (%s requests per reconcile).\n' \
-  "$setup_w_rt" "$setup_r_rt" "$setup_rc_rt" "$(echo "scale=1; ($setup_w_rt + $setup_r_rt) / $setup_rc_rt" | bc)"
 
+results=()
+for sys in "${SYSTEMS[@]}"; do
+  case $sys in ferrofluid | fluid) ;; *) die "BENCH_SYSTEMS: unknown system $sys" ;; esac
+  run_system "$sys"
+  results+=("$sys=$OUT/$sys.json")
+done
+python3 "$HACK_DIR/bench-report.py" table --datasets "$N" --nodes "$NODES" --timeout "$TIMEOUT" \
+  --svg "docs/bench-cdf-$N.svg" "${results[@]}" | tee "$OUT/table.md"
+[ -f "$OUT/at-rest.md" ] && cat "$OUT/at-rest.md"
+log "results, logs and per-dataset timings in $OUT; plot in docs/bench-cdf-$N.svg"
