@@ -195,4 +195,4 @@ done
 python3 "$HACK_DIR/bench-report.py" table --datasets "$N" --nodes "$NODES" --timeout "$TIMEOUT" \
   --svg "docs/bench-cdf-$N.svg" "${results[@]}" | tee "$OUT/table.md"
 [ -f "$OUT/at-rest.md" ] && cat "$OUT/at-rest.md"
-log "results, logs and per-dataset timings in $OUT; plot in docs/bench-cdf-$N.svg"
+log "results, logs and per-dataset timings in $OUT (Fluid's logs in $LOCAL_DIR/fluid/logs); plot in docs/bench-cdf-$N.svg"

@@ -115,6 +115,7 @@ cmd_start() {
   if [ ! -x "$DS_BIN" ] || [ ! -x "$RT_BIN" ] || [ ! -f "$FLUID_DATA/.complete" ]; then
     die "run hack/fluid.sh build first"
   fi
+  rm -rf "${FLUID_STATE:?}/logs" # each start's logs only
   mkdir -p "$FLUID_STATE/logs" "$FLUID_STATE/run" "$FLUID_STATE/bin" "$FLUID_STATE/tmp" "$FLUID_STATE/home"
   # Fluid finds its charts in $HOME/charts and runs helm as `ddc-helm` from PATH: a HOME of its own
   # holds a copy of the two charts (with the library link), and ddc-helm is our helm.
