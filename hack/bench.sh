@@ -40,20 +40,26 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 
 # The seed's Dataset (its metaurl Secret once, shared) and JuiceFSRuntime, N times, placement Shared
-# (Fluid's default, Exclusive, puts at most one dataset's workers on a node).
-manifests="$OUT/manifests.yaml"
+# (Fluid's default, Exclusive, puts at most one dataset's workers on a node). Pair i goes to file
+# i mod CREATORS: that many kubectl processes create them at once (one kubectl, one object after the
+# other, managed only a few objects per second while a system was busy with the first ones).
+CREATORS="${BENCH_CREATE_PARALLEL:-8}"
 for i in $(seq 1 "$N"); do
-  sed -e "s/name: jfsdemo/name: bench-$i/" -e 's/^spec:$/spec:\n  placement: Shared/' \
-    e2e/manifests/seed-dataset-with-secret.yaml | awk 'f; /^---/{f=1}'
-  echo "---"
-  sed "s/name: jfsdemo/name: bench-$i/" e2e/manifests/seed-runtime.yaml
-  echo "---"
-done >"$manifests"
+  {
+    sed -e "s/name: jfsdemo/name: bench-$i/" -e 's/^spec:$/spec:\n  placement: Shared/' \
+      e2e/manifests/seed-dataset-with-secret.yaml | awk 'f; /^---/{f=1}'
+    echo "---"
+    sed "s/name: jfsdemo/name: bench-$i/" e2e/manifests/seed-runtime.yaml
+    echo "---"
+  } >>"$OUT/manifests-$((i % CREATORS)).yaml"
+done
 
 cluster_up=0
 pids=()
+creators=()
 cleanup() {
   local p
+  for p in "${creators[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do stop_group "$p"; done
   pids=()
   "$HACK_DIR/fluid.sh" stop >/dev/null 2>&1 || true
@@ -92,7 +98,7 @@ start_fluid() {
 
 # One system on a fresh cluster: $OUT/SYSTEM.json (bench-watch's record plus audit and DNS summaries).
 run_system() { # ferrofluid | fluid
-  local sys=$1 rc=0
+  local sys=$1 rc=0 p
   log "$sys: fresh cluster, $NODES nodes"
   FF_AUDIT=1 "$HACK_DIR/local-cluster.sh" up >/dev/null
   cluster_up=1
@@ -112,7 +118,14 @@ run_system() { # ferrofluid | fluid
   local watch=$SPAWNED_PID; pids+=("$watch")
   wait_until 120 "bench-watch to sync" test -f "$OUT/$sys.ready"
   log "$sys: creating $N datasets"
-  kubectl -n "$NS" create -f "$manifests" >/dev/null
+  local f
+  creators=()
+  for f in "$OUT"/manifests-*.yaml; do
+    kubectl -n "$NS" create -f "$f" >/dev/null &
+    creators+=($!)
+  done
+  for p in "${creators[@]}"; do wait "$p"; done
+  creators=()
   wait "$watch" || rc=$?
   [ $rc -eq 0 ] || log "$sys: not every dataset was Bound within ${TIMEOUT} s (bench-watch exit $rc)"
   python3 "$HACK_DIR/bench-report.py" annotate "$OUT/$sys.json" \

@@ -108,7 +108,9 @@ start_proc() { # name command...: spawn_recorded (lib.sh), pid in run/NAME.pid
 }
 
 leads() { # port lease-name: the controller's metrics report it holds its lease
-  curl -sf "http://127.0.0.1:$1/metrics" | grep -q "^leader_election_master_status{name=\"$2\"} 1"
+  local metrics # (not piped into grep -q: under pipefail, curl's SIGPIPE would fail the match)
+  metrics=$(curl -sf "http://127.0.0.1:$1/metrics") || return 1
+  grep -q "^leader_election_master_status{name=\"$2\"} 1" <<<"$metrics"
 }
 
 cmd_start() {
