@@ -33,7 +33,7 @@ csi-sanity: ## csi-sanity (the CSI conformance suite) against the CSI plugin, wi
 	cargo build --locked -p csi-plugin
 	hack/csi-sanity.sh
 
-bench: ## benchmarks (not tests): time to Bound for N datasets, controller CPU and peak memory, API requests at rest
+bench: ## benchmarks (not tests): ferrofluid and Fluid v1.0.8 side by side (time to Bound, CPU, memory, API requests), requests at rest
 	hack/bench.sh
 
 cluster-up: ## start the local control plane (etcd, apiserver, controller-manager, scheduler, kwok nodes)

@@ -166,6 +166,9 @@ def table(args):
         ("DNS queries recorded (whole run)", lambda s: fmt(s["dns"]), None),
     ]
     ratio = "ferrofluid" in by and "fluid" in by
+    # Costs compare only when both systems did the same work: every Dataset and PVC Bound.
+    comparable = ratio and all(by[n]["all_bound_s"] is not None and by[n]["all_pvcs_s"] is not None
+                               for n in ("ferrofluid", "fluid"))
     head = ["", *(LABELS.get(n, n) for n in names)] + (["Fluid / ferrofluid"] if ratio else [])
     print(f"{args.datasets} datasets over {args.nodes} kwok nodes, each system on a fresh local cluster "
           f"(measured window: creation to the last Dataset and PVC Bound)\n")
@@ -175,7 +178,7 @@ def table(args):
         cells = [label, *(show(by[n]) for n in names)]
         if ratio:
             a, b = (by["ferrofluid"].get(key) if key else None), (by["fluid"].get(key) if key else None)
-            ok = all(isinstance(v, (int, float)) and math.isfinite(v) for v in (a, b))
+            ok = comparable and all(isinstance(v, (int, float)) and math.isfinite(v) for v in (a, b))
             cells.append(f"{b / a:.1f}×" if ok and a > 0 else "–")
         print("| " + " | ".join(cells) + " |")
     print()

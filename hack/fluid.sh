@@ -73,7 +73,7 @@ cmd_install() {
   kc wait --for condition=Established --timeout 60s -f "$FLUID_DATA/crds/" >/dev/null
   kc create namespace fluid-system --dry-run=client -o yaml | kc apply -f - >/dev/null
   # Fluid's dataset-controller scales the Deployment of the runtime's controller from 0 to 1 when it
-  # first sees a dataset ("runtime controllers on demand") and fails the reconcile if it is missing. We
+  # first sees a dataset ("runtime controllers on demand") and requeues the dataset if it cannot. We
   # run that controller ourselves, so this one is a stand-in that never runs a pod: paused (no
   # ReplicaSet is ever created) and, should one appear, selecting no node.
   kc apply -f - >/dev/null <<'YAML'
