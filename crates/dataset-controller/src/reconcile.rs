@@ -73,23 +73,6 @@ async fn apply(ds: &Dataset, ctx: &Context) -> Result<Action, Error> {
     let api: Api<Dataset> = Api::namespaced(ctx.client.clone(), &ns);
     let status = ds.status.clone().unwrap_or_default();
 
-    // A new dataset is NotBound. Guarded by resourceVersion: if a runtime bound it meanwhile, this fails
-    // with a conflict instead of overwriting `Bound`.
-    if matches!(status.phase, None | Some(DatasetPhase::None)) {
-        let patch = json!({
-            "metadata": {"resourceVersion": ds.resource_version()},
-            "status": {"phase": "NotBound"},
-        });
-        api.patch_status(
-            &name,
-            &PatchParams { field_manager: Some(MANAGER.into()), ..Default::default() },
-            &Patch::Merge(patch),
-        )
-        .await
-        .step("set NotBound")?;
-        event(ctx, ds, EventType::Normal, "NotBound", "no runtime is bound to this dataset yet".into()).await;
-    }
-
     let secrets = if ctx.check_secrets {
         Some(read_secrets(ctx, &ns, &validate::referenced_secrets(&ds.spec)).await?)
     } else {
@@ -101,7 +84,24 @@ async fn apply(ds: &Dataset, ctx: &Context) -> Result<Action, Error> {
     let reason = if ok { "Valid" } else { "InvalidInput" };
     let cond = condition(&status.conditions, VALIDATED, ok, reason, message.clone(), &Timestamp::now().to_string());
     let unchanged = status.conditions.contains(&cond);
-    if !unchanged {
+    if matches!(status.phase, None | Some(DatasetPhase::None)) {
+        // A new dataset is NotBound, and says whether its input is valid — one write. Guarded by
+        // resourceVersion: if a runtime bound it meanwhile, this fails with a conflict instead of
+        // overwriting `Bound` (or the runtime's condition: the list sent is the stored one plus ours).
+        let mut conditions: Vec<_> = status.conditions.iter().filter(|c| c.type_ != VALIDATED).cloned().collect();
+        conditions.push(cond);
+        let patch = json!({
+            "metadata": {"resourceVersion": ds.resource_version()},
+            "status": {"phase": "NotBound", "conditions": conditions},
+        });
+        api.patch_status(
+            &name,
+            &PatchParams { field_manager: Some(MANAGER.into()), ..Default::default() },
+            &Patch::Merge(patch),
+        )
+        .await
+        .step("set NotBound")?;
+    } else if !unchanged {
         let body = DatasetStatus { conditions: vec![cond], ..Default::default() };
         ssa::status(&api, MANAGER, &name, &body).await.step("validated condition")?;
     }

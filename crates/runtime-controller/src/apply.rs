@@ -51,12 +51,15 @@ fn describe<K: Resource<DynamicType = ()>>(namespace: Option<&str>, name: &str) 
     }
 }
 
-/// What exists under the name `name`, and whether this runtime (`uid`) may write it: the cached object
-/// when the watch cache has it, else a read (the caches only hold ferrofluid-labelled objects, so a
-/// same-name object of someone else is only seen this way — once, when ferrofluid would create).
+/// What exists under the name `name`, and whether this runtime (`uid`) may write it: the cached object,
+/// or — with `read_on_miss`, for kinds whose cache holds only ferrofluid's objects — a read when the
+/// cache has none (a same-name object of someone else is only seen that way). The caches of the kinds
+/// a runtime creates on its way to Bound hold every object of the kind in scope (others' reduced to
+/// their metadata), so there a miss means absent and costs no request.
 pub async fn current<K>(
     api: &Api<K>,
     cached: Option<Arc<K>>,
+    read_on_miss: bool,
     namespace: Option<&str>,
     name: &str,
     uid: &str,
@@ -67,7 +70,8 @@ where
 {
     let found = match cached {
         Some(obj) => Some(Arc::unwrap_or_clone(obj)),
-        None => api.get_opt(name).await.step(step)?,
+        None if read_on_miss => api.get_opt(name).await.step(step)?,
+        None => None,
     };
     Ok(match found {
         None => Ok(Current::Absent),

@@ -48,7 +48,7 @@ pub async fn clean(
         };
         let name = cache_cleanup::job_name(key, &node.node);
         let cached = stores::get(&ctx.stores.jobs, Some(&key.namespace), &name);
-        match apply::current(&api, cached, Some(&key.namespace), &name, &uid, "get cache cleanup job").await? {
+        match apply::current(&api, cached, true, Some(&key.namespace), &name, &uid, "get cache cleanup job").await? {
             Err(conflict) => {
                 // Someone else's Job of that name: never touched; the cache there stays.
                 ctx.events

@@ -62,7 +62,8 @@ struct Existing {
 /// What exists under the names this runtime uses; `Err` lists every same-name object that is not this
 /// runtime's (left untouched).
 async fn existing(ctx: &Context, key: &DatasetKey, uid: &str) -> Result<Result<Existing, Vec<Conflict>>, Error> {
-    let (client, s) = (&ctx.client, &ctx.stores);
+    // The caches of these kinds hold every object in scope: a miss is an absence (no read).
+    let (client, s, read_on_miss) = (&ctx.client, &ctx.stores, false);
     let ns = key.namespace.as_str();
     let (pv_api, pvc_api, sts_api, ds_api) = (
         Api::all(client.clone()),
@@ -72,12 +73,21 @@ async fn existing(ctx: &Context, key: &DatasetKey, uid: &str) -> Result<Result<E
     );
     let (pv_name, pvc_name) = (key.pv_name(), key.pvc_name());
     let (sts_name, ds_name) = (key.worker_statefulset_name(), key.fuse_daemonset_name());
-    let pv = apply::current(&pv_api, stores::get(&s.volumes, None, &pv_name), None, &pv_name, uid, "get pv");
-    let pvc =
-        apply::current(&pvc_api, stores::get(&s.claims, Some(ns), &pvc_name), Some(ns), &pvc_name, uid, "get pvc");
+    let pv =
+        apply::current(&pv_api, stores::get(&s.volumes, None, &pv_name), read_on_miss, None, &pv_name, uid, "get pv");
+    let pvc = apply::current(
+        &pvc_api,
+        stores::get(&s.claims, Some(ns), &pvc_name),
+        read_on_miss,
+        Some(ns),
+        &pvc_name,
+        uid,
+        "get pvc",
+    );
     let sts = apply::current(
         &sts_api,
         stores::get(&s.workers, Some(ns), &sts_name),
+        read_on_miss,
         Some(ns),
         &sts_name,
         uid,
@@ -86,6 +96,7 @@ async fn existing(ctx: &Context, key: &DatasetKey, uid: &str) -> Result<Result<E
     let ds = apply::current(
         &ds_api,
         stores::get(&s.fuses, Some(ns), &ds_name),
+        read_on_miss,
         Some(ns),
         &ds_name,
         uid,
@@ -211,14 +222,11 @@ pub async fn setup(rt: &JuiceFSRuntime, ctx: &Context) -> Result<Action, Error> 
         Ok(p) => p,
         Err(e) => return blocked(ctx, rt, "HostPortsExhausted", e.to_string(), Duration::from_secs(30)).await,
     };
-    let existing_status = rt.status.clone().unwrap_or_default();
+    let mut existing_status = rt.status.clone().unwrap_or_default();
     let recorded = existing_status.host_ports.filter(|p| *p != HostPorts::default());
     let wanted_record = Some(ports).filter(|p| *p != HostPorts::default());
-    if recorded != wanted_record {
-        let mut st = status_bodies::runtime_ours(&existing_status);
-        st.host_ports = wanted_record;
-        apply::status(&runtimes, &name, &st, "runtime host ports").await?;
-    }
+    let since_creation =
+        rt.metadata.creation_timestamp.as_ref().map(|c| Timestamp::now().duration_since(c.0).as_secs());
 
     // 3. Build, pure; 4. apply what differs — the PV first (it holds the cluster-wide name).
     let pv = fingerprinted(volume::persistent_volume(rt, &key, &dataset.spec, &ctx.mount_root));
@@ -229,22 +237,40 @@ pub async fn setup(rt: &JuiceFSRuntime, ctx: &Context) -> Result<Action, Error> 
     let ds = fingerprinted(fuse::build(rt, &key, &cfg, &ctx.mount_root, fuse_port));
     let outdated_fuse_nodes =
         fuse::outdated_nodes(&ds, &stores::of_runtime(&ctx.stores.pods, &key, &[keys::ROLE_FUSE]));
+    if recorded != wanted_record {
+        // Host ports are recorded before any pod can use them — in the status the pass would write
+        // once the workloads are applied (from what exists now), so that is one write, not two.
+        let pods = existing.workers.as_ref().map(|w| worker_pods(ctx, &key, w)).unwrap_or_default();
+        let fuse_now = existing.fuse.as_ref().unwrap_or(&ds);
+        let observed = observe(rt, &pods, fuse_now, outdated_fuse_nodes.clone());
+        let cache_nodes = existing_status.cache_nodes.clone();
+        let body = status_bodies::serving(
+            &existing_status,
+            &key,
+            &observed,
+            wanted_record,
+            cache_nodes,
+            since_creation,
+            &now(),
+        );
+        apply::status(&runtimes, &name, &body, "runtime host ports").await?;
+        existing_status = body;
+    }
     apply::object(&Api::all(client.clone()), &pv, &existing.pv, "pv").await?;
     let sts =
         apply::object(&Api::namespaced(client.clone(), &ns), &sts, &existing.workers, "worker statefulset").await?;
     let ds = apply::object(&Api::namespaced(client.clone(), &ns), &ds, &existing.fuse, "fuse daemonset").await?;
 
     // 5. Status from the workloads; dataset phase; the PVC once bound.
-    let workers = status::workers(rt.spec.replicas.unwrap_or(1), Some(&sts));
-    let fuses = status::fuses(Some(&ds));
-    let phase = status::dataset_phase(&workers, ds_status.phase);
+    let pods = worker_pods(ctx, &key, &sts);
+    let observed = observe(rt, &pods, &ds, outdated_fuse_nodes);
+    let failing = observed.health.reason == status_bodies::WORKERS_FAILING;
+    let phase = status::dataset_phase(&observed.workers, failing, ds_status.phase);
     if phase == DatasetPhase::Bound {
         let pvc = fingerprinted(volume::persistent_volume_claim(rt, &key, &dataset.spec));
         apply::object(&Api::namespaced(client.clone(), &ns), &pvc, &existing.pvc, "pvc").await?;
     }
-    let pods = worker_pods(ctx, &key, &sts);
-    let health = WorkerHealth::new(&workers, &status::worker_failures(&pods));
-    write_dataset_status(ctx, rt, &dataset, &key, phase, &health).await?;
+    write_dataset_status(ctx, rt, &dataset, &key, phase, &observed.health).await?;
     node_sync::sync_worker_labels(ctx, &key, &cfg, &pods).await?;
 
     // Cache directories: recorded where clients run, removed where none has run for a while.
@@ -262,8 +288,6 @@ pub async fn setup(rt: &JuiceFSRuntime, ctx: &Context) -> Result<Action, Error> 
     let cache_nodes: Vec<CacheNode> = plan.nodes.iter().filter(|c| !cleaned.contains(&c.node)).cloned().collect();
     cache_sync::sweep(ctx, rt, &key, &plan.clean.iter().map(String::as_str).collect()).await?;
 
-    let since_creation =
-        rt.metadata.creation_timestamp.as_ref().map(|c| Timestamp::now().duration_since(c.0).as_secs());
     // Idle nodes not yet due: look again when the first one is (due ones wait for their Job's events;
     // nodes that are gone wait for the resync after they are back).
     let idle: Vec<CacheNode> = cache_nodes
@@ -271,7 +295,6 @@ pub async fn setup(rt: &JuiceFSRuntime, ctx: &Context) -> Result<Action, Error> 
         .filter(|c| !plan.clean.contains(&c.node) && cache_sync::known(ctx, &c.node))
         .cloned()
         .collect();
-    let observed = status_bodies::Observed { workers, fuses, health, outdated_fuse_nodes };
     let body =
         status_bodies::serving(&existing_status, &key, &observed, wanted_record, cache_nodes, since_creation, &now());
     if body != status_bodies::runtime_ours(&existing_status) {
@@ -281,6 +304,18 @@ pub async fn setup(rt: &JuiceFSRuntime, ctx: &Context) -> Result<Action, Error> 
         Some(due) if due < ctx.resync => Action::requeue(due.max(Duration::from_secs(1))),
         _ => resync(ctx),
     })
+}
+
+/// What the runtime's workloads say: workers from their pods, FUSE clients from the DaemonSet.
+fn observe(
+    rt: &JuiceFSRuntime,
+    worker_pods: &[Pod],
+    fuse: &DaemonSet,
+    outdated: Vec<String>,
+) -> status_bodies::Observed {
+    let workers = status::workers(rt.spec.replicas.unwrap_or(1), true, worker_pods);
+    let health = WorkerHealth::new(&workers, &status::worker_failures(worker_pods));
+    status_bodies::Observed { workers, fuses: status::fuses(Some(fuse)), health, outdated_fuse_nodes: outdated }
 }
 
 /// The dataset's status as this runtime binds it, written only when it changes; events on a phase change
@@ -303,7 +338,12 @@ async fn write_dataset_status(
         ctx.events.warning(&rt.object_ref(&()), "WorkersFailing", health.message.clone()).await;
         ctx.events.warning(&dataset.object_ref(&()), "WorkersFailing", health.message.clone()).await;
     }
-    if current.phase != Some(phase) {
+    // An event when the phase changes — but not for a new dataset's NotBound (the dataset-controller
+    // set that; nothing happened).
+    let news = current.phase != Some(phase)
+        && (phase != DatasetPhase::NotBound
+            || matches!(current.phase, Some(DatasetPhase::Bound | DatasetPhase::Failed)));
+    if news {
         let reason = match phase {
             DatasetPhase::Bound => "DatasetBound",
             DatasetPhase::Failed => "DatasetFailed",

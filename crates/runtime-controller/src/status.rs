@@ -3,7 +3,7 @@
 use ferrofluid_api::DatasetPhase;
 use ferrofluid_api::RuntimePhase;
 use ferrofluid_api::redact::redact;
-use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
+use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::Pod;
 use std::collections::BTreeSet;
 
@@ -26,19 +26,30 @@ fn phase(desired: i32, ready: i32) -> RuntimePhase {
     }
 }
 
-/// Workers: Ready when all desired workers are available (ready for the StatefulSet's
-/// `minReadySeconds`), PartialReady with at least one.
-pub fn workers(desired: i32, sts: Option<&StatefulSet>) -> Counts {
-    let status = sts.and_then(|s| s.status.clone()).unwrap_or_default();
-    let ready = status.ready_replicas.unwrap_or(0);
-    let available = status.available_replicas.unwrap_or(0);
+/// Whether a pod counts as a serving worker: not being deleted, running, and Ready per its own
+/// condition (the kubelet's word, as fresh as the pod watch).
+fn serving_pod(pod: &Pod) -> bool {
+    let status = pod.status.as_ref();
+    pod.metadata.deletion_timestamp.is_none()
+        && status.and_then(|s| s.phase.as_deref()) == Some("Running")
+        && status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Workers, counted from the worker pods themselves (those the StatefulSet controls) rather than from
+/// the StatefulSet's status, which trails the pods — under load by minutes. Ready when all desired
+/// workers are ready, PartialReady with at least one; NotReady while there is no StatefulSet.
+pub fn workers(desired: i32, sts_exists: bool, pods: &[Pod]) -> Counts {
+    let current = pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).count() as i32;
+    let ready = pods.iter().filter(|p| serving_pod(p)).count() as i32;
     Counts {
         desired,
-        current: status.current_replicas.unwrap_or(status.replicas),
+        current,
         ready,
-        available,
-        unavailable: (desired - available).max(0),
-        phase: if sts.is_none() { RuntimePhase::NotReady } else { phase(desired, available) },
+        available: ready,
+        unavailable: (desired - ready).max(0),
+        phase: if sts_exists { phase(desired, ready) } else { RuntimePhase::NotReady },
     }
 }
 
@@ -62,15 +73,18 @@ pub fn fuses(ds: Option<&DaemonSet>) -> Counts {
 /// Condition types this controller owns on a JuiceFSRuntime.
 pub const RUNTIME_CONDITIONS: &[&str] = &["Ready", "FusesReady"];
 
-/// Dataset phase from worker health: Bound while at least one worker serves; Failed when a bound
-/// dataset loses all workers — and Bound again as soon as one is back (Fluid stays stuck in Failed).
-pub fn dataset_phase(workers: &Counts, current: Option<DatasetPhase>) -> DatasetPhase {
+/// Dataset phase from worker health: Bound once a worker serves. A bound dataset turns Failed only
+/// for a named failure — no worker serves and a worker container fails (`failing`, the reasons the
+/// condition names) — and is Bound again as soon as one serves (Fluid stays stuck in Failed). Workers
+/// that are merely not ready yet (rescheduled, starting, a pod status not yet reported) change
+/// nothing: the data stays reachable through the FUSE clients, so the phase does not flap.
+pub fn dataset_phase(workers: &Counts, failing: bool, current: Option<DatasetPhase>) -> DatasetPhase {
     let serving = matches!(workers.phase, RuntimePhase::Ready | RuntimePhase::PartialReady);
-    let was_bound = matches!(current, Some(DatasetPhase::Bound) | Some(DatasetPhase::Failed));
-    match (serving, was_bound) {
+    match (serving, current) {
         (true, _) => DatasetPhase::Bound,
-        (false, true) => DatasetPhase::Failed,
-        (false, false) => DatasetPhase::NotBound,
+        (false, Some(DatasetPhase::Bound)) if failing => DatasetPhase::Failed,
+        (false, Some(p @ (DatasetPhase::Bound | DatasetPhase::Failed))) => p,
+        (false, _) => DatasetPhase::NotBound,
     }
 }
 
@@ -87,47 +101,64 @@ pub fn human_duration(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::apps::v1::StatefulSetStatus;
 
-    fn sts(ready: i32) -> StatefulSet {
-        StatefulSet {
-            status: Some(StatefulSetStatus {
-                replicas: 3,
-                ready_replicas: Some(ready),
-                available_replicas: Some(ready),
+    use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn pod(phase: &str, ready: bool) -> Pod {
+        Pod {
+            status: Some(PodStatus {
+                phase: Some(phase.into()),
+                conditions: Some(vec![PodCondition {
+                    type_: "Ready".into(),
+                    status: if ready { "True" } else { "False" }.into(),
+                    ..Default::default()
+                }]),
                 ..Default::default()
             }),
             ..Default::default()
         }
     }
 
-    #[test]
-    fn worker_phases() {
-        assert_eq!(workers(3, Some(&sts(3))).phase, RuntimePhase::Ready);
-        assert_eq!(workers(4, Some(&sts(3))).phase, RuntimePhase::PartialReady);
-        assert_eq!(workers(4, Some(&sts(3))).unavailable, 1);
-        assert_eq!(workers(3, Some(&sts(0))).phase, RuntimePhase::NotReady);
-        assert_eq!(workers(3, None).phase, RuntimePhase::NotReady);
-        assert_eq!(workers(0, Some(&sts(0))).phase, RuntimePhase::Ready);
+    fn ready_pods(n: usize) -> Vec<Pod> {
+        (0..n).map(|_| pod("Running", true)).collect()
     }
 
     #[test]
-    fn ready_but_not_yet_available_is_not_ready() {
-        let mut s = sts(1);
-        s.status.as_mut().expect("status").available_replicas = Some(0);
-        let counts = workers(1, Some(&s));
-        assert_eq!(counts.ready, 1);
-        assert_eq!(counts.phase, RuntimePhase::NotReady);
+    fn worker_phases_come_from_the_pods() {
+        assert_eq!(workers(3, true, &ready_pods(3)).phase, RuntimePhase::Ready);
+        assert_eq!(workers(4, true, &ready_pods(3)).phase, RuntimePhase::PartialReady);
+        assert_eq!(workers(4, true, &ready_pods(3)).unavailable, 1);
+        assert_eq!(workers(3, true, &[]).phase, RuntimePhase::NotReady);
+        assert_eq!(workers(3, false, &ready_pods(3)).phase, RuntimePhase::NotReady, "no StatefulSet: not ready");
+        assert_eq!(workers(0, true, &[]).phase, RuntimePhase::Ready);
     }
 
     #[test]
-    fn dataset_recovers_from_failed() {
-        let up = workers(2, Some(&sts(1)));
-        let down = workers(2, Some(&sts(0)));
-        assert_eq!(dataset_phase(&down, Some(DatasetPhase::NotBound)), DatasetPhase::NotBound);
-        assert_eq!(dataset_phase(&up, Some(DatasetPhase::NotBound)), DatasetPhase::Bound);
-        assert_eq!(dataset_phase(&down, Some(DatasetPhase::Bound)), DatasetPhase::Failed);
-        assert_eq!(dataset_phase(&up, Some(DatasetPhase::Failed)), DatasetPhase::Bound);
+    fn only_running_ready_live_pods_serve() {
+        let mut deleting = pod("Running", true);
+        deleting.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
+        let pods = [pod("Running", false), pod("Pending", true), deleting, pod("Running", true)];
+        let counts = workers(4, true, &pods);
+        assert_eq!((counts.current, counts.ready, counts.available), (3, 1, 1));
+        assert_eq!(counts.phase, RuntimePhase::PartialReady);
+    }
+
+    #[test]
+    fn bound_turns_failed_only_for_a_named_failure_and_recovers() {
+        let up = workers(2, true, &ready_pods(1));
+        let down = workers(2, true, &[]);
+        assert_eq!(dataset_phase(&down, false, Some(DatasetPhase::NotBound)), DatasetPhase::NotBound);
+        assert_eq!(dataset_phase(&down, true, None), DatasetPhase::NotBound, "never bound: not Failed");
+        assert_eq!(dataset_phase(&up, false, Some(DatasetPhase::NotBound)), DatasetPhase::Bound);
+        assert_eq!(
+            dataset_phase(&down, false, Some(DatasetPhase::Bound)),
+            DatasetPhase::Bound,
+            "not ready is no failure"
+        );
+        assert_eq!(dataset_phase(&down, true, Some(DatasetPhase::Bound)), DatasetPhase::Failed);
+        assert_eq!(dataset_phase(&down, false, Some(DatasetPhase::Failed)), DatasetPhase::Failed, "no flap back");
+        assert_eq!(dataset_phase(&up, true, Some(DatasetPhase::Failed)), DatasetPhase::Bound);
     }
 
     #[test]

@@ -13,6 +13,9 @@ use ferrofluid_api::{DatasetPhase, DatasetStatus, JuiceFSRuntimeStatus, Mount, R
 /// Condition type this controller owns on Datasets.
 pub const DATASET_CONDITION: &str = "RuntimeReady";
 
+/// The condition reason (and event) when no worker serves and one fails for a named reason.
+pub const WORKERS_FAILING: &str = "WorkersFailing";
+
 /// Worker health as a condition: ready or not, and why (failing containers' own words).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerHealth {
@@ -30,7 +33,7 @@ impl WorkerHealth {
         }
         let reason = match (ok, failures.is_empty()) {
             (true, _) => "WorkersReady",
-            (false, false) => "WorkersFailing",
+            (false, false) => WORKERS_FAILING,
             (false, true) => "WorkersNotReady",
         };
         Self { ok, reason, message }

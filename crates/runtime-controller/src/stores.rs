@@ -1,7 +1,8 @@
 //! The controller's watch caches: everything a reconcile reads comes from here, not from the API
-//! server. One reflector per kind, label-selected to ferrofluid's objects where possible (nodes are all
-//! watched: their labels are the cache map); each also yields the change stream that triggers
-//! reconciles (`triggers.rs`).
+//! server. One reflector per kind: label-selected to ferrofluid's objects, but for the kinds a runtime
+//! creates under fixed names (StatefulSets, DaemonSets, PVCs, PVs: all watched, others' reduced to
+//! metadata, so a name missing from the cache is free) and nodes (all watched: their labels are the
+//! cache map); each also yields the change stream that triggers reconciles (`triggers.rs`).
 
 use crate::triggers;
 use ferrofluid_api::keys::{self, DatasetKey, LABEL_MANAGED_BY, MANAGED_BY};
@@ -60,6 +61,33 @@ fn node_labels_only(node: &mut Node) {
     node.status = None;
 }
 
+/// Objects of a kind the runtime creates, as cached: ferrofluid's whole (without managed fields),
+/// anyone else's as metadata only — enough to tell that the name is taken and by whom.
+trait Slim {
+    fn drop_body(&mut self);
+}
+
+macro_rules! slim {
+    ($($kind:ty),*) => {$(
+        impl Slim for $kind {
+            fn drop_body(&mut self) {
+                self.spec = None;
+                self.status = None;
+            }
+        }
+    )*};
+}
+slim!(StatefulSet, DaemonSet, PersistentVolumeClaim, PersistentVolume);
+
+fn others_metadata_only<K: Resource + Slim>(obj: &mut K) {
+    no_managed_fields(obj);
+    let ours = obj.meta().labels.as_ref().and_then(|l| l.get(LABEL_MANAGED_BY)).map(String::as_str) == Some(MANAGED_BY);
+    if !ours {
+        obj.meta_mut().annotations = None;
+        obj.drop_body();
+    }
+}
+
 fn drive<S: Stream + Send + 'static>(stream: S) -> BoxStream<'static, ()> {
     stream.map(|_| ()).boxed()
 }
@@ -72,12 +100,15 @@ pub fn start(client: &kube::Client, namespace: Option<&str>) -> (Stores, Trigger
         reflect(scoped_api(client, namespace), watcher::Config::default(), triggers::runtime, no_managed_fields);
     let (datasets, ds) =
         reflect(scoped_api(client, namespace), watcher::Config::default(), triggers::dataset, no_managed_fields);
-    let (workers, sts) = reflect(scoped_api(client, namespace), selected.clone(), triggers::workers, no_managed_fields);
-    let (fuses, dss) = reflect(scoped_api(client, namespace), selected.clone(), triggers::fuses, no_managed_fields);
-    let (claims, pvcs) = reflect(scoped_api(client, namespace), selected.clone(), triggers::claim, no_managed_fields);
-    // PVs are cluster-scoped: every ferrofluid PV, whichever namespace its runtime is in (the PV name
-    // is a cluster-wide claim).
-    let (volumes, pvs) = reflect(Api::all(client.clone()), selected.clone(), triggers::volume, no_managed_fields);
+    // The kinds a runtime creates on its way to Bound are watched whole — others' objects reduced to
+    // their metadata — so a name missing from the cache is free, without a read before each create.
+    let all = watcher::Config::default;
+    let (workers, sts) = reflect(scoped_api(client, namespace), all(), triggers::workers, others_metadata_only);
+    let (fuses, dss) = reflect(scoped_api(client, namespace), all(), triggers::fuses, others_metadata_only);
+    let (claims, pvcs) = reflect(scoped_api(client, namespace), all(), triggers::claim, others_metadata_only);
+    // PVs are cluster-scoped: every PV, whichever namespace its runtime is in (the PV name is a
+    // cluster-wide claim).
+    let (volumes, pvs) = reflect(Api::all(client.clone()), all(), triggers::volume, others_metadata_only);
     let (pods, pod_changes) = reflect(scoped_api(client, namespace), juicefs_pods, triggers::pod, no_managed_fields);
     let (jobs, job_changes) = reflect(scoped_api(client, namespace), selected, triggers::job, no_managed_fields);
     let (nodes, node_events) =

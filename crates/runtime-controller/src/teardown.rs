@@ -84,8 +84,10 @@ pub async fn teardown(rt: &JuiceFSRuntime, ctx: &Context) -> Result<Action, Erro
 
     let pvs: Api<PersistentVolume> = Api::all(client.clone());
     let pv = stores::get(&s.volumes, None, &key.pv_name());
-    let holds_name =
-        matches!(apply::current(&pvs, pv.clone(), None, &key.pv_name(), &uid, "get pv").await?, Ok(Current::Ours(_)));
+    let holds_name = matches!(
+        apply::current(&pvs, pv.clone(), true, None, &key.pv_name(), &uid, "get pv").await?,
+        Ok(Current::Ours(_))
+    );
     if holds_name {
         node_sync::strip(ctx, &key.juicefs_worker_node_label(), &node_labels::worker_label_keys(&key)).await?;
         node_sync::strip(ctx, &key.worker_node_label(), &node_labels::worker_label_keys(&key)).await?;

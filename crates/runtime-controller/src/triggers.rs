@@ -39,14 +39,10 @@ pub fn dataset(ds: &Dataset) -> u64 {
     hash_of((ds.meta().generation, deleting(ds)))
 }
 
-/// A worker StatefulSet: its spec and how many workers are ready.
+/// A worker StatefulSet: its spec and deletion — not its status: worker readiness is read from the
+/// worker pods, whose own events wake the runtime.
 pub fn workers(sts: &StatefulSet) -> u64 {
-    let st = sts.status.clone().unwrap_or_default();
-    hash_of((
-        sts.meta().generation,
-        deleting(sts),
-        (st.replicas, st.ready_replicas, st.available_replicas, st.current_replicas, st.updated_replicas),
-    ))
+    hash_of((sts.meta().generation, deleting(sts)))
 }
 
 /// A FUSE DaemonSet: its spec and how many clients are scheduled and ready.
@@ -158,14 +154,25 @@ mod tests {
     }
 
     #[test]
-    fn workload_readiness_is_a_change() {
+    fn worker_readiness_wakes_through_the_pods_not_the_statefulset() {
         let mut sts = StatefulSet::default();
         let before = workers(&sts);
         sts.status = Some(StatefulSetStatus { ready_replicas: Some(1), ..Default::default() });
-        assert_ne!(workers(&sts), before);
-        let after = workers(&sts);
-        sts.metadata.resource_version = Some("5".into());
-        assert_eq!(workers(&sts), after);
+        assert_eq!(workers(&sts), before, "the StatefulSet's trailing status wakes nothing");
+        sts.metadata.generation = Some(2);
+        assert_ne!(workers(&sts), before, "a spec change does");
+
+        let mut p = Pod::default();
+        let before = pod(&p);
+        p.status = Some(k8s_openapi::api::core::v1::PodStatus {
+            conditions: Some(vec![k8s_openapi::api::core::v1::PodCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+        assert_ne!(pod(&p), before, "a worker pod turning ready does");
     }
 
     #[tokio::test]

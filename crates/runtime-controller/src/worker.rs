@@ -18,7 +18,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use std::collections::BTreeMap;
 
 const HOSTNAME_TOPOLOGY: &str = "kubernetes.io/hostname";
-pub const MIN_READY_SECONDS: i32 = 3;
 
 /// Where a worker mounts the file system inside its container (it caches; applications never read here).
 pub fn worker_mount_path(key: &DatasetKey) -> String {
@@ -81,9 +80,6 @@ pub fn build(
             replicas: Some(spec.replicas.unwrap_or(1)),
             service_name: Some(key.worker_statefulset_name()),
             pod_management_policy: Some("Parallel".into()),
-            // A worker counts once it has stayed ready this long: a client that flips to ready and
-            // straight back (e.g. before its mount is checked) does not bind the dataset.
-            min_ready_seconds: Some(MIN_READY_SECONDS),
             selector: LabelSelector { match_labels: Some(selector.clone()), ..Default::default() },
             template: PodTemplateSpec {
                 metadata: Some(template_metadata(

@@ -160,8 +160,14 @@ impl NodeAgents {
         if !out.status.success() {
             bail!("hack/node-agents.sh stop failed: {}", String::from_utf8_lossy(&out.stderr));
         }
+        // A process the agent stopped may still be on its way out (not yet reaped) for a moment.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         for ns in namespaces {
-            let left = namespace_pids(&ns);
+            let mut left = namespace_pids(&ns);
+            while !left.is_empty() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                left = namespace_pids(&ns);
+            }
             if !left.is_empty() {
                 bail!("processes left in namespace {ns} after stop: {left:?}");
             }

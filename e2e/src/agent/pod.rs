@@ -35,6 +35,20 @@ fn has_ip(pod: &Pod) -> bool {
     ip.is_some_and(|i| !i.is_empty())
 }
 
+/// How long a pod may wait for kwok to give it an IP before the agent touches it. kwok skips a pod
+/// event that arrives while it does not see its own node lease in its cache (it treats the node as not
+/// its own then) and does not look at the pod again until the pod changes.
+const NUDGE_AFTER: Duration = Duration::from_secs(10);
+
+/// Changes an annotation of the pod (nothing reads it) so kwok gets an event for it again.
+async fn nudge(client: &kube::Client, ns: &str, name: &str, n: u32) {
+    let api: kube::Api<Pod> = kube::Api::namespaced(client.clone(), ns);
+    let patch = serde_json::json!({"metadata": {"annotations": {"agent.ferrofluid.io/ip-nudges": n.to_string()}}});
+    if let Err(e) = api.patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await {
+        tracing::warn!(pod = %name, namespace = %ns, error = %e, "cannot touch pod");
+    }
+}
+
 pub async fn run(ctx: Arc<AgentCtx>, mut rx: watch::Receiver<Pod>, cancel: CancellationToken) {
     let pod = rx.borrow().clone();
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
@@ -85,10 +99,16 @@ pub async fn run(ctx: Arc<AgentCtx>, mut rx: watch::Receiver<Pod>, cancel: Cance
         }
         rec.phase = "waiting-for-ip".into();
         status::write(&status_path, &rec);
+        let mut nudges = 0u32;
         while !has_ip(&rx.borrow()) {
             tokio::select! {
                 changed = rx.changed() => if changed.is_err() { break 'setup },
                 _ = cancel.cancelled() => break 'setup,
+                _ = tokio::time::sleep(NUDGE_AFTER) => {
+                    nudges += 1;
+                    tracing::warn!(pod = %name, namespace = %ns, nudges, "pod has no IP yet; touching it so kwok sees it again");
+                    nudge(&ctx.client, &ns, &name, nudges).await;
+                }
             }
         }
         let layout = ctx.layout.clone();
