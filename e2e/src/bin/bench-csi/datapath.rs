@@ -41,9 +41,9 @@ pub struct Report {
 /// The reads of one cache state.
 #[derive(Default)]
 pub struct Cell {
-    /// MiB/s of each read through the raw mount.
+    /// MiB/s of each round's read through the raw mount.
     pub raw: Vec<f64>,
-    /// MiB/s of each read through the bind.
+    /// MiB/s of each round's read through the bind (same index: same round).
     pub bind: Vec<f64>,
     /// The most of the file found in the page cache just before a read (`fincore`), bytes.
     pub resident: u64,
@@ -206,19 +206,23 @@ fn resident_bytes(path: &Path) -> Result<u64> {
     String::from_utf8_lossy(&out.stdout).trim().parse().context("fincore's output")
 }
 
-/// The report as a markdown table.
+/// The report as a markdown table. The ratio is taken per round (the raw and the bind read of one
+/// round run back to back, so they share the machine's load of the moment), then its median.
 pub fn markdown(r: &Report, repeats: usize) -> String {
     let mut out = format!(
-        "### Data path: sequential read of a {} MiB file (median of {repeats} reads per cell, MiB/s)\n\n\
-         | read | raw FUSE mount | pod bind mount (publish target) | bind / raw | before a read (most seen): in page cache, in JuiceFS cache |\n\
-         |---|---|---|---|---|\n",
+        "### Data path: sequential read of a {} MiB file ({repeats} rounds per state; MiB/s, median)\n\n\
+         | read | raw FUSE mount | pod bind mount (publish target) | bind / raw per round: median (min–max) | \
+         before a read (most seen): in page cache, in JuiceFS cache |\n|---|---|---|---|---|\n",
         r.size >> 20
     );
     for ((_, name), cell) in STATES.iter().zip(&r.reads) {
-        let (raw, bind) = (stats::median(&cell.raw), stats::median(&cell.bind));
+        let ratios: Vec<f64> = cell.bind.iter().zip(&cell.raw).map(|(b, r)| b / r.max(1e-9)).collect();
+        let (low, high) = ratios.iter().fold((f64::MAX, 0.0f64), |(l, h), x| (l.min(*x), h.max(*x)));
         out += &format!(
-            "| {name} | {raw:.0} | {bind:.0} | {:.3} | {} MiB, {:.1} % |\n",
-            bind / raw.max(1e-9),
+            "| {name} | {:.0} | {:.0} | {:.3} ({low:.3}–{high:.3}) | {} MiB, {:.1} % |\n",
+            stats::median(&cell.raw),
+            stats::median(&cell.bind),
+            stats::median(&ratios),
             cell.resident >> 20,
             cell.juicefs_cached
         );

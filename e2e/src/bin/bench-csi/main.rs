@@ -55,8 +55,8 @@ struct RunArgs {
     /// Size of the file read in the data-path benchmark, MiB.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=8192))]
     file_mib: u64,
-    /// Reads per path and cache state.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=10))]
+    /// Rounds per cache state; a round reads the file once through each path.
+    #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(u16).range(1..=20))]
     repeats: u16,
     /// Run only one benchmark.
     #[arg(long, value_parser = ["latency", "data"])]

@@ -46,7 +46,7 @@ pub fn mib_per_s(bytes: u64, elapsed: Duration) -> f64 {
     bytes as f64 / (1024.0 * 1024.0) / elapsed.as_secs_f64().max(1e-9)
 }
 
-/// The median of throughputs (upper median for an even count); 0 without any.
+/// The median (the upper one for an even count); 0 without any value.
 pub fn median(values: &[f64]) -> f64 {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
