@@ -96,6 +96,7 @@ def summarize(result, n):
         "pvc_p50": percentile(pvc_lat + [math.inf] * (n - len(pvc_lat)), 50),
         "pvc_p99": percentile(pvc_lat + [math.inf] * (n - len(pvc_lat)), 99),
         "window_s": (result["end"]["ms"] - result["start"]["ms"]) / 1000,
+        "left_bound": sum(1 for d in ds if d.get("left_bound", 0) > 0),
     }
     for who in ("dataset-controller", "runtime-controller", "kube-apiserver", "etcd"):
         s[f"{who} cpu"] = delta(result, "processes", who, "cpu_s")
@@ -143,6 +144,7 @@ def table(args):
         ("time to all Datasets Bound", lambda s: timed(s, "all_bound_s", "bound"), "all_bound_s"),
         ("time to all PVCs Bound", lambda s: timed(s, "all_pvcs_s", "pvcs_bound"), "all_pvcs_s"),
         ("PVCs Bound when the last Dataset was", lambda s: fmt(s["pvcs_at_all_bound"]), None),
+        ("Datasets seen leaving Bound (flaps)", lambda s: fmt(s["left_bound"]), None),
         ("per dataset: time to Bound, p50", lambda s: fmt(s["p50"], " s"), "p50"),
         ("per dataset: time to Bound, p99", lambda s: fmt(s["p99"], " s"), "p99"),
         ("per dataset: time to PVC Bound, p50 / p99",

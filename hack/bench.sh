@@ -33,7 +33,7 @@ cargo_release() { cargo build --locked --release "$@" >/dev/null 2>&1 || cargo b
 # Two builds: together, cargo would unify the features of shared dependencies with the e2e crate's and
 # the controllers would not be the binaries a release build of their own crates gives.
 cargo_release -p dataset-controller -p runtime-controller
-cargo_release -p ferrofluid-e2e --bin bench-watch
+cargo_release -p ferrofluid-e2e --bin bench-watch --bin bound-timeline
 BIN="$REPO_ROOT/target/release"
 case " ${SYSTEMS[*]} " in *" fluid "*) "$HACK_DIR/fluid.sh" build ;; esac
 rm -rf "$OUT"
@@ -133,6 +133,16 @@ run_system() { # ferrofluid | fluid
   if [ "$sys" = ferrofluid ] && [ $rc -eq 0 ] && [ "${BENCH_REST_SECONDS:-120}" -gt 0 ]; then
     at_rest >"$OUT/at-rest.md"
   fi
+  # Where one dataset's time goes, on the cluster as the burst (and the rest) left it: one more
+  # pair, traced step by step by its watches (bound-timeline; at most 120 s).
+  {
+    sed -e 's/name: jfsdemo/name: traced/' -e 's/^spec:$/spec:\n  placement: Shared/' \
+      e2e/manifests/seed-dataset-with-secret.yaml | awk 'f; /^---/{f=1}'
+    echo "---"
+    sed 's/name: jfsdemo/name: traced/' e2e/manifests/seed-runtime.yaml
+  } >"$OUT/traced.yaml"
+  "$BIN/bound-timeline" --namespace "$NS" --manifest "$OUT/traced.yaml" --timeout-seconds 120 \
+    >"$OUT/$sys-trace.md" 2>&1 || log "$sys: the traced dataset did not take every step within 120 s"
   cleanup
 }
 
@@ -208,4 +218,10 @@ done
 python3 "$HACK_DIR/bench-report.py" table --datasets "$N" --nodes "$NODES" --timeout "$TIMEOUT" \
   --svg "docs/bench-cdf-$N.svg" "${results[@]}" | tee "$OUT/table.md"
 [ -f "$OUT/at-rest.md" ] && cat "$OUT/at-rest.md"
+for sys in "${SYSTEMS[@]}"; do
+  if [ -f "$OUT/$sys-trace.md" ]; then
+    printf '\n%s: one more dataset on the loaded cluster, step by step:\n\n' "$sys"
+    cat "$OUT/$sys-trace.md"
+  fi
+done
 log "results, logs and per-dataset timings in $OUT (Fluid's logs in $LOCAL_DIR/fluid/logs); plot in docs/bench-cdf-$N.svg"

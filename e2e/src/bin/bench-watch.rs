@@ -14,7 +14,8 @@
 //!
 //! The first snapshot is taken once the three watches are synced, then `--ready` is written (the bench
 //! creates the objects after that). The second is taken the moment every one of the `--datasets`
-//! Datasets and their PVCs are Bound, or at `--timeout`. Everything goes as JSON to `--out`. Exit code 0
+//! Datasets and their PVCs are Bound, or at `--timeout`. A Dataset seen leaving `Bound` once it was
+//! (a flap: `Failed` or `NotBound` while its data is there) is counted per dataset (`left_bound`). Everything goes as JSON to `--out`. Exit code 0
 //! when all were Bound, 3 on timeout (the JSON is written either way).
 
 use anyhow::{Context, Result};
@@ -72,6 +73,9 @@ struct Seen {
     runtime_created: Option<String>,
     bound_ms: Option<u64>,
     pvc_bound_ms: Option<u64>,
+    /// The phase the Dataset showed last, and how often it went from Bound to anything else.
+    last_phase: Option<String>,
+    left_bound: u32,
 }
 
 enum Kind {
@@ -162,6 +166,12 @@ async fn main() -> Result<()> {
                     if bound {
                         s.bound_ms.get_or_insert(t);
                     }
+                    if s.last_phase.as_deref() == Some("Bound") && !bound {
+                        s.left_bound += 1;
+                    }
+                    if phase.is_some() {
+                        s.last_phase = phase.clone();
+                    }
                 }
                 Kind::Runtime => {
                     s.runtime_ms.get_or_insert(t);
@@ -204,6 +214,7 @@ async fn main() -> Result<()> {
                     "runtime_creation_timestamp": s.runtime_created,
                     "bound_ms": s.bound_ms,
                     "pvc_bound_ms": s.pvc_bound_ms,
+                    "left_bound": s.left_bound,
                 }),
             )
         })
