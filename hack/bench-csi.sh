@@ -31,15 +31,6 @@ fi
 KUBECONFIG_FILE="$LOCAL_DIR/kubeconfig"
 
 started=0 pid="" ns="" WORK=""
-# Pids of the processes in mount namespace $1 (as `readlink /proc/PID/ns/mnt` prints it).
-# shellcheck disable=SC2317,SC2329 # called from the EXIT trap
-ns_pids() {
-  local p
-  for p in /proc/[0-9]*; do
-    [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$1" ] && echo "${p#/proc/}"
-  done
-  return 0
-}
 # shellcheck disable=SC2317,SC2329 # the EXIT trap
 cleanup() {
   local rc=$? left first point

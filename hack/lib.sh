@@ -44,3 +44,12 @@ stop_group() { # pid
   for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
   kill -KILL -- "-$1" 2>/dev/null || true
 }
+
+# Pids of the processes in mount namespace $1 (as `readlink /proc/PID/ns/mnt` prints it).
+ns_pids() {
+  local p
+  for p in /proc/[0-9]*; do
+    [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$1" ] && echo "${p#/proc/}"
+  done
+  return 0
+}

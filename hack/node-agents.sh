@@ -84,15 +84,6 @@ cmd_start() {
   done
 }
 
-# Pids of the processes in mount namespace $1 (as `readlink /proc/PID/ns/mnt` prints it).
-ns_pids() {
-  local p
-  for p in /proc/[0-9]*; do
-    [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$1" ] && echo "${p#/proc/}"
-  done
-  return 0
-}
-
 cmd_stop() {
   local node dir pid ns left
   for node in "$@"; do
@@ -140,11 +131,10 @@ cmd_status() {
 
 action=${1:-}
 [ $# -gt 0 ] && shift
+# shellcheck disable=SC2046 # node names are words: split on purpose
 case "$action" in
   start) [ $# -gt 0 ] || die "usage: $0 start NODE..."; cmd_start "$@" ;;
-  # shellcheck disable=SC2046
   stop) if [ $# -gt 0 ]; then cmd_stop "$@"; else cmd_stop $(known_nodes); fi ;;
-  # shellcheck disable=SC2046
   status) if [ $# -gt 0 ]; then cmd_status "$@"; else cmd_status $(known_nodes); fi ;;
   *) echo "usage: $0 start NODE... | stop [NODE...] | status [NODE...]" >&2; exit 2 ;;
 esac
