@@ -10,7 +10,7 @@ use ferrofluid_e2e::agent_cluster::{AgentCluster, pod_volume_dir, pod_yaml};
 use ferrofluid_e2e::controllers::start_collector;
 use ferrofluid_e2e::http::http_get;
 use ferrofluid_e2e::kubectl_ok;
-use ferrofluid_e2e::process::{eventually, eventually_every};
+use ferrofluid_e2e::process::eventually;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -90,15 +90,28 @@ async fn csi_plugin_killed_mid_publish_and_mid_unstage() {
         Ok(labels.contains(&format!("\"{label}\"")))
     };
 
-    // Mid-NodePublish: NodeStage has labelled the node; NodePublish waits for the FUSE pod's mount.
-    t.apply(&pod_yaml("demo-app", &node)).expect("pod");
-    eventually_every("NodeStage done: the FUSE label on the node", T, Duration::from_millis(50), || async {
-        Ok(has_label()?.then_some(()))
-    })
-    .await;
+    // Mid-NodePublish: NodeStage has labelled the node; NodePublish waits for the FUSE pod's mount. The
+    // plugin is killed the moment the agent (kubelet) logs the staging done — its NodePublish follows at
+    // once, and the FUSE pod the label asks for is not even created yet.
+    let mut agent_log = LogTail::at_end(&cluster.agent_log(&node));
     let pid = cluster.csi_plugin_pid(&node).expect("csi-plugin");
-    kill(pid);
-    let since = Instant::now();
+    let watcher = std::thread::spawn(move || {
+        let deadline = Instant::now() + T;
+        while Instant::now() < deadline {
+            if agent_log.fresh().contains("volume staged") {
+                kill(pid);
+                return Some(Instant::now());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        None
+    });
+    t.apply(&pod_yaml("demo-app", &node)).expect("pod");
+    let since = tokio::task::spawn_blocking(move || watcher.join().expect("watcher"))
+        .await
+        .expect("join")
+        .expect("the agent never staged the volume");
+    assert!(has_label().expect("labels"), "NodeStage done but no FUSE label on the node");
     assert!(!cluster.fuse_mounts(&node).expect("mounts").contains(&format!(" {fluid_path} ")), "FUSE already mounted");
     let state = plugin_state(cluster, &node);
     assert!(state["staged"].get(&pv).is_some() && state["published"].as_object().is_none_or(|p| p.is_empty()));
