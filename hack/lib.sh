@@ -45,11 +45,16 @@ stop_group() { # pid
   kill -KILL -- "-$1" 2>/dev/null || true
 }
 
-# Pids of the processes in mount namespace $1 (as `readlink /proc/PID/ns/mnt` prints it).
+# Pids of the processes in mount namespace $1 (as `readlink /proc/PID/ns/mnt` prints it) — and, with
+# $2, only those whose mount table shows $2 (e.g. `/<node>/runtime-mnt`): the kernel gives a new
+# namespace the number of one that just went, so a number read before a namespace ended may by now
+# name someone else's.
 ns_pids() {
   local p
   for p in /proc/[0-9]*; do
-    [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$1" ] && echo "${p#/proc/}"
+    [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$1" ] || continue
+    [ -z "${2:-}" ] || grep -qF -- "$2" "$p/mountinfo" 2>/dev/null || continue
+    echo "${p#/proc/}"
   done
   return 0
 }

@@ -101,13 +101,14 @@ cmd_stop() {
     # namespace, and every mount in it, goes with its last process.
     if [ -n "$ns" ] && [ "$ns" != "$(readlink /proc/self/ns/mnt)" ]; then
       for _ in $(seq 1 50); do
-        left=$(ns_pids "$ns")
+        left=$(ns_pids "$ns" "/$node/runtime-mnt")
         [ -z "$left" ] && break
         # shellcheck disable=SC2086
         kill -KILL $left 2>/dev/null || true
         sleep 0.1
       done
-      [ -z "$(ns_pids "$ns")" ] || die "processes left in $node's namespace: $(ns_pids "$ns" | tr '\n' ' ')"
+      left=$(ns_pids "$ns" "/$node/runtime-mnt")
+      [ -z "$left" ] || die "processes left in $node's namespace: $(echo "$left" | tr '\n' ' ')"
     fi
     rm -f "$dir/ns.pid" "$dir/ns.id" "$dir/agent.ready"
     log "node agent for $node stopped"

@@ -153,20 +153,24 @@ impl NodeAgents {
         if self.stopped {
             return Ok(());
         }
-        let namespaces: Vec<String> = self.nodes.iter().filter_map(|n| self.namespace_id(n).ok()).collect();
+        let namespaces: Vec<(String, String)> =
+            self.nodes.iter().filter_map(|n| Some((self.namespace_id(n).ok()?, n.clone()))).collect();
         let nodes: Vec<&str> = self.nodes.iter().map(String::as_str).collect();
         let out = self.script("stop", &nodes)?;
         self.stopped = true;
         if !out.status.success() {
             bail!("hack/node-agents.sh stop failed: {}", String::from_utf8_lossy(&out.stderr));
         }
-        // A process the agent stopped may still be on its way out (not yet reaped) for a moment.
+        // A process the agent stopped may still be on its way out (not yet reaped) for a moment. Only
+        // processes that see this node's directories count: once the namespace is gone the kernel hands
+        // its number to the next new one, maybe another test's node.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        for ns in namespaces {
-            let mut left = namespace_pids(&ns);
+        for (ns, node) in namespaces {
+            let ours = |ns: &str| node_namespace_pids(ns, &node);
+            let mut left = ours(&ns);
             while !left.is_empty() && std::time::Instant::now() < deadline {
                 std::thread::sleep(std::time::Duration::from_millis(100));
-                left = namespace_pids(&ns);
+                left = ours(&ns);
             }
             if !left.is_empty() {
                 bail!("processes left in namespace {ns} after stop: {left:?}");
@@ -191,6 +195,16 @@ pub fn namespace_pids(ns: &str) -> Vec<u32> {
         .flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
         .filter(|pid| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).is_ok_and(|l| l.to_string_lossy() == ns))
+        .collect()
+}
+
+/// Pids of the processes in mount namespace `ns` that see `node`'s directories mounted (a namespace's
+/// number is reused once it is gone: the mounts tell this node's from a newer one).
+pub fn node_namespace_pids(ns: &str, node: &str) -> Vec<u32> {
+    let marker = format!("/{node}/runtime-mnt");
+    namespace_pids(ns)
+        .into_iter()
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).is_ok_and(|m| m.contains(&marker)))
         .collect()
 }
 
