@@ -15,6 +15,28 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// Kills `pid` the moment `node`'s agent logs a line containing `line` (from now on; polled every
+/// millisecond for at most `T`); the thread returns when it killed.
+fn kill_on_agent_line(
+    cluster: &AgentCluster,
+    node: &str,
+    line: &'static str,
+    pid: u32,
+) -> std::thread::JoinHandle<Option<Instant>> {
+    let mut agent_log = LogTail::at_end(&cluster.agent_log(node));
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + T;
+        while Instant::now() < deadline {
+            if agent_log.fresh().contains(line) {
+                kill(pid);
+                return Some(Instant::now());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        None
+    })
+}
+
 #[tokio::test]
 async fn fuse_client_killed_under_a_reading_pod() {
     let rig = Rig::start("fusekill", 61, "", false);
@@ -93,19 +115,8 @@ async fn csi_plugin_killed_mid_publish_and_mid_unstage() {
     // Mid-NodePublish: NodeStage has labelled the node; NodePublish waits for the FUSE pod's mount. The
     // plugin is killed the moment the agent (kubelet) logs the staging done — its NodePublish follows at
     // once, and the FUSE pod the label asks for is not even created yet.
-    let mut agent_log = LogTail::at_end(&cluster.agent_log(&node));
     let pid = cluster.csi_plugin_pid(&node).expect("csi-plugin");
-    let watcher = std::thread::spawn(move || {
-        let deadline = Instant::now() + T;
-        while Instant::now() < deadline {
-            if agent_log.fresh().contains("volume staged") {
-                kill(pid);
-                return Some(Instant::now());
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        None
-    });
+    let watcher = kill_on_agent_line(cluster, &node, "volume staged", pid);
     t.apply(&pod_yaml("demo-app", &node)).expect("pod");
     let since = tokio::task::spawn_blocking(move || watcher.join().expect("watcher"))
         .await
@@ -133,19 +144,8 @@ async fn csi_plugin_killed_mid_publish_and_mid_unstage() {
         if attempt > 1 {
             t.published(cluster, "demo-app", &node).await.expect("published again");
         }
-        let mut agent_log = LogTail::at_end(&cluster.agent_log(&node));
         let pid = cluster.csi_plugin_pid(&node).expect("csi-plugin");
-        let watcher = std::thread::spawn(move || {
-            let deadline = Instant::now() + T;
-            while Instant::now() < deadline {
-                if agent_log.fresh().contains("volume unpublished") {
-                    kill(pid);
-                    return Some(Instant::now());
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            None
-        });
+        let watcher = kill_on_agent_line(cluster, &node, "volume unpublished", pid);
         t.delete_pod("demo-app").expect("delete pod");
         let killed_at = tokio::task::spawn_blocking(move || watcher.join().expect("watcher"))
             .await
