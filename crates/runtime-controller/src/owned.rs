@@ -22,10 +22,15 @@ pub enum Ownership {
     Foreign(&'static str),
 }
 
+/// Whether an object carries ferrofluid's managed-by label (whichever runtime it belongs to).
+pub fn managed_by_ferrofluid(meta: &ObjectMeta) -> bool {
+    meta.labels.as_ref().and_then(|l| l.get(LABEL_MANAGED_BY)).map(String::as_str) == Some(MANAGED_BY)
+}
+
 pub fn ownership(meta: &ObjectMeta, runtime_uid: &str) -> Ownership {
     let labels = meta.labels.as_ref();
     let label = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
-    if label(LABEL_MANAGED_BY) != Some(MANAGED_BY) {
+    if !managed_by_ferrofluid(meta) {
         return Ownership::Foreign("is not managed by ferrofluid");
     }
     match label(LABEL_RUNTIME_UID) {

@@ -264,8 +264,7 @@ pub async fn setup(rt: &JuiceFSRuntime, ctx: &Context) -> Result<Action, Error> 
     // 5. Status from the workloads; dataset phase; the PVC once bound.
     let pods = worker_pods(ctx, &key, &sts);
     let observed = observe(rt, &pods, &ds, outdated_fuse_nodes);
-    let failing = observed.health.reason == status_bodies::WORKERS_FAILING;
-    let phase = status::dataset_phase(&observed.workers, failing, ds_status.phase);
+    let phase = status::dataset_phase(&observed.workers, observed.health.failing(), ds_status.phase);
     if phase == DatasetPhase::Bound {
         let pvc = fingerprinted(volume::persistent_volume_claim(rt, &key, &dataset.spec));
         apply::object(&Api::namespaced(client.clone(), &ns), &pvc, &existing.pvc, "pvc").await?;
@@ -313,7 +312,7 @@ fn observe(
     fuse: &DaemonSet,
     outdated: Vec<String>,
 ) -> status_bodies::Observed {
-    let workers = status::workers(rt.spec.replicas.unwrap_or(1), true, worker_pods);
+    let workers = status::workers(rt.spec.replicas.unwrap_or(1), worker_pods);
     let health = WorkerHealth::new(&workers, &status::worker_failures(worker_pods));
     status_bodies::Observed { workers, fuses: status::fuses(Some(fuse)), health, outdated_fuse_nodes: outdated }
 }
@@ -334,9 +333,9 @@ async fn write_dataset_status(
         return Ok(());
     }
     let was = current.conditions.iter().find(|c| c.type_ == status_bodies::DATASET_CONDITION);
-    if health.reason == "WorkersFailing" && was.and_then(|c| c.message.as_deref()) != Some(health.message.as_str()) {
-        ctx.events.warning(&rt.object_ref(&()), "WorkersFailing", health.message.clone()).await;
-        ctx.events.warning(&dataset.object_ref(&()), "WorkersFailing", health.message.clone()).await;
+    if health.failing() && was.and_then(|c| c.message.as_deref()) != Some(health.message.as_str()) {
+        ctx.events.warning(&rt.object_ref(&()), status_bodies::WORKERS_FAILING, health.message.clone()).await;
+        ctx.events.warning(&dataset.object_ref(&()), status_bodies::WORKERS_FAILING, health.message.clone()).await;
     }
     // An event when the phase changes — but not for a new dataset's NotBound (the dataset-controller
     // set that; nothing happened).

@@ -39,8 +39,8 @@ fn serving_pod(pod: &Pod) -> bool {
 
 /// Workers, counted from the worker pods themselves (those the StatefulSet controls) rather than from
 /// the StatefulSet's status, which trails the pods — under load by minutes. Ready when all desired
-/// workers are ready, PartialReady with at least one; NotReady while there is no StatefulSet.
-pub fn workers(desired: i32, sts_exists: bool, pods: &[Pod]) -> Counts {
+/// workers are ready, PartialReady with at least one.
+pub fn workers(desired: i32, pods: &[Pod]) -> Counts {
     let current = pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).count() as i32;
     let ready = pods.iter().filter(|p| serving_pod(p)).count() as i32;
     Counts {
@@ -49,7 +49,7 @@ pub fn workers(desired: i32, sts_exists: bool, pods: &[Pod]) -> Counts {
         ready,
         available: ready,
         unavailable: (desired - ready).max(0),
-        phase: if sts_exists { phase(desired, ready) } else { RuntimePhase::NotReady },
+        phase: phase(desired, ready),
     }
 }
 
@@ -126,12 +126,11 @@ mod tests {
 
     #[test]
     fn worker_phases_come_from_the_pods() {
-        assert_eq!(workers(3, true, &ready_pods(3)).phase, RuntimePhase::Ready);
-        assert_eq!(workers(4, true, &ready_pods(3)).phase, RuntimePhase::PartialReady);
-        assert_eq!(workers(4, true, &ready_pods(3)).unavailable, 1);
-        assert_eq!(workers(3, true, &[]).phase, RuntimePhase::NotReady);
-        assert_eq!(workers(3, false, &ready_pods(3)).phase, RuntimePhase::NotReady, "no StatefulSet: not ready");
-        assert_eq!(workers(0, true, &[]).phase, RuntimePhase::Ready);
+        assert_eq!(workers(3, &ready_pods(3)).phase, RuntimePhase::Ready);
+        assert_eq!(workers(4, &ready_pods(3)).phase, RuntimePhase::PartialReady);
+        assert_eq!(workers(4, &ready_pods(3)).unavailable, 1);
+        assert_eq!(workers(3, &[]).phase, RuntimePhase::NotReady);
+        assert_eq!(workers(0, &[]).phase, RuntimePhase::Ready);
     }
 
     #[test]
@@ -139,15 +138,15 @@ mod tests {
         let mut deleting = pod("Running", true);
         deleting.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
         let pods = [pod("Running", false), pod("Pending", true), deleting, pod("Running", true)];
-        let counts = workers(4, true, &pods);
+        let counts = workers(4, &pods);
         assert_eq!((counts.current, counts.ready, counts.available), (3, 1, 1));
         assert_eq!(counts.phase, RuntimePhase::PartialReady);
     }
 
     #[test]
     fn bound_turns_failed_only_for_a_named_failure_and_recovers() {
-        let up = workers(2, true, &ready_pods(1));
-        let down = workers(2, true, &[]);
+        let up = workers(2, &ready_pods(1));
+        let down = workers(2, &[]);
         assert_eq!(dataset_phase(&down, false, Some(DatasetPhase::NotBound)), DatasetPhase::NotBound);
         assert_eq!(dataset_phase(&down, true, None), DatasetPhase::NotBound, "never bound: not Failed");
         assert_eq!(dataset_phase(&up, false, Some(DatasetPhase::NotBound)), DatasetPhase::Bound);

@@ -25,6 +25,11 @@ pub struct WorkerHealth {
 }
 
 impl WorkerHealth {
+    /// No worker serves and one fails for a named reason.
+    pub fn failing(&self) -> bool {
+        self.reason == WORKERS_FAILING
+    }
+
     pub fn new(workers: &Counts, failures: &[String]) -> Self {
         let ok = matches!(workers.phase, RuntimePhase::Ready | RuntimePhase::PartialReady);
         let mut message = format!("{} of {} workers ready", workers.ready, workers.desired);

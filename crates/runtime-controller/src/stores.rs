@@ -81,8 +81,7 @@ slim!(StatefulSet, DaemonSet, PersistentVolumeClaim, PersistentVolume);
 
 fn others_metadata_only<K: Resource + Slim>(obj: &mut K) {
     no_managed_fields(obj);
-    let ours = obj.meta().labels.as_ref().and_then(|l| l.get(LABEL_MANAGED_BY)).map(String::as_str) == Some(MANAGED_BY);
-    if !ours {
+    if !crate::owned::managed_by_ferrofluid(obj.meta()) {
         obj.meta_mut().annotations = None;
         obj.drop_body();
     }

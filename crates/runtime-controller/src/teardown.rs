@@ -85,7 +85,7 @@ pub async fn teardown(rt: &JuiceFSRuntime, ctx: &Context) -> Result<Action, Erro
     let pvs: Api<PersistentVolume> = Api::all(client.clone());
     let pv = stores::get(&s.volumes, None, &key.pv_name());
     let holds_name = matches!(
-        apply::current(&pvs, pv.clone(), true, None, &key.pv_name(), &uid, "get pv").await?,
+        apply::current(&pvs, pv.clone(), false, None, &key.pv_name(), &uid, "get pv").await?,
         Ok(Current::Ours(_))
     );
     if holds_name {
