@@ -8,6 +8,9 @@
   bench-report.py table --datasets N --nodes M --timeout S --svg FILE SYSTEM=RESULT.json...
       prints one Markdown table comparing the systems (ratio column: Fluid / ferrofluid) and writes
       the time-to-Bound CDF plot as SVG
+  bench-report.py phases DIR/SYSTEM...
+      prints the arrivals and deletion phases (bench-phases' DIR/SYSTEM-arrivals.json and
+      DIR/SYSTEM-deletion.json, where present) as one Markdown table
 """
 
 import argparse
@@ -109,6 +112,10 @@ def summarize(result, n):
         own = [v for v in own if v is not None]
         s[f"{who} requests"] = sum(own) if own else None
     s["apiserver requests"] = delta(result, "apiserver", "apiserver_request_total", "total")
+    reqs = [s[f"{w} requests"] for w in ("dataset-controller", "runtime-controller")]
+    s["requests per dataset"] = None if None in reqs else sum(reqs) / n
+    cpus = [s[f"{w} cpu"] for w in ("dataset-controller", "runtime-controller")]
+    s["cpu per dataset"] = None if None in cpus else sum(cpus) * 1000 / n
     audit = result.get("audit", {}).get("by_client", {})
     s["audit"] = audit
     s["helm requests"] = audit.get("Helm", 0)
@@ -161,6 +168,10 @@ def table(args):
          "dataset-controller requests"),
         ("… sent by the runtime-controller", lambda s: fmt(s["runtime-controller requests"]),
          "runtime-controller requests"),
+        ("controllers' requests per dataset", lambda s: fmt(s["requests per dataset"], " ", 1).strip(),
+         "requests per dataset"),
+        ("controllers' CPU per dataset (with child processes)", lambda s: fmt(s["cpu per dataset"], " ms", 0),
+         "cpu per dataset"),
         ("… sent by helm (audit log)", lambda s: fmt(s["helm requests"]), "helm requests"),
         ("… exec into worker pods (audit log)", lambda s: fmt(s["execs"]), "execs"),
         ("kube-apiserver CPU", lambda s: fmt(s["kube-apiserver cpu"], " s", 2), "kube-apiserver cpu"),
@@ -191,6 +202,61 @@ def table(args):
             print(f"{LABELS.get(n, n)}: apiserver requests by user agent (audit log): {parts}")
     if args.svg:
         write_svg(args, [(n, by[n]) for n in names])
+
+
+def phases(args):
+    """The arrivals and deletion phases of each system, one column per system."""
+    found = []
+    for prefix in args.prefixes:
+        name = prefix.rstrip("/").rsplit("/", 1)[-1]
+        got = {}
+        for phase in ("arrivals", "deletion"):
+            try:
+                with open(f"{prefix}-{phase}.json") as f:
+                    got[phase] = json.load(f)["summary"]
+            except FileNotFoundError:
+                pass
+        if got:
+            found.append((name, got))
+    if not found:
+        return
+    def arr(key, unit=" s"):
+        return lambda g: fmt(g["arrivals"].get(key), unit, 1) if "arrivals" in g else "–"
+    def gone(g):
+        d = g.get("deletion")
+        if d is None:
+            return "–"
+        if d["all_gone_s"] is not None:
+            return fmt(d["all_gone_s"], " s")
+        left = ", ".join(f"{k} {v}" for k, v in d["left"].items() if v)
+        return f"not within {d['timeout_s']} s (left: {left})"
+    def kind_gone(kind):
+        return lambda g: fmt(g["deletion"]["gone_s"].get(kind), " s") if "deletion" in g else "–"
+    rows = [
+        ("arrivals: pairs created (rate per s)",
+         lambda g: f'{g["arrivals"]["pairs"]} ({g["arrivals"]["rate_per_s"]:g}/s)' if "arrivals" in g else "–"),
+        ("arrivals: Datasets / PVCs Bound",
+         lambda g: f'{g["arrivals"]["bound"]} / {g["arrivals"]["pvcs_bound"]}' if "arrivals" in g else "–"),
+        ("arrivals: time to Bound p50 / p99 / max",
+         lambda g: " / ".join(fmt(g["arrivals"].get(k), " s") for k in ("bound_p50_s", "bound_p99_s", "bound_max_s"))
+         if "arrivals" in g else "–"),
+        ("arrivals: time to PVC Bound p50 / p99",
+         lambda g: " / ".join(fmt(g["arrivals"].get(k), " s") for k in ("pvc_bound_p50_s", "pvc_bound_p99_s"))
+         if "arrivals" in g else "–"),
+        ("deletion: objects at the start",
+         lambda g: ", ".join(f"{k} {v}" for k, v in g["deletion"]["at_start"].items() if v) if "deletion" in g else "–"),
+        ("deletion: everything gone", gone),
+        ("deletion: Datasets gone", kind_gone("datasets")),
+        ("deletion: node labels gone", kind_gone("node_labels")),
+        ("deletion: PVs gone", kind_gone("pvs")),
+    ]
+    head = ["", *(LABELS.get(n, n) for n, _ in found)]
+    print("\nAfter the burst: steady arrivals on the loaded cluster, then everything deleted at once "
+          "(\"–\": phase not run; not Bound counts as slower than every Bound one)\n")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for label, show in rows:
+        print("| " + " | ".join([label, *(show(g) for _, g in found)]) + " |")
 
 
 def nice_step(span, ticks=6):
@@ -259,8 +325,10 @@ def main():
     t.add_argument("--timeout", type=int, required=True)
     t.add_argument("--svg")
     t.add_argument("results", nargs="+", metavar="SYSTEM=RESULT.json")
+    ph = sub.add_parser("phases")
+    ph.add_argument("prefixes", nargs="+", metavar="DIR/SYSTEM")
     args = p.parse_args()
-    annotate(args) if args.cmd == "annotate" else table(args)
+    {"annotate": annotate, "table": table, "phases": phases}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,10 @@
 # watch (e2e/src/bin/bench-watch.rs) records when each Dataset and PVC is Bound and what the run cost
 # (controllers' CPU including their child processes, peak RSS, API requests). One table compares them
 # and docs/bench-cdf-N.svg plots the time-to-Bound CDFs (hack/bench-report.py). After ferrofluid's run
-# its requests at rest are measured too (BENCH_REST_SECONDS, 0 skips).
+# its requests at rest are measured too (BENCH_REST_SECONDS, 0 skips). Then, per system, one traced
+# dataset, steady arrivals on the loaded cluster (BENCH_ARRIVAL_RATE pairs per second for
+# BENCH_ARRIVAL_SECONDS, 0 skips; only after a complete burst) and the deletion of everything at once
+# (BENCH_DELETION=0 skips); each phase is given BENCH_PHASE_TIMEOUT seconds (default 120).
 #
 #   hack/bench.sh [N]        (make bench; BENCH_DATASETS=1000 FF_NODES=100 make bench for the big run)
 #
@@ -33,7 +36,7 @@ cargo_release() { cargo build --locked --release "$@" >/dev/null 2>&1 || cargo b
 # Two builds: together, cargo would unify the features of shared dependencies with the e2e crate's and
 # the controllers would not be the binaries a release build of their own crates gives.
 cargo_release -p dataset-controller -p runtime-controller
-cargo_release -p ferrofluid-e2e --bin bench-watch --bin bound-timeline
+cargo_release -p ferrofluid-e2e --bin bench-watch --bin bound-timeline --bin bench-phases
 BIN="$REPO_ROOT/target/release"
 case " ${SYSTEMS[*]} " in *" fluid "*) "$HACK_DIR/fluid.sh" build ;; esac
 rm -rf "$OUT"
@@ -143,6 +146,21 @@ run_system() { # ferrofluid | fluid
   } >"$OUT/traced.yaml"
   "$BIN/bound-timeline" --namespace "$NS" --manifest "$OUT/traced.yaml" --timeout-seconds 120 \
     >"$OUT/$sys-trace.md" 2>&1 || log "$sys: the traced dataset did not take every step within 120 s"
+  # Steady arrivals on the loaded cluster (only after a complete burst: otherwise the two would mix),
+  # then everything deleted at once.
+  local phase_timeout="${BENCH_PHASE_TIMEOUT:-120}"
+  if [ $rc -eq 0 ] && [ "${BENCH_ARRIVAL_SECONDS:-60}" -gt 0 ]; then
+    sed 's/name: traced/name: NAME/' "$OUT/traced.yaml" >"$OUT/arrival.yaml"
+    log "$sys: arrivals, ${BENCH_ARRIVAL_RATE:-5}/s for ${BENCH_ARRIVAL_SECONDS:-60} s"
+    "$BIN/bench-phases" --namespace "$NS" --out "$OUT/$sys-arrivals.json" arrivals --manifest "$OUT/arrival.yaml" \
+      --rate "${BENCH_ARRIVAL_RATE:-5}" --seconds "${BENCH_ARRIVAL_SECONDS:-60}" --timeout "$phase_timeout" \
+      >/dev/null || log "$sys: not every arriving dataset was Bound within ${phase_timeout} s of the last creation"
+  fi
+  if [ "${BENCH_DELETION:-1}" = 1 ]; then
+    log "$sys: deleting everything at once"
+    "$BIN/bench-phases" --namespace "$NS" --out "$OUT/$sys-deletion.json" deletion --timeout "$phase_timeout" \
+      >/dev/null || log "$sys: not everything was gone within ${phase_timeout} s"
+  fi
   cleanup
 }
 
@@ -217,6 +235,7 @@ for sys in "${SYSTEMS[@]}"; do
 done
 python3 "$HACK_DIR/bench-report.py" table --datasets "$N" --nodes "$NODES" --timeout "$TIMEOUT" \
   --svg "docs/bench-cdf-$N.svg" "${results[@]}" | tee "$OUT/table.md"
+python3 "$HACK_DIR/bench-report.py" phases "${SYSTEMS[@]/#/$OUT/}" | tee "$OUT/phases.md"
 [ -f "$OUT/at-rest.md" ] && cat "$OUT/at-rest.md"
 for sys in "${SYSTEMS[@]}"; do
   if [ -f "$OUT/$sys-trace.md" ]; then

@@ -68,6 +68,10 @@ pub const LABEL_RUNTIME_UID: &str = "ferrofluid.io/runtime-uid";
 
 /// Annotation on a cache cleanup Job naming the node it cleans.
 pub const ANNOTATION_NODE: &str = "ferrofluid.io/node";
+/// Annotation the runtime-controller sets, once, on a PVC left `Pending` behind its `Bound` PV: the
+/// update makes the controller-manager's PV binder sync the claim again (its claim and volume workers
+/// race on a pre-bound pair, and the losing claim otherwise waits for the binder's 15 s resync).
+pub const ANNOTATION_BIND_NUDGE: &str = "ferrofluid.io/bind-nudge";
 /// FUSE pod template label (Fluid's key): a hash of the template, so a FUSE pod running an outdated
 /// spec is told apart (the DaemonSet updates `OnDelete`).
 pub const LABEL_FUSE_GENERATION: &str = "fuse.runtime.fluid.io/generation";

@@ -40,6 +40,13 @@ impl Controllers {
         Ok(())
     }
 
+    /// Starts a fresh runtime-controller (after the last one was stopped).
+    pub fn start_runtime(&mut self) -> Result<()> {
+        self.starts += 1;
+        self.runtime = start_runtime_with(&self.ns, &format!("rtctl{}", self.starts + 1), &self.runtime_args)?;
+        Ok(())
+    }
+
     /// Replaces the dataset-controller with a fresh process (after a kill).
     pub fn restart_dataset(&mut self) -> Result<()> {
         self.dataset.kill();

@@ -45,6 +45,23 @@ impl Component {
         }
     }
 
+    /// SIGTERM, then wait up to `within` for the process to exit by itself: its exit status, or `None`
+    /// when it had to be killed.
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = c.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
+    }
+
     /// SIGTERM and wait up to 10 s (a graceful stop), then SIGKILL.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -303,6 +303,42 @@ async fn killed_controllers_converge_without_leaks() {
     field(&ns.name, "dataset", "jfsdemo", ".status.phase", "NotBound").await;
 }
 
+/// A restarted controller reconciles every runtime (each of its first passes waits for the watch caches
+/// at the same time — a wait that woke only one of them left the others hung for good), and SIGTERM
+/// stops it promptly with a clean exit even though every Bound runtime has a requeue scheduled.
+#[tokio::test]
+async fn a_restarted_controller_reconciles_every_runtime_and_stops_cleanly() {
+    const PAIRS: usize = 4;
+    const STOPS_WITHIN: Duration = Duration::from_secs(15);
+    let ns = TestNamespace::new("restart").expect("ns");
+    let mut ctl = Controllers::start(&ns.name).expect("controllers");
+    let names: Vec<String> = (1..=PAIRS).map(|i| format!("pair-{i}")).collect();
+    for name in &names {
+        let pair = format!("name: {name}");
+        apply(&ns.name, &manifest("seed-dataset-with-secret.yaml").replace("name: jfsdemo", &pair));
+        apply(&ns.name, &manifest("seed-runtime.yaml").replace("name: jfsdemo", &pair));
+    }
+    for name in &names {
+        field(&ns.name, "dataset", name, ".status.phase", "Bound").await;
+    }
+
+    // Each check comes after a fresh controller is running again, so a failing one still cleans up.
+    let at_rest = ctl.runtime.terminate(STOPS_WITHIN);
+    for name in &names {
+        get(&ns.name, &["patch", "juicefsruntime", name, "--type", "merge", "-p", r#"{"spec":{"replicas":2}}"#])
+            .expect("scale");
+    }
+    ctl.start_runtime().expect("start runtime-controller");
+    assert!(at_rest.is_some_and(|s| s.success()), "SIGTERM at rest: {at_rest:?} (None: killed after {STOPS_WITHIN:?})");
+    for name in &names {
+        field(&ns.name, "statefulset", &format!("{name}-worker"), ".spec.replicas", "2").await;
+        field(&ns.name, "juicefsruntime", name, ".status.workerNumberReady", "2").await;
+    }
+    let after_scaling = ctl.runtime.terminate(STOPS_WITHIN);
+    ctl.start_runtime().expect("start again for the cleanup");
+    assert!(after_scaling.is_some_and(|s| s.success()), "SIGTERM after scaling: {after_scaling:?}");
+}
+
 #[tokio::test]
 async fn invalid_input_is_reported_and_recovers() {
     let ns = TestNamespace::new("invalid").expect("ns");

@@ -155,3 +155,59 @@ async fn kube_apiserver_restarted_during_setup_and_deletion() {
 async fn etcd_restarted_during_setup_and_deletion() {
     restarted_during_setup_and_deletion("etcd", 121).await;
 }
+
+/// The controller-manager's PV binder races itself on a pre-bound pair: its volume worker marks the PV
+/// `Bound` while its claim worker's write conflicts, and the claim stays `Pending` until the binder's
+/// 15 s resync. Here the binder is stopped (SIGKILL, kept down) and the stall is set up as the binder
+/// leaves it — the PV `Bound` to the claim, the claim `Pending` — so only the runtime-controller can
+/// move it: it touches the claim once (annotation `ferrofluid.io/bind-nudge`), and the binder, back, binds
+/// it at once on that update.
+#[tokio::test]
+async fn a_claim_left_pending_behind_its_bound_volume_is_touched() {
+    use ferrofluid_api::keys::ANNOTATION_BIND_NUDGE;
+    use ferrofluid_e2e::cluster::{kubectl_in, wait_field};
+    use ferrofluid_e2e::controllers::Controllers;
+    use ferrofluid_e2e::{TestNamespace, kubectl_ok, manifest};
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let ns = TestNamespace::new("nudge").expect("ns");
+    let _ctl = Controllers::start(&ns.name).expect("controllers");
+    for file in ["seed-dataset-with-secret.yaml", "seed-runtime.yaml"] {
+        kubectl_ok(&["apply", "-n", &ns.name, "-f", "-"], Some(&manifest(file))).expect("apply");
+    }
+    wait_field(&ns.name, "pvc", "jfsdemo", ".status.phase", "Bound", T).await;
+    let key = ferrofluid_api::DatasetKey::new(&ns.name, "jfsdemo");
+    let pv_claim_uid =
+        kubectl_ok(&["get", "pv", &key.pv_name(), "-o", "jsonpath={.spec.claimRef.uid}"], None).expect("pv");
+    let claim_uid = kubectl_in(&ns.name, &["get", "pvc", "jfsdemo", "-o", "jsonpath={.metadata.uid}"]).expect("pvc");
+    assert_eq!(pv_claim_uid, claim_uid, "the binder bound the PV to the claim");
+
+    let run_dir = ferrofluid_e2e::kubeconfig().parent().expect("local dir").join("cluster/run");
+    let pid = std::fs::read_to_string(run_dir.join("kube-controller-manager.pid")).expect("pid file");
+    let down = Duration::from_secs(20);
+    let restart = tokio::task::spawn_blocking(move || control_plane::restart("kube-controller-manager", down));
+    eventually("kube-controller-manager killed", T, || async {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+        Ok((stat.is_empty() || stat.contains(") Z ")).then_some(()))
+    })
+    .await;
+    let annotation = format!("jsonpath={{.metadata.annotations.{}}}", ANNOTATION_BIND_NUDGE.replace('.', "\\."));
+    // The stall, as the binder leaves it: the claim Pending (and not touched yet), the PV Bound to it.
+    kubectl_in(&ns.name, &["annotate", "pvc", "jfsdemo", &format!("{ANNOTATION_BIND_NUDGE}-")]).expect("annotate");
+    kubectl_in(
+        &ns.name,
+        &["patch", "pvc", "jfsdemo", "--subresource=status", "--type=merge", "-p", r#"{"status":{"phase":"Pending"}}"#],
+    )
+    .expect("claim Pending");
+    let touched = eventually("the claim touched by the runtime-controller", T, || async {
+        let value = kubectl_in(&ns.name, &["get", "pvc", "jfsdemo", "-o", &annotation])?;
+        Ok((!value.trim().is_empty()).then_some(value))
+    })
+    .await;
+    let phase = kubectl_in(&ns.name, &["get", "pvc", "jfsdemo", "-o", "jsonpath={.status.phase}"]).expect("pvc");
+    assert_eq!(phase, "Pending", "nothing but the binder binds a claim (touched at {touched})");
+    let outage = restart.await.expect("join").expect("restart");
+    eprintln!("[nudge] kube-controller-manager unavailable for {:.1} s", outage.as_secs_f64());
+    wait_field(&ns.name, "pvc", "jfsdemo", ".status.phase", "Bound", T).await;
+    let again = kubectl_in(&ns.name, &["get", "pvc", "jfsdemo", "-o", &annotation]).expect("pvc");
+    assert_eq!(again, touched, "touched once");
+}

@@ -68,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
                 events: Events::new(client.clone(), reconcile::MANAGER),
                 scaffold: Scaffold::new(reconcile::CONTROLLER, metrics),
                 pods,
+                pods_ready: Default::default(),
                 recheck: Duration::from_secs(args.recheck_seconds.max(1)),
                 check_secrets: args.check_secrets,
             });

@@ -33,6 +33,8 @@ pub struct Context {
     pub scaffold: Scaffold,
     /// Pods (slimmed to their claims), from the watch cache: the deletion wait reads them here.
     pub pods: Store<Pod>,
+    /// Passes wait on this for the pod cache, not on the store itself (see `ReadyOnce`).
+    pub pods_ready: ReadyOnce,
     /// How often a dataset with invalid input is checked again (Secrets are not watched).
     pub recheck: Duration,
     /// Check that the Secrets named in `encryptOptions` exist and hold the keys (`--check-secrets`; needs
@@ -40,10 +42,11 @@ pub struct Context {
     pub check_secrets: bool,
 }
 
+use ferrofluid_service::ready::ReadyOnce;
 pub use ferrofluid_service::reconcile::Error;
 
 pub async fn reconcile(ds: Arc<Dataset>, ctx: Arc<Context>) -> Result<Action, Error> {
-    ctx.pods.wait_until_ready().await.map_err(|e| Error::Cache(e.to_string()))?;
+    ctx.pods_ready.wait(|| ctx.pods.wait_until_ready()).await.map_err(Error::Cache)?;
     let c: &Context = &ctx;
     c.scaffold
         .finalized(

@@ -40,6 +40,7 @@ fn context_with_pods(check_secrets: bool, pods: Vec<Pod>) -> (Arc<Context>, Hand
         events: Events::new(client, "test"),
         scaffold: Scaffold::new("dataset", ReconcileMetrics::register(&registry).expect("metrics")),
         pods: reader,
+        pods_ready: Default::default(),
         recheck: Duration::from_secs(7),
         check_secrets,
     };

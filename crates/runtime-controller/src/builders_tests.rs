@@ -6,8 +6,9 @@ use ferrofluid_api::JuiceFSRuntime;
 use ferrofluid_api::common::PodMetadata;
 use ferrofluid_api::dataset::{CacheableNodeAffinity, PlacementMode};
 use ferrofluid_api::juicefs_runtime::{ComponentSpec, FuseSpec, NetworkMode};
-use ferrofluid_api::keys::DatasetKey;
+use ferrofluid_api::keys::{self, DatasetKey};
 use k8s_openapi::api::core::v1::{NodeSelector, NodeSelectorRequirement, NodeSelectorTerm};
+use std::time::Duration;
 
 fn runtime(spec: ferrofluid_api::JuiceFSRuntimeSpec) -> JuiceFSRuntime {
     let mut rt = JuiceFSRuntime::new("jfsdemo", spec);
@@ -246,6 +247,54 @@ fn pv_and_pvc() {
     assert!(juicefs_config::build(&ds, &rt.spec, &key()).expect("valid").fuse_read_only, "any ReadOnlyMany, as Fluid");
     ds.mounts[0].read_only = Some(true);
     assert!(juicefs_config::build(&ds, &rt.spec, &key()).expect("valid").read_only);
+}
+
+#[test]
+fn a_claim_pending_behind_its_bound_volume_is_touched_once_after_the_grace() {
+    use k8s_openapi::api::core::v1::{PersistentVolumeClaimStatus, PersistentVolumeStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::{Timestamp, ToSpan};
+    use volume::{BIND_GRACE, Binding, binding};
+    let (ds, rt_spec) = seed();
+    let rt = runtime(rt_spec);
+    let now: Timestamp = "2026-12-01T10:00:00Z".parse().expect("time");
+    let bound_at = |t: Timestamp, claim_uid: &str| {
+        let mut pv = volume::persistent_volume(&rt, &key(), &ds, "/runtime-mnt");
+        let claim_ref = pv.spec.as_mut().and_then(|s| s.claim_ref.as_mut()).expect("pre-bound");
+        claim_ref.uid = Some(claim_uid.into());
+        pv.status = Some(PersistentVolumeStatus {
+            phase: Some("Bound".into()),
+            last_phase_transition_time: Some(Time(t)),
+            ..Default::default()
+        });
+        pv
+    };
+    let claim = |phase: &str| {
+        let mut pvc = volume::persistent_volume_claim(&rt, &key(), &ds);
+        pvc.metadata.uid = Some("claim-uid".into());
+        pvc.status = Some(PersistentVolumeClaimStatus { phase: Some(phase.into()), ..Default::default() });
+        pvc
+    };
+    let pv = bound_at(now - 300.milliseconds(), "claim-uid");
+    assert_eq!(
+        binding(Some(&pv), Some(&claim("Pending")), now),
+        Binding::Grace(BIND_GRACE - Duration::from_millis(300))
+    );
+    let pv = bound_at(now - 2.seconds(), "claim-uid");
+    assert_eq!(binding(Some(&pv), Some(&claim("Pending")), now), Binding::Nudge);
+    assert_eq!(binding(Some(&pv), Some(&claim("Bound")), now), Binding::Settled);
+    let mut touched = claim("Pending");
+    touched.metadata.annotations =
+        Some([(keys::ANNOTATION_BIND_NUDGE.to_string(), now.to_string())].into_iter().collect());
+    assert_eq!(binding(Some(&pv), Some(&touched), now), Binding::Settled, "once only");
+    let other = bound_at(now - 2.seconds(), "an-earlier-claim");
+    assert_eq!(binding(Some(&other), Some(&claim("Pending")), now), Binding::Settled, "the PV is not bound to it");
+    let mut available = pv.clone();
+    available.status.as_mut().expect("status").phase = Some("Available".into());
+    assert_eq!(binding(Some(&available), Some(&claim("Pending")), now), Binding::Settled, "the binder's own work");
+    assert_eq!(binding(Some(&pv), None, now), Binding::Settled);
+    let ahead = bound_at(now + 1.hours(), "claim-uid");
+    assert_eq!(binding(Some(&ahead), Some(&claim("Pending")), now), Binding::Nudge, "a clock ahead cannot hold it");
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub async fn reconcile(rt: Arc<JuiceFSRuntime>, ctx: Arc<Context>) -> Result<Action, Error> {
-    ctx.stores.ready().await.map_err(|e| Error::Cache(e.to_string()))?;
+    ctx.stores.ready().await.map_err(Error::Cache)?;
     let c: &Context = &ctx;
     let result = c
         .scaffold

@@ -76,6 +76,7 @@ fn context(rt: &JuiceFSRuntime, cached: Cached) -> (Arc<Context>, Handle) {
         pods: store(cached.pods),
         nodes: store(Vec::new()),
         jobs: store(Vec::new()),
+        ready: Default::default(),
     };
     let ctx = Context {
         client: client.clone(),

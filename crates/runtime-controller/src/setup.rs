@@ -265,9 +265,12 @@ pub async fn setup(rt: &JuiceFSRuntime, ctx: &Context) -> Result<Action, Error> 
     let pods = worker_pods(ctx, &key, &sts);
     let observed = observe(rt, &pods, &ds, outdated_fuse_nodes);
     let phase = status::dataset_phase(&observed.workers, observed.health.failing(), ds_status.phase);
+    let mut bind_check = None;
     if phase == DatasetPhase::Bound {
         let pvc = fingerprinted(volume::persistent_volume_claim(rt, &key, &dataset.spec));
-        apply::object(&Api::namespaced(client.clone(), &ns), &pvc, &existing.pvc, "pvc").await?;
+        let pvcs = Api::namespaced(client.clone(), &ns);
+        let pvc = apply::object(&pvcs, &pvc, &existing.pvc, "pvc").await?;
+        bind_check = nudge_claim(&pvcs, existing.pv.as_ref(), &pvc).await?;
     }
     write_dataset_status(ctx, rt, &dataset, &key, phase, &observed.health).await?;
     node_sync::sync_worker_labels(ctx, &key, &cfg, &pods).await?;
@@ -299,10 +302,38 @@ pub async fn setup(rt: &JuiceFSRuntime, ctx: &Context) -> Result<Action, Error> 
     if body != status_bodies::runtime_ours(&existing_status) {
         apply::status(&runtimes, &name, &body, "runtime status").await?;
     }
-    Ok(match cache_cleanup::next_due(&idle, Timestamp::now(), ctx.cache_grace) {
-        Some(due) if due < ctx.resync => Action::requeue(due.max(Duration::from_secs(1))),
+    let cleanup_due =
+        cache_cleanup::next_due(&idle, Timestamp::now(), ctx.cache_grace).map(|d| d.max(Duration::from_secs(1)));
+    Ok(match cleanup_due.into_iter().chain(bind_check).min() {
+        Some(due) if due < ctx.resync => Action::requeue(due),
         _ => resync(ctx),
     })
+}
+
+/// Touches the claim once if it stays `Pending` behind its `Bound` PV (see [`volume::binding`]); when to
+/// look again if it is still within the grace.
+async fn nudge_claim(
+    pvcs: &Api<PersistentVolumeClaim>,
+    pv: Option<&PersistentVolume>,
+    pvc: &PersistentVolumeClaim,
+) -> Result<Option<Duration>, Error> {
+    match volume::binding(pv, Some(pvc), Timestamp::now()) {
+        volume::Binding::Settled => Ok(None),
+        volume::Binding::Grace(left) => Ok(Some(left)),
+        volume::Binding::Nudge => {
+            tracing::info!(pvc = %pvc.name_any(), "claim Pending behind its Bound volume: touching it once");
+            let patch = serde_json::json!({
+                // The UID pins the patch to this claim: a replacement made meanwhile is left alone.
+                "metadata": {
+                    "uid": pvc.metadata.uid,
+                    "annotations": {keys::ANNOTATION_BIND_NUDGE: Timestamp::now().to_string()},
+                }
+            });
+            let params = kube::api::PatchParams { field_manager: Some(MANAGER.into()), ..Default::default() };
+            pvcs.patch(&pvc.name_any(), &params, &kube::api::Patch::Merge(patch)).await.step("pvc bind nudge")?;
+            Ok(None)
+        }
+    }
 }
 
 /// What the runtime's workloads say: workers from their pods, FUSE clients from the DaemonSet.

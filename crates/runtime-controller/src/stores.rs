@@ -7,6 +7,7 @@
 use crate::triggers;
 use ferrofluid_api::keys::{self, DatasetKey, LABEL_MANAGED_BY, MANAGED_BY};
 use ferrofluid_api::{Dataset, JuiceFSRuntime};
+use ferrofluid_service::ready::ReadyOnce;
 use ferrofluid_service::runner::scoped_api;
 use ferrofluid_service::watch::{no_managed_fields, reflect};
 use futures::stream::BoxStream;
@@ -16,7 +17,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use kube::Resource;
 use kube::api::Api;
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use std::sync::Arc;
 
@@ -33,6 +34,8 @@ pub struct Stores {
     pub pods: Store<Pod>,
     pub nodes: Store<Node>,
     pub jobs: Store<Job>,
+    /// Every pass waits on this, not on the stores themselves (see `ReadyOnce`).
+    pub ready: Arc<ReadyOnce>,
 }
 
 /// What changed, per kind, for the controller to turn into reconciles.
@@ -113,7 +116,7 @@ pub fn start(client: &kube::Client, namespace: Option<&str>) -> (Stores, Trigger
     let (nodes, node_events) =
         reflect(Api::<Node>::all(client.clone()), watcher::Config::default(), |_| 0, node_labels_only);
     (
-        Stores { runtimes, datasets, workers, fuses, claims, volumes, pods, nodes, jobs },
+        Stores { runtimes, datasets, workers, fuses, claims, volumes, pods, nodes, jobs, ready: Arc::default() },
         Triggers {
             runtimes: rt,
             datasets: ds,
@@ -129,17 +132,21 @@ pub fn start(client: &kube::Client, namespace: Option<&str>) -> (Stores, Trigger
 }
 
 impl Stores {
-    /// Waits until every cache holds its initial list.
-    pub async fn ready(&self) -> Result<(), reflector::store::WriterDropped> {
-        self.runtimes.wait_until_ready().await?;
-        self.datasets.wait_until_ready().await?;
-        self.workers.wait_until_ready().await?;
-        self.fuses.wait_until_ready().await?;
-        self.claims.wait_until_ready().await?;
-        self.volumes.wait_until_ready().await?;
-        self.pods.wait_until_ready().await?;
-        self.jobs.wait_until_ready().await?;
-        self.nodes.wait_until_ready().await
+    /// Waits until every cache holds its initial list; any number of passes may wait at once.
+    pub async fn ready(&self) -> Result<(), String> {
+        self.ready
+            .wait(|| async {
+                self.runtimes.wait_until_ready().await?;
+                self.datasets.wait_until_ready().await?;
+                self.workers.wait_until_ready().await?;
+                self.fuses.wait_until_ready().await?;
+                self.claims.wait_until_ready().await?;
+                self.volumes.wait_until_ready().await?;
+                self.pods.wait_until_ready().await?;
+                self.jobs.wait_until_ready().await?;
+                self.nodes.wait_until_ready().await
+            })
+            .await
     }
 }
 

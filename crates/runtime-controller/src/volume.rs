@@ -9,7 +9,9 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::jiff::Timestamp;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// Nominal size of dataset volumes; the real size is whatever the remote storage holds.
 pub const CAPACITY: &str = "100Pi";
@@ -93,5 +95,40 @@ pub fn persistent_volume_claim(
             ..Default::default()
         }),
         status: None,
+    }
+}
+
+/// How long a claim may stay `Pending` after its PV went `Bound` before it is touched.
+pub const BIND_GRACE: Duration = Duration::from_secs(1);
+
+/// Where the binding of a runtime's claim to its volume stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
+    /// Bound, not yet bindable (the PV is not `Bound` to this claim), or touched once already: nothing to do.
+    Settled,
+    /// The PV is `Bound` to the claim, which is still `Pending`: look again after this long.
+    Grace(Duration),
+    /// The claim stayed `Pending` past [`BIND_GRACE`]: touch it (annotation [`keys::ANNOTATION_BIND_NUDGE`]).
+    Nudge,
+}
+
+/// Pure: whether the pair needs the touch that makes the PV binder look at the claim again.
+pub fn binding(pv: Option<&PersistentVolume>, pvc: Option<&PersistentVolumeClaim>, now: Timestamp) -> Binding {
+    let (Some(pv), Some(pvc)) = (pv, pvc) else { return Binding::Settled };
+    let pending = pvc.status.as_ref().and_then(|s| s.phase.as_deref()).is_none_or(|p| p == "Pending");
+    let touched = pvc.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(keys::ANNOTATION_BIND_NUDGE));
+    let status = pv.status.as_ref();
+    let pv_bound = status.and_then(|s| s.phase.as_deref()) == Some("Bound");
+    let to_this_claim = pvc.metadata.uid.is_some()
+        && pv.spec.as_ref().and_then(|s| s.claim_ref.as_ref()).and_then(|c| c.uid.as_ref())
+            == pvc.metadata.uid.as_ref();
+    if !pending || touched || !pv_bound || !to_this_claim || pvc.metadata.deletion_timestamp.is_some() {
+        return Binding::Settled;
+    }
+    let since = status.and_then(|s| s.last_phase_transition_time.as_ref()).map(|t| now.duration_since(t.0));
+    // Without a transition time, or with one ahead of this clock, the wait cannot be told: touch it.
+    match since.and_then(|s| Duration::try_from(s).ok()) {
+        Some(elapsed) if elapsed < BIND_GRACE => Binding::Grace(BIND_GRACE - elapsed),
+        _ => Binding::Nudge,
     }
 }

@@ -11,6 +11,7 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod rate_limit;
+pub mod ready;
 pub mod reconcile;
 pub mod request_metrics;
 pub mod runner;

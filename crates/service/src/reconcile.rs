@@ -7,7 +7,7 @@ use crate::backoff::ErrorBackoff;
 use crate::error::KubeError;
 use crate::metrics::ReconcileMetrics;
 use crate::runner::drain;
-use futures::TryFuture;
+use futures::{TryFuture, TryFutureExt};
 use kube::api::Api;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::finalizer::{self, Event as Finalizer, finalizer};
@@ -153,13 +153,18 @@ impl Scaffold {
     }
 }
 
-/// Runs `controller` with the shared settings — `--concurrency`, a graceful stop when `stop` fires —
-/// until it stops.
+/// How long a stop waits for the passes that are running to finish.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Runs `controller` with the shared settings (`--concurrency`) until it ends or `stop` fires. On a stop
+/// no new pass starts and the running ones get [`STOP_GRACE`] to finish; requeues scheduled for later are
+/// dropped (the next leader's initial list reconciles every object anyway). kube's own graceful shutdown
+/// would also wait for every scheduled requeue — minutes, at the resync period.
 pub async fn serve<K, Fut, Ctx>(
     controller: Controller<K>,
     args: &ControllerArgs,
     stop: CancellationToken,
-    reconciler: impl FnMut(Arc<K>, Arc<Ctx>) -> Fut,
+    mut reconciler: impl FnMut(Arc<K>, Arc<Ctx>) -> Fut,
     error_policy: impl Fn(Arc<K>, &Fut::Error, Arc<Ctx>) -> Action,
     ctx: Arc<Ctx>,
 ) where
@@ -168,10 +173,64 @@ pub async fn serve<K, Fut, Ctx>(
     Fut: TryFuture<Ok = Action> + Send + 'static,
     Fut::Error: std::error::Error + Send + 'static,
 {
-    let controller = controller
-        .with_config(controller::Config::default().concurrency(args.concurrency))
-        .graceful_shutdown_on(async move { stop.cancelled().await });
-    drain(controller.run(reconciler, error_policy, ctx)).await;
+    let running = Running::default();
+    let stopping = stop.clone();
+    let counted = {
+        let running = running.clone();
+        move |obj: Arc<K>, ctx: Arc<Ctx>| {
+            // A pass that would start after the stop is not started.
+            let pass = (!stopping.is_cancelled()).then(|| (running.enter(), reconciler(obj, ctx)));
+            Box::pin(async move {
+                match pass {
+                    Some((_guard, pass)) => TryFutureExt::into_future(pass).await,
+                    None => Ok(Action::await_change()),
+                }
+            })
+        }
+    };
+    let controller = controller.with_config(controller::Config::default().concurrency(args.concurrency));
+    let mut run = std::pin::pin!(drain(controller.run(counted, error_policy, ctx)));
+    tokio::select! {
+        _ = &mut run => return,
+        _ = stop.cancelled() => {}
+    }
+    let grace = tokio::time::sleep(STOP_GRACE);
+    tokio::select! {
+        _ = &mut run => {}
+        _ = running.idle() => {}
+        _ = grace => tracing::warn!(running = running.count(), "stopping with passes still running"),
+    }
+}
+
+/// The passes running now.
+#[derive(Clone, Default)]
+struct Running(Arc<std::sync::atomic::AtomicUsize>);
+
+/// One running pass; dropped when it ends.
+struct Pass(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Pass {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Running {
+    fn enter(&self) -> Pass {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Pass(self.0.clone())
+    }
+
+    fn count(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Resolves once no pass runs (checked every 20 ms; only while stopping).
+    async fn idle(&self) {
+        while self.count() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 #[cfg(test)]
