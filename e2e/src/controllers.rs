@@ -70,7 +70,10 @@ impl Drop for Controllers {
     fn drop(&mut self) {
         let ns = self.ns.as_str();
         // Pods first: a pod still using the PVC would (rightly) hold the dataset's deletion.
-        let _ = crate::kubectl(&["-n", ns, "delete", "pods", "--all", "--grace-period=0", "--force"], None);
+        // No wait: a StatefulSet recreates its pods under the same names at once, and kubectl can then wait
+        // for them forever.
+        let _ =
+            crate::kubectl(&["-n", ns, "delete", "pods", "--all", "--grace-period=0", "--force", "--wait=false"], None);
         let _ = crate::kubectl(&["-n", ns, "delete", "datasets,juicefsruntimes", "--all", "--wait=false"], None);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while std::time::Instant::now() < deadline {
