@@ -1,5 +1,6 @@
-//! One JuiceFSRuntime's reconcile: wait for the watch caches, then set up (`setup.rs`) or, on
-//! deletion, tear down (`teardown.rs`) behind the finalizer — the shared scaffold's pass. Failures back
+//! One JuiceFSRuntime's reconcile: wait for the watch caches, then set up (`setup.rs`, which adds the
+//! finalizer with its first write) or, on deletion, tear down (`teardown.rs`) behind the finalizer — the
+//! shared scaffold's pass. Failures back
 //! off per runtime (exponentially, with jitter); an API refusal (403, 422, an admission denial) also
 //! shows in the runtime's `Ready` condition and a Warning event naming the step and the object.
 
@@ -18,7 +19,7 @@ pub async fn reconcile(rt: Arc<JuiceFSRuntime>, ctx: Arc<Context>) -> Result<Act
     let c: &Context = &ctx;
     let result = c
         .scaffold
-        .finalized(
+        .finalized_in_pass(
             &c.client,
             keys::FINALIZER_RUNTIME,
             rt.clone(),

@@ -354,6 +354,37 @@ async fn create_in_order_bind_then_send_nothing_at_rest() {
 }
 
 #[tokio::test]
+async fn a_new_runtime_gets_its_finalizer_and_owner_in_one_apply_and_the_pass_goes_on() {
+    let mut rt = runtime(false);
+    rt.metadata.finalizers = None;
+    let cached = Cached { datasets: vec![dataset()], ..Default::default() };
+    let (ctx, mut handle) = context(&rt, cached);
+    let server = tokio::spawn(async move {
+        let rt_reply = (StatusCode::OK, serde_json::to_value(runtime(false)).expect("json"));
+        let meta = expect(&mut handle, Method::PATCH, &format!("{RUNTIMES}/jfsdemo"), rt_reply).await;
+        assert_eq!(meta["metadata"]["finalizers"], json!([keys::FINALIZER_RUNTIME]));
+        assert_eq!(meta["metadata"]["ownerReferences"][0]["uid"], "ds-uid");
+        // The same pass goes on: host ports, then the PV.
+        runtime_status(&mut handle).await;
+        let (m, p, _) = next(&mut handle, |_, _, b| applied(b)).await;
+        assert_eq!((m, p.as_str()), (Method::PATCH, format!("{PVS}/ns-jfsdemo").as_str()));
+        handle
+    });
+    // The pass stops after the PV (the mock answers nothing more); what matters is what came first.
+    let pass = tokio::spawn(reconcile(Arc::new(rt), ctx));
+    let _handle = server.await.expect("server");
+    pass.abort();
+}
+
+#[tokio::test]
+async fn a_deleted_runtime_without_the_finalizer_is_left_alone() {
+    let mut rt = runtime(true);
+    rt.metadata.finalizers = Some(vec!["someone-else".into()]);
+    let (ctx, handle) = context(&rt, Cached { datasets: vec![dataset()], ..Default::default() });
+    assert_eq!(quiet_pass(rt, ctx, handle).await, Action::await_change());
+}
+
+#[tokio::test]
 async fn deletion_waits_for_the_claim_and_says_so_once() {
     let rt = runtime(true);
     let mut pvc = PersistentVolumeClaim::default();

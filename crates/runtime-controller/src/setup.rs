@@ -51,6 +51,30 @@ pub async fn blocked(
     Ok(Action::requeue(retry))
 }
 
+/// The runtime's finalizer — and the dataset as its owner once the pair is valid — in one apply, only
+/// when one of them is missing. An owner reference to the dataset the runtime already carries stays in
+/// the body, so a pass that finds the pair invalid again does not take it away.
+pub async fn ensure_metadata(
+    runtimes: &Api<JuiceFSRuntime>,
+    rt: &JuiceFSRuntime,
+    owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
+) -> Result<(), Error> {
+    let has_finalizer = rt.finalizers().iter().any(|f| f == keys::FINALIZER_RUNTIME);
+    let has_owner = owner.as_ref().is_none_or(|o| rt.owner_references().iter().any(|r| r.uid == o.uid));
+    if has_finalizer && has_owner {
+        return Ok(());
+    }
+    let owner = owner
+        .or_else(|| rt.owner_references().iter().find(|o| o.kind == "Dataset" && o.name == rt.name_any()).cloned());
+    let mut metadata = serde_json::json!({"name": rt.name_any(), "finalizers": [keys::FINALIZER_RUNTIME]});
+    if let Some(owner) = owner {
+        metadata["ownerReferences"] = serde_json::json!([owner]);
+    }
+    let fields = serde_json::json!({ "metadata": metadata });
+    ssa::fields(runtimes, MANAGER, &rt.name_any(), fields, true).await.step("finalizer and owner reference")?;
+    Ok(())
+}
+
 /// Objects of this runtime that exist already, each ours (none is foreign once this is built).
 struct Existing {
     pv: Current<PersistentVolume>,
@@ -173,6 +197,7 @@ pub async fn setup(rt: &JuiceFSRuntime, ctx: &Context) -> Result<Action, Error> 
 
     // 1. Read: the dataset of the same name (its appearance wakes this runtime).
     let Some(dataset) = stores::get(&ctx.stores.datasets, Some(&ns), &name) else {
+        ensure_metadata(&runtimes, rt, None).await?;
         let msg = format!("no Dataset {ns}/{name}; the runtime proceeds as soon as one is created");
         return blocked(ctx, rt, "DatasetNotFound", msg, ctx.resync).await;
     };
@@ -184,24 +209,26 @@ pub async fn setup(rt: &JuiceFSRuntime, ctx: &Context) -> Result<Action, Error> 
             other.type_.as_deref().unwrap_or("another"),
             other.name
         );
+        ensure_metadata(&runtimes, rt, None).await?;
         return blocked(ctx, rt, "DatasetBoundElsewhere", msg, ctx.resync).await;
     }
 
     // 2. Validate.
     let cfg = match juicefs_config::build(&dataset.spec, &rt.spec, &key) {
         Ok(cfg) => cfg,
-        Err(e) => return blocked(ctx, rt, "InvalidSpec", e.to_string(), ctx.resync).await,
+        Err(e) => {
+            ensure_metadata(&runtimes, rt, None).await?;
+            return blocked(ctx, rt, "InvalidSpec", e.to_string(), ctx.resync).await;
+        }
     };
 
-    // The dataset owns the runtime (deleting the dataset deletes the runtime); written once, once the pair is valid.
-    if let Some(owner) = dataset.controller_owner_ref(&())
-        && !rt.owner_references().iter().any(|o| o.uid == owner.uid)
-    {
-        let mut owner = owner;
-        owner.controller = Some(false);
-        let fields = serde_json::json!({"metadata": {"name": name, "ownerReferences": [owner]}});
-        ssa::fields(&runtimes, MANAGER, &name, fields, true).await.step("owner reference")?;
-    }
+    // The dataset owns the runtime (deleting the dataset deletes the runtime): written once the pair is
+    // valid, with the finalizer, before anything is created.
+    let owner = dataset.controller_owner_ref(&()).map(|mut o| {
+        o.controller = Some(false);
+        o
+    });
+    ensure_metadata(&runtimes, rt, owner).await?;
 
     // Only objects of our own, or none: a same-name object of anyone else stops everything here.
     let existing = match existing(ctx, &key, &uid).await? {
