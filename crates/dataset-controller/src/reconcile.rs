@@ -43,6 +43,7 @@ pub struct Context {
 }
 
 use ferrofluid_service::ready::ReadyOnce;
+use ferrofluid_service::reconcile::Adding;
 pub use ferrofluid_service::reconcile::Error;
 
 pub async fn reconcile(ds: Arc<Dataset>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -52,6 +53,7 @@ pub async fn reconcile(ds: Arc<Dataset>, ctx: Arc<Context>) -> Result<Action, Er
         .finalized(
             &c.client,
             keys::FINALIZER_DATASET,
+            Adding::Patch,
             ds,
             move |ds| async move { apply(&ds, c).await },
             move |ds| async move { cleanup(&ds, c).await },

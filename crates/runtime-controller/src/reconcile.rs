@@ -10,6 +10,7 @@ use crate::setup::blocked;
 use crate::{setup, teardown};
 use ferrofluid_api::JuiceFSRuntime;
 use ferrofluid_api::keys;
+use ferrofluid_service::reconcile::Adding;
 use kube::runtime::controller::Action;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,9 +20,10 @@ pub async fn reconcile(rt: Arc<JuiceFSRuntime>, ctx: Arc<Context>) -> Result<Act
     let c: &Context = &ctx;
     let result = c
         .scaffold
-        .finalized_in_pass(
+        .finalized(
             &c.client,
             keys::FINALIZER_RUNTIME,
+            Adding::ByApply,
             rt.clone(),
             move |rt| async move { setup::setup(&rt, c).await },
             move |rt| async move { teardown::teardown(&rt, c).await },
