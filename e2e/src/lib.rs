@@ -34,6 +34,14 @@ pub async fn client() -> Result<kube::Client> {
     Ok(kube::Client::try_from(cfg)?)
 }
 
+/// A kube client from `KUBECONFIG` that sends `user_agent`, so the apiserver's audit log tells a bench
+/// tool's requests from the controllers'.
+pub async fn client_as(user_agent: &str) -> Result<kube::Client> {
+    let mut cfg = kube::Config::infer().await.context("kube config from KUBECONFIG")?;
+    cfg.headers.push(("user-agent".parse()?, user_agent.parse()?));
+    kube::Client::try_from(cfg).context("kube client")
+}
+
 /// Result of a kubectl run.
 #[derive(Debug)]
 pub struct Kubectl {

@@ -79,10 +79,7 @@ fn now_ms() -> u64 {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    // Its own user agent, so the apiserver's audit log tells its requests from the controllers'.
-    let mut cfg = kube::Config::infer().await.context("kube config from KUBECONFIG")?;
-    cfg.headers.push(("user-agent".parse()?, "bench-phases".parse()?));
-    let client = kube::Client::try_from(cfg).context("kube client")?;
+    let client = ferrofluid_e2e::client_as("bench-phases").await?;
     let (result, complete) = match &args.phase {
         Phase::Arrivals { manifest, prefix, rate, seconds, timeout } => {
             let pair = std::fs::read_to_string(manifest).with_context(|| format!("reading {}", manifest.display()))?;

@@ -87,10 +87,7 @@ enum Kind {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    // Its own user agent, so the apiserver's audit log tells its requests from the controllers'.
-    let mut cfg = kube::Config::infer().await.context("kube config from KUBECONFIG")?;
-    cfg.headers.push(("user-agent".parse()?, "bench-watch".parse()?));
-    let client = kube::Client::try_from(cfg).context("kube client")?;
+    let client = ferrofluid_e2e::client_as("bench-watch").await?;
     let gvk = |kind| GroupVersionKind::gvk("data.fluid.io", "v1alpha1", kind);
     let ds_ar = ApiResource::from_gvk(&gvk("Dataset"));
     let rt_ar = ApiResource::from_gvk(&gvk("JuiceFSRuntime"));
