@@ -1,7 +1,8 @@
 //! The docs say what the code does. Every flag the docs name exists in that component's binary, with the
 //! default and environment variable the docs give (read from the real binaries' `--help`), and every
 //! flag a binary has is documented; every chart value `docs/helm.md` lists exists in
-//! `charts/ferrofluid/values.yaml` with the documented default.
+//! `charts/ferrofluid/values.yaml` with the documented default; the bench settings `docs/benchmarks.md`
+//! lists are the `BENCH_*` variables `hack/bench.sh` reads, with its defaults.
 
 use anyhow::{Context, Result, bail, ensure};
 use ferrofluid_e2e::bin_path;
@@ -332,4 +333,31 @@ fn the_help_parser_reads_defaults_and_env() {
         expand_keys("`datasetController.replicas`, `.concurrency`"),
         [Some("datasetController.replicas".into()), Some("datasetController.concurrency".into())]
     );
+}
+
+/// `docs/benchmarks.md`'s settings table names exactly the `BENCH_*` variables `hack/bench.sh` reads,
+/// with the defaults the script uses.
+#[test]
+fn documented_bench_settings_are_the_scripts() -> Result<()> {
+    let script = read("hack/bench.sh")?;
+    let mut used = BTreeMap::new();
+    for (i, _) in script.match_indices("${BENCH_") {
+        let rest = &script[i + 2..];
+        let (name, after) = rest.split_at(rest.find(|c: char| !(c.is_ascii_uppercase() || c == '_')).unwrap_or(0));
+        let default = after.strip_prefix(":-").and_then(|d| d.split('}').next()).map(str::to_string);
+        if let Some(earlier) = used.insert(name.to_string(), default.clone()) {
+            ensure!(earlier == default, "hack/bench.sh gives {name} two defaults: {earlier:?} and {default:?}");
+        }
+    }
+    ensure!(used.len() >= 10, "the parser found only {} variables in hack/bench.sh", used.len());
+    let mut documented = BTreeMap::new();
+    for line in read("docs/benchmarks.md")?.lines().filter(|l| l.starts_with("| `BENCH_")) {
+        let row = cells(line);
+        let names: Vec<String> = row[0].split(", ").filter_map(|c| code(c.split(' ').next().unwrap_or(""))).collect();
+        let defaults: Vec<String> = row[1].split(", ").map(|d| d.trim_matches('`').to_string()).collect();
+        ensure!(names.len() == defaults.len(), "docs/benchmarks.md: {line}");
+        documented.extend(names.into_iter().zip(defaults.into_iter().map(Some)));
+    }
+    ensure!(documented == used, "docs/benchmarks.md {documented:?}\nhack/bench.sh {used:?}");
+    Ok(())
 }
