@@ -239,7 +239,12 @@ async fn redis_restarted_under_a_reading_pod() {
     converged("Redis killed, down 3 s with a write waiting, restarted → reads and writes resume", since);
     assert_eq!(read(cluster, &node, &before).expect("read").as_deref(), Some("written before the restart"));
     assert_eq!(t.field("dataset", "jfsdemo", ".status.phase").expect("phase"), "Bound");
-    assert_eq!(t.field("juicefsruntime", "jfsdemo", ".status.workerNumberReady").expect("ready"), "1");
+    // The worker's readiness probe may have failed during the outage (its status then said so); it
+    // recovers on the probe's own schedule, after the volume already works again.
+    eventually("the worker ready again", T, || async {
+        Ok((t.field("juicefsruntime", "jfsdemo", ".status.workerNumberReady")? == "1").then_some(()))
+    })
+    .await;
 
     rig.delete_all().await;
 }
