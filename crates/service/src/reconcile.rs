@@ -19,6 +19,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Why a reconcile pass did not finish.
 #[derive(Debug, thiserror::Error)]
@@ -238,16 +239,17 @@ pub async fn serve<K, Fut, Ctx>(
     Fut: TryFuture<Ok = Action> + Send + 'static,
     Fut::Error: std::error::Error + Send + 'static,
 {
-    let running = Running::default();
+    // Each running pass holds a token of `running`; a stop closes it and waits for the tokens to go.
+    let running = TaskTracker::new();
     let stopping = stop.clone();
     let counted = {
         let running = running.clone();
         move |obj: Arc<K>, ctx: Arc<Ctx>| {
             // A pass that would start after the stop is not started.
-            let pass = (!stopping.is_cancelled()).then(|| (running.enter(), reconciler(obj, ctx)));
+            let pass = (!stopping.is_cancelled()).then(|| (running.token(), reconciler(obj, ctx)));
             Box::pin(async move {
                 match pass {
-                    Some((_guard, pass)) => TryFutureExt::into_future(pass).await,
+                    Some((_token, pass)) => TryFutureExt::into_future(pass).await,
                     None => Ok(Action::await_change()),
                 }
             })
@@ -259,42 +261,12 @@ pub async fn serve<K, Fut, Ctx>(
         _ = &mut run => return,
         _ = stop.cancelled() => {}
     }
+    running.close();
     let grace = tokio::time::sleep(STOP_GRACE);
     tokio::select! {
         _ = &mut run => {}
-        _ = running.idle() => {}
-        _ = grace => tracing::warn!(running = running.count(), "stopping with passes still running"),
-    }
-}
-
-/// The passes running now.
-#[derive(Clone, Default)]
-struct Running(Arc<std::sync::atomic::AtomicUsize>);
-
-/// One running pass; dropped when it ends.
-struct Pass(Arc<std::sync::atomic::AtomicUsize>);
-
-impl Drop for Pass {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl Running {
-    fn enter(&self) -> Pass {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Pass(self.0.clone())
-    }
-
-    fn count(&self) -> usize {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// Resolves once no pass runs (checked every 20 ms; only while stopping).
-    async fn idle(&self) {
-        while self.count() > 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        _ = running.wait() => {}
+        _ = grace => tracing::warn!(running = running.len(), "stopping with passes still running"),
     }
 }
 
