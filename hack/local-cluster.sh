@@ -16,6 +16,10 @@
 # 5 minutes, and nodes (and their pods) would flap NotReady for a moment at each one. The heartbeats can
 # lag on a busy 2-core machine; a 5-minute node grace period keeps that from marking nodes NotReady.
 #
+# kwok runs with hack/kwok-stages.yaml: its own pod stages but for one change, Job pods of data
+# operations (label ferrofluid.io/operation-uid) are not marked Succeeded by kwok; a node agent running
+# them sets their phase when their containers end.
+#
 # Every address is loopback: apiserver and etcd on 127.0.0.1, node i at 127.0.1.i, pod IPs from
 # 127.128.0.0/16 (FF_POD_CIDR) and service IPs from 127.96.0.0/16. Admin kubeconfig: .local/kubeconfig.
 #
@@ -228,7 +232,7 @@ cmd_up() {
     --authorization-kubeconfig "$KUBECONFIG_FILE" \
     --bind-address 127.0.0.1 --secure-port "$SCHED_PORT" --leader-elect=false \
     --kube-api-qps 300 --kube-api-burst 600
-  start_resolving_via_recorder kwok kwok --kubeconfig "$KUBECONFIG_FILE" \
+  start_resolving_via_recorder kwok kwok --kubeconfig "$KUBECONFIG_FILE" --config "$HACK_DIR/kwok-stages.yaml" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
     --cidr "$POD_CIDR" --node-ip 127.0.1.254 --node-lease-duration-seconds 40 \
     --server-address "127.0.0.1:$KWOK_PORT"

@@ -7,7 +7,7 @@ use crate::agent::ctx::AgentCtx;
 use crate::agent::pod_status::{self, PodStatusReporter};
 use crate::agent::status::{self, PodRecord};
 use crate::agent::volumes::{self, CsiVolume};
-use ferrofluid_api::keys::{LABEL_MANAGED_BY, MANAGED_BY};
+use ferrofluid_api::keys::{LABEL_MANAGED_BY, LABEL_OPERATION_UID, MANAGED_BY};
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::events::EventType;
 use std::sync::Arc;
@@ -19,6 +19,20 @@ use tokio_util::sync::CancellationToken;
 /// Pods whose containers the agent runs: those ferrofluid created (worker and FUSE pods).
 pub fn runs_containers(pod: &Pod) -> bool {
     pod.metadata.labels.as_ref().and_then(|l| l.get(LABEL_MANAGED_BY)).map(String::as_str) == Some(MANAGED_BY)
+}
+
+/// Pods the agent runs to completion once: ferrofluid's with `restartPolicy` `Never` or `OnFailure`
+/// (Job pods: cache cleanups, data operations). They are not stopped when kwok marks them finished.
+pub fn runs_to_completion(pod: &Pod) -> bool {
+    runs_containers(pod)
+        && matches!(pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()), Some("Never" | "OnFailure"))
+}
+
+/// Run-to-completion pods whose `phase` the agent reports (`Succeeded`/`Failed` once their containers
+/// have ended, as kubelet does): data-operation pods (label `ferrofluid.io/operation-uid`), which kwok's
+/// `pod-complete` stage leaves alone (`hack/kwok-stages.yaml`). Other Job pods get their phase from kwok.
+pub fn reports_phase(pod: &Pod) -> bool {
+    runs_to_completion(pod) && pod.metadata.labels.as_ref().is_some_and(|l| l.contains_key(LABEL_OPERATION_UID))
 }
 
 /// Whether the pod mounts any claim (whose PV may be a ferrofluid CSI volume).
@@ -128,7 +142,7 @@ pub async fn run(ctx: Arc<AgentCtx>, mut rx: watch::Receiver<Pod>, cancel: Cance
         // Reported only from here on: kwok has set the pod Running (it gave it an IP) and does not
         // touch a pod with an IP again, so the agent's status is not overwritten. While init containers
         // run, the regular ones wait (`PodInitializing`) and the pod is not Ready, as with kubelet.
-        let reporter = Arc::new(PodStatusReporter::new(ctx.client.clone(), rx.clone()));
+        let reporter = Arc::new(PodStatusReporter::new(ctx.client.clone(), rx.clone(), reports_phase(&pod)));
         let inits = spec.init_containers.clone().unwrap_or_default();
         if !inits.is_empty() {
             for c in &spec.containers {

@@ -1,8 +1,10 @@
 //! Container state reported in the Pod's status, as kubelet reports it. kwok marks every pod Running
 //! and Ready once (its `pod-ready` stage only matches pods without a `podIP`) and never looks again, so
 //! for the pods whose containers the agent runs it patches `status.conditions` (`Ready`,
-//! `ContainersReady`) and `status.containerStatuses` itself. `phase`, `podIP`, `hostIP` and `startTime`
-//! stay as kwok set them. Messages hold a container's own output or the agent's error text, never
+//! `ContainersReady`) and `status.containerStatuses` itself. `podIP`, `hostIP` and `startTime` stay as
+//! kwok set them, and so does `phase` — except for data-operation pods (`pod::reports_phase`), which
+//! kwok does not complete: the agent sets theirs `Succeeded` or `Failed` once their containers have
+//! ended, as kubelet does. Messages hold a container's own output or the agent's error text, never
 //! environment values.
 
 use k8s_openapi::api::core::v1::{
@@ -144,18 +146,29 @@ fn completed(status: &ContainerStatus) -> bool {
 /// A pod condition of `type_`: `True` when `pending` is empty, otherwise `False` with `reason` and a
 /// message listing them; it keeps its `lastTransitionTime` while its status does not change.
 fn pod_condition(pod: &Pod, type_: &str, pending: &[&str], reason: &str, listing: &str, now: &Time) -> PodCondition {
-    let status = if pending.is_empty() { "True" } else { "False" };
+    if pending.is_empty() {
+        condition(pod, type_, "True", None, None, now)
+    } else {
+        let message = format!("{listing}: [{}]", pending.join(" "));
+        condition(pod, type_, "False", Some(reason.to_string()), Some(message), now)
+    }
+}
+
+/// A pod condition that keeps its `lastTransitionTime` while its status does not change.
+fn condition(
+    pod: &Pod,
+    type_: &str,
+    status: &str,
+    reason: Option<String>,
+    message: Option<String>,
+    now: &Time,
+) -> PodCondition {
     let previous =
         pod.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|cs| cs.iter().find(|c| c.type_ == type_));
     let transition = previous
         .filter(|p| p.status == status)
         .and_then(|p| p.last_transition_time.clone())
         .unwrap_or_else(|| now.clone());
-    let (reason, message) = if pending.is_empty() {
-        (None, None)
-    } else {
-        (Some(reason.to_string()), Some(format!("{listing}: [{}]", pending.join(" "))))
-    };
     PodCondition {
         type_: type_.to_string(),
         status: status.to_string(),
@@ -182,24 +195,100 @@ pub fn conditions(pod: &Pod, statuses: &[ContainerStatus], now: &Time) -> Vec<Po
         .collect()
 }
 
+/// The phase kubelet gives a pod whose containers are not restarted for good once they have ended, or
+/// `None` while it runs: with `restartPolicy: Never`, `Failed` as soon as an init container failed;
+/// once every regular container has terminated (and is not restarted), `Succeeded` when all exited 0,
+/// otherwise `Failed` under `Never` (under `OnFailure` a failed container is restarted: no phase). Only
+/// the agent's own views count: kwok's container statuses say nothing about the processes.
+pub fn terminal_phase(
+    pod: &Pod,
+    views: &BTreeMap<String, ContainerStatus>,
+    init_views: &BTreeMap<String, ContainerStatus>,
+) -> Option<&'static str> {
+    let spec = pod.spec.as_ref()?;
+    let never = match spec.restart_policy.as_deref() {
+        Some("Never") => true,
+        Some("OnFailure") => false,
+        _ => return None,
+    };
+    let exit_code = |s: &ContainerStatus| s.state.as_ref().and_then(|st| st.terminated.as_ref()).map(|t| t.exit_code);
+    let init_failed = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .filter_map(|c| init_views.get(&c.name).and_then(exit_code))
+        .any(|code| code != 0);
+    if never && init_failed {
+        return Some("Failed");
+    }
+    let codes: Vec<i32> =
+        spec.containers.iter().map(|c| views.get(&c.name).and_then(exit_code)).collect::<Option<_>>()?;
+    if codes.is_empty() {
+        None
+    } else if codes.iter().all(|&c| c == 0) {
+        Some("Succeeded")
+    } else {
+        never.then_some("Failed")
+    }
+}
+
+/// `Ready` and `ContainersReady` of a pod in a terminal `phase`, as kubelet sets them: `False` with
+/// reason `PodCompleted` (Succeeded) or `PodFailed`, and no message.
+pub fn terminal_conditions(pod: &Pod, phase: &str, now: &Time) -> Vec<PodCondition> {
+    let reason = if phase == "Succeeded" { "PodCompleted" } else { "PodFailed" };
+    ["Ready", "ContainersReady"]
+        .into_iter()
+        .map(|type_| condition(pod, type_, "False", Some(reason.to_string()), None, now))
+        .collect()
+}
+
+/// Conditions as they go into the patch: a `reason` or `message` a condition lacks is sent as `null`.
+/// The conditions are merged by type, and a merge keeps the fields a patch leaves out, so without the
+/// `null` a condition would keep the reason and message of what it was before (a `True` `Ready` the
+/// `ContainersNotReady` of a crash it recovered from).
+fn conditions_patch(conditions: &[PodCondition]) -> Vec<serde_json::Value> {
+    conditions
+        .iter()
+        .map(|c| {
+            let mut v = serde_json::json!(c);
+            for field in ["reason", "message"] {
+                if v.get(field).is_none() {
+                    v[field] = serde_json::Value::Null;
+                }
+            }
+            v
+        })
+        .collect()
+}
+
 /// The status patch: conditions (merged by type) and the whole `containerStatuses` list; for a pod with
-/// init containers also `initContainerStatuses` and the `Initialized` condition.
+/// init containers also `initContainerStatuses` and the `Initialized` condition. With `with_phase` (a
+/// pod whose phase the agent reports) also the `phase` once it is terminal ([`terminal_phase`]), with
+/// the conditions kubelet gives a finished pod.
 pub fn patch_body(
     pod: &Pod,
     views: &BTreeMap<String, ContainerStatus>,
     init_views: &BTreeMap<String, ContainerStatus>,
+    with_phase: bool,
     now: &Time,
 ) -> serde_json::Value {
     let statuses = merged_statuses(pod, views);
-    let mut conditions = conditions(pod, &statuses, now);
+    let phase = if with_phase { terminal_phase(pod, views, init_views) } else { None };
+    let mut conditions = match phase {
+        Some(phase) => terminal_conditions(pod, phase, now),
+        None => conditions(pod, &statuses, now),
+    };
     let init = merged_init_statuses(pod, init_views);
-    if init.is_empty() {
-        return serde_json::json!({ "status": { "conditions": conditions, "containerStatuses": statuses } });
+    let mut body = serde_json::json!({ "status": { "containerStatuses": statuses } });
+    if !init.is_empty() {
+        conditions.push(initialized(pod, &init, now));
+        body["status"]["initContainerStatuses"] = serde_json::json!(init);
     }
-    conditions.push(initialized(pod, &init, now));
-    serde_json::json!({
-        "status": { "conditions": conditions, "containerStatuses": statuses, "initContainerStatuses": init }
-    })
+    body["status"]["conditions"] = serde_json::json!(conditions_patch(&conditions));
+    if let Some(phase) = phase {
+        body["status"]["phase"] = serde_json::json!(phase);
+    }
+    body
 }
 
 /// Reports the containers of one pod: keeps the latest status of each and patches the pod's status
@@ -213,6 +302,8 @@ pub struct PodStatusReporter {
     pod: watch::Receiver<Pod>,
     /// Regular and init containers' latest statuses, by name.
     views: Mutex<(BTreeMap<String, ContainerStatus>, BTreeMap<String, ContainerStatus>)>,
+    /// The pod's phase is the agent's to report ([`terminal_phase`]).
+    reports_phase: bool,
     /// A background resend is under way.
     resending: AtomicBool,
 }
@@ -222,7 +313,8 @@ const RESEND_FIRST: Duration = Duration::from_millis(500);
 const RESEND_MAX: Duration = Duration::from_secs(5);
 
 impl PodStatusReporter {
-    pub fn new(client: kube::Client, pod: watch::Receiver<Pod>) -> Self {
+    /// With `reports_phase`, the pod's `phase` is reported too once its containers have ended.
+    pub fn new(client: kube::Client, pod: watch::Receiver<Pod>, reports_phase: bool) -> Self {
         let (ns, name) = {
             let p = pod.borrow();
             (p.metadata.namespace.clone().unwrap_or_default(), p.metadata.name.clone().unwrap_or_default())
@@ -232,6 +324,7 @@ impl PodStatusReporter {
             name,
             pod,
             views: Mutex::new((BTreeMap::new(), BTreeMap::new())),
+            reports_phase,
             resending: AtomicBool::new(false),
         }
     }
@@ -268,7 +361,7 @@ impl PodStatusReporter {
         if pod.metadata.deletion_timestamp.is_some() {
             return Sent::Done;
         }
-        let body = patch_body(&pod, &views.0, &views.1, &now());
+        let body = patch_body(&pod, &views.0, &views.1, self.reports_phase, &now());
         let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
         match self.api.patch_status(&self.name, &params, &Patch::Strategic(body)).await {
             Ok(_) => Sent::Done,
@@ -374,12 +467,12 @@ mod tests {
     fn all_ready_keeps_true_conditions_and_their_transition_time() {
         let p = pod(&["a"]);
         let views = BTreeMap::from([("a".to_string(), container_status("a", "img", true, 2, running(now()), None))]);
-        let body = patch_body(&p, &views, &BTreeMap::new(), &now());
+        let body = patch_body(&p, &views, &BTreeMap::new(), false, &now());
         let ready = &body["status"]["conditions"][0];
         assert_eq!(ready["type"], "Ready");
         assert_eq!(ready["status"], "True");
         assert_eq!(ready["lastTransitionTime"], "1970-01-01T00:00:00Z");
-        assert!(ready.get("reason").is_none());
+        assert!(ready["reason"].is_null() && ready["message"].is_null(), "sent as null, so a merge removes them");
         assert_eq!(body["status"]["containerStatuses"][0]["restartCount"], 2);
         assert!(body["status"].get("phase").is_none() && body["status"].get("podIP").is_none());
     }
@@ -395,7 +488,7 @@ mod tests {
             "main".to_string(),
             container_status("main", "img", false, 0, waiting("PodInitializing", String::new()), None),
         )]);
-        let body = patch_body(&p, &waiting_main, &BTreeMap::new(), &now());
+        let body = patch_body(&p, &waiting_main, &BTreeMap::new(), false, &now());
         assert_eq!(body["status"]["initContainerStatuses"][0]["state"]["waiting"]["reason"], "PodInitializing");
         let conds = body["status"]["conditions"].as_array().expect("conditions");
         let init = conds.iter().find(|c| c["type"] == "Initialized").expect("Initialized");
@@ -407,12 +500,117 @@ mod tests {
             "format".to_string(),
             container_status("format", "img", true, 0, terminated(done), None),
         )]);
-        let body = patch_body(&p, &waiting_main, &inits, &now());
+        let body = patch_body(&p, &waiting_main, &inits, false, &now());
         let conds = body["status"]["conditions"].as_array().expect("conditions");
         assert_eq!(conds.iter().find(|c| c["type"] == "Initialized").expect("Initialized")["status"], "True");
         let crashed_init = BTreeMap::from([("format".to_string(), crashed("format"))]);
-        let body = patch_body(&p, &waiting_main, &crashed_init, &now());
+        let body = patch_body(&p, &waiting_main, &crashed_init, false, &now());
         assert_eq!(body["status"]["initContainerStatuses"][0]["state"]["waiting"]["reason"], "CrashLoopBackOff");
+    }
+
+    fn job_pod(policy: &str, containers: &[&str]) -> Pod {
+        let mut p = pod(containers);
+        if let Some(spec) = p.spec.as_mut() {
+            spec.restart_policy = Some(policy.into());
+        }
+        p
+    }
+
+    fn exited(name: &str, code: i32) -> ContainerStatus {
+        let reason = if code == 0 { "Completed" } else { "Error" };
+        let t = ContainerStateTerminated { exit_code: code, reason: Some(reason.into()), ..Default::default() };
+        container_status(name, "img", false, 0, terminated(t), None)
+    }
+
+    fn views(statuses: &[ContainerStatus]) -> BTreeMap<String, ContainerStatus> {
+        statuses.iter().map(|s| (s.name.clone(), s.clone())).collect()
+    }
+
+    #[test]
+    fn a_job_pod_succeeds_once_every_container_exited_zero() {
+        let p = job_pod("Never", &["a", "b"]);
+        let running_b = container_status("b", "img", true, 0, running(now()), None);
+        let half = views(&[exited("a", 0), running_b]);
+        assert_eq!(terminal_phase(&p, &half, &BTreeMap::new()), None, "b still runs");
+        let body = patch_body(&p, &half, &BTreeMap::new(), true, &now());
+        assert!(body["status"].get("phase").is_none());
+        assert_eq!(body["status"]["conditions"][0]["reason"], "ContainersNotReady");
+
+        let done = views(&[exited("a", 0), exited("b", 0)]);
+        assert_eq!(terminal_phase(&p, &done, &BTreeMap::new()), Some("Succeeded"));
+        let body = patch_body(&p, &done, &BTreeMap::new(), true, &now());
+        assert_eq!(body["status"]["phase"], "Succeeded");
+        let conds = body["status"]["conditions"].as_array().expect("conditions");
+        assert_eq!(
+            conds.iter().map(|c| c["type"].as_str().unwrap_or_default()).collect::<Vec<_>>(),
+            ["Ready", "ContainersReady"]
+        );
+        for c in conds {
+            assert_eq!(c["status"], "False");
+            assert_eq!(c["reason"], "PodCompleted");
+            assert!(c["message"].is_null(), "the not-ready message of before is removed: {c}");
+        }
+        for cs in body["status"]["containerStatuses"].as_array().expect("statuses") {
+            assert_eq!(cs["ready"], false);
+            assert_eq!(cs["started"], false);
+            assert_eq!(cs["state"]["terminated"]["exitCode"], 0);
+            assert_eq!(cs["state"]["terminated"]["reason"], "Completed");
+        }
+
+        // Without the phase to report (kwok's), the same containers leave `phase` alone.
+        let body = patch_body(&p, &done, &BTreeMap::new(), false, &now());
+        assert!(body["status"].get("phase").is_none());
+        assert_eq!(body["status"]["conditions"][0]["reason"], "ContainersNotReady");
+    }
+
+    #[test]
+    fn a_failed_container_fails_a_never_pod_once_all_have_ended() {
+        let p = job_pod("Never", &["a", "b"]);
+        let running_b = container_status("b", "img", true, 0, running(now()), None);
+        assert_eq!(terminal_phase(&p, &views(&[exited("a", 3), running_b]), &BTreeMap::new()), None);
+        let ended = views(&[exited("a", 3), exited("b", 0)]);
+        assert_eq!(terminal_phase(&p, &ended, &BTreeMap::new()), Some("Failed"));
+        let body = patch_body(&p, &ended, &BTreeMap::new(), true, &now());
+        assert_eq!(body["status"]["phase"], "Failed");
+        assert_eq!(body["status"]["conditions"][0]["reason"], "PodFailed");
+        assert_eq!(body["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"], 3);
+    }
+
+    #[test]
+    fn on_failure_pods_finish_only_in_success_and_always_pods_never() {
+        let p = job_pod("OnFailure", &["a"]);
+        assert_eq!(terminal_phase(&p, &views(&[exited("a", 1)]), &BTreeMap::new()), None, "it is restarted");
+        assert_eq!(terminal_phase(&p, &views(&[crashed("a")]), &BTreeMap::new()), None);
+        assert_eq!(terminal_phase(&p, &views(&[exited("a", 0)]), &BTreeMap::new()), Some("Succeeded"));
+        let always = job_pod("Always", &["a"]);
+        assert_eq!(terminal_phase(&always, &views(&[exited("a", 0)]), &BTreeMap::new()), None);
+        assert_eq!(terminal_phase(&pod(&["a"]), &views(&[exited("a", 0)]), &BTreeMap::new()), None);
+    }
+
+    #[test]
+    fn a_failed_init_container_fails_a_never_pod() {
+        let mut p = job_pod("Never", &["main"]);
+        if let Some(spec) = p.spec.as_mut() {
+            spec.init_containers =
+                Some(vec![Container { name: "prep".into(), image: Some("img".into()), ..Default::default() }]);
+        }
+        let main = views(&[container_status("main", "img", false, 0, waiting("PodInitializing", String::new()), None)]);
+        assert_eq!(terminal_phase(&p, &main, &views(&[exited("prep", 0)])), None);
+        assert_eq!(terminal_phase(&p, &main, &views(&[exited("prep", 2)])), Some("Failed"));
+        if let Some(spec) = p.spec.as_mut() {
+            spec.restart_policy = Some("OnFailure".into());
+        }
+        assert_eq!(terminal_phase(&p, &main, &views(&[exited("prep", 2)])), None, "retried under OnFailure");
+    }
+
+    #[test]
+    fn only_the_agents_own_views_finish_a_pod() {
+        // kwok's pod-complete writes terminated statuses into the pod; they are not the agent's.
+        let mut p = job_pod("Never", &["a"]);
+        if let Some(s) = p.status.as_mut() {
+            s.container_statuses = Some(vec![exited("a", 0)]);
+        }
+        assert_eq!(terminal_phase(&p, &BTreeMap::new(), &BTreeMap::new()), None);
     }
 
     #[test]

@@ -26,17 +26,20 @@ pub struct Supervisor {
     ready: bool,
 }
 
-/// Whether the pod is to be stopped (or not started): it is being deleted, or it has finished. Not
-/// finished by its phase alone are the pods the agent runs to completion itself (ferrofluid's, with
-/// `restartPolicy` `Never` or `OnFailure`: the cache-cleanup Jobs): kwok marks a Job's pod Succeeded
-/// the moment it runs, before or while the agent runs it, so that phase says nothing about its
-/// containers. They run once, to their end, unless the pod is deleted first — else a cleanup the agent
-/// saw late (its watch reconnecting after an API server restart) would never have run at all.
+/// Whether the pod is to be stopped (or not started): it is being deleted, or it has finished. For
+/// the pods the agent runs to completion itself (ferrofluid's, with `restartPolicy` `Never` or
+/// `OnFailure`) the phase is kwok's or the agent's:
+/// - cache-cleanup Jobs: kwok marks a Job's pod Succeeded the moment it runs, before or while the agent
+///   runs it, so that phase says nothing about its containers. They run once, to their end, unless the
+///   pod is deleted first — else a cleanup the agent saw late (its watch reconnecting after an API
+///   server restart) would never have run at all.
+/// - data-operation pods ([`pod::reports_phase`]): kwok leaves their phase alone and the agent sets it
+///   once their containers have ended, so a terminal phase means they ran: they are done, and are not
+///   run again (also not by an agent started later).
 fn finished(pod: &Pod) -> bool {
     let terminal = matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
-    let run_to_completion = pod::runs_containers(pod)
-        && matches!(pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()), Some("Never" | "OnFailure"));
-    pod.metadata.deletion_timestamp.is_some() || (terminal && !run_to_completion)
+    let phase_is_kwoks = pod::runs_to_completion(pod) && !pod::reports_phase(pod);
+    pod.metadata.deletion_timestamp.is_some() || (terminal && !phase_is_kwoks)
 }
 
 impl Supervisor {
@@ -136,6 +139,61 @@ impl Supervisor {
     fn stop(&mut self, uid: &str) {
         if let Some(task) = self.pods.remove(uid) {
             task.cancel.cancel();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrofluid_api::keys::{LABEL_MANAGED_BY, LABEL_OPERATION_UID, MANAGED_BY};
+    use k8s_openapi::api::core::v1::{PodSpec, PodStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use std::collections::BTreeMap;
+
+    fn pod(labels: &[(&str, &str)], policy: &str, phase: &str) -> Pod {
+        let mut p = Pod::default();
+        p.metadata.labels =
+            Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>());
+        p.spec = Some(PodSpec { restart_policy: Some(policy.into()), ..Default::default() });
+        p.status = Some(PodStatus { phase: Some(phase.into()), ..Default::default() });
+        p
+    }
+
+    const OURS: (&str, &str) = (LABEL_MANAGED_BY, MANAGED_BY);
+    const OPERATION: (&str, &str) = (LABEL_OPERATION_UID, "0a6c1d1e-5c1f-4d0e-9f3e-2f0f2d9a7b11");
+
+    #[test]
+    fn kwoks_phase_does_not_finish_a_cleanup_job_pod() {
+        for phase in ["Succeeded", "Failed"] {
+            assert!(!finished(&pod(&[OURS], "Never", phase)), "{phase}");
+            assert!(!finished(&pod(&[OURS], "OnFailure", phase)), "{phase}");
+        }
+        assert!(!pod::reports_phase(&pod(&[OURS], "Never", "Running")));
+    }
+
+    #[test]
+    fn an_operation_pod_is_finished_by_the_phase_the_agent_set() {
+        assert!(pod::reports_phase(&pod(&[OURS, OPERATION], "Never", "Running")));
+        assert!(!finished(&pod(&[OURS, OPERATION], "Never", "Running")));
+        for phase in ["Succeeded", "Failed"] {
+            assert!(finished(&pod(&[OURS, OPERATION], "Never", phase)), "{phase}: not run again");
+            assert!(finished(&pod(&[OURS, OPERATION], "OnFailure", phase)), "{phase}: not run again");
+        }
+        // Without ferrofluid's mark the agent does not run it, and the label alone changes nothing.
+        assert!(!pod::reports_phase(&pod(&[OPERATION], "Never", "Running")));
+        assert!(finished(&pod(&[OPERATION], "Never", "Succeeded")));
+    }
+
+    #[test]
+    fn other_pods_finish_with_their_phase_and_any_pod_with_its_deletion() {
+        assert!(finished(&pod(&[OURS], "Always", "Succeeded")));
+        assert!(!finished(&pod(&[OURS], "Always", "Running")));
+        assert!(finished(&pod(&[], "Never", "Failed")));
+        for labels in [&[OURS][..], &[OURS, OPERATION][..], &[][..]] {
+            let mut p = pod(labels, "Never", "Running");
+            p.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
+            assert!(finished(&p), "{labels:?}");
         }
     }
 }
