@@ -2,7 +2,7 @@
 # ferrofluid images, built from the workspace root:
 #   docker build --target controllers -t ghcr.io/ferrofluid/ferrofluid:0.1.0 .
 #   docker build --target csi         -t ghcr.io/ferrofluid/ferrofluid-csi:0.1.0 .
-# Both images carry all four binaries in /usr/local/bin; the chart runs each component by its command.
+# Both images carry all five binaries in /usr/local/bin; the chart runs each component by its command.
 # The `csi` image adds the mount and FUSE tools the node plugin's host-side work relies on.
 
 ARG RUST_VERSION=1.95
@@ -17,7 +17,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bins \
  && mkdir -p /out \
- && cp target/release/dataset-controller target/release/runtime-controller \
+ && cp target/release/dataset-controller target/release/runtime-controller target/release/dataops-controller \
        target/release/metrics-collector target/release/csi-plugin /out/
 
 FROM debian:${DEBIAN_RELEASE}-slim AS base

@@ -124,7 +124,7 @@ done
 render real.yaml "${real[@]}"
 log "apply into namespace $NS: $(kinds real.yaml)"
 kubectl apply --server-side --field-manager ferrofluid-chart-test -f "$OUT/real.yaml" >/dev/null
-for d in dataset-controller runtime-controller metrics-collector; do
+for d in dataset-controller runtime-controller dataops-controller metrics-collector; do
   kubectl -n "$NS" rollout status "deployment/$RELEASE-ferrofluid-$d" --timeout=120s >/dev/null
 done
 kubectl -n "$NS" rollout status "daemonset/$RELEASE-ferrofluid-csi-plugin" --timeout=120s >/dev/null

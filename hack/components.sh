@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The control-plane components of ferrofluid as local processes (what the Helm chart runs as
-# Deployments): dataset-controller, runtime-controller, metrics-collector, and a Redis for JuiceFS
+# Deployments): dataset-controller, runtime-controller, dataops-controller, metrics-collector, and a Redis for JuiceFS
 # metadata. The csi-plugin runs per node, under the node agents (hack/node-agents.sh).
 #
 #   hack/components.sh start | stop | status
@@ -11,7 +11,7 @@ BIN_DIR="${FERROFLUID_BIN_DIR:-$REPO_ROOT/target/debug}"
 RUN="$LOCAL_DIR/components"
 KUBECONFIG_FILE="${KUBECONFIG:-$LOCAL_DIR/kubeconfig}"
 REDIS_PORT="${FF_REDIS_PORT:-16379}"
-NAMES=(redis dataset-controller runtime-controller metrics-collector)
+NAMES=(redis dataset-controller runtime-controller dataops-controller metrics-collector)
 
 pid_of() { cat "$RUN/$1.pid" 2>/dev/null || true; }
 alive() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
@@ -32,10 +32,11 @@ cmd_start() {
   start_one runtime-controller "$BIN_DIR/runtime-controller" "${common[@]}" --http-addr 127.0.0.1:18082 --resync-seconds 10
   start_one metrics-collector "$BIN_DIR/metrics-collector" "${common[@]}" --http-addr 127.0.0.1:18083 \
     --scrape-interval 2s --scrape-timeout 1s
-  for port in 18081 18082 18083; do
+  start_one dataops-controller "$BIN_DIR/dataops-controller" "${common[@]}" --http-addr 127.0.0.1:18084
+  for port in 18081 18082 18083 18084; do
     for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
   done
-  log "components up: logs in $RUN; metrics on 127.0.0.1:18081-18083; redis on 127.0.0.1:$REDIS_PORT"
+  log "components up: logs in $RUN; metrics on 127.0.0.1:18081-18084; redis on 127.0.0.1:$REDIS_PORT"
 }
 
 cmd_stop() {

@@ -1,12 +1,16 @@
 //! CRD YAML generated from the Rust types; `crdgen` writes it to `charts/ferrofluid/crds/`.
 
-use crate::{Dataset, JuiceFSRuntime};
+use crate::{DataLoad, Dataset, JuiceFSRuntime};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
 /// Every CRD ferrofluid serves, with the file name it is stored under.
 pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
-    vec![("data.fluid.io_datasets.yaml", Dataset::crd()), ("data.fluid.io_juicefsruntimes.yaml", JuiceFSRuntime::crd())]
+    vec![
+        ("data.fluid.io_datasets.yaml", Dataset::crd()),
+        ("data.fluid.io_juicefsruntimes.yaml", JuiceFSRuntime::crd()),
+        ("data.fluid.io_dataloads.yaml", DataLoad::crd()),
+    ]
 }
 
 /// A CRD as the YAML document committed to the chart.

@@ -185,6 +185,10 @@ pub struct DatasetStatus {
     /// HCFS access point (kept for Fluid compatibility; unused by JuiceFS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hcfs: Option<Hcfs>,
+    /// The data operation running on this dataset, by kind (`DataLoad: <name>`): one at a time per kind,
+    /// as in Fluid; the others wait. Written only by the dataops-controller.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub operation_ref: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -138,6 +138,24 @@ pub enum NetworkMode {
     ContainerNetwork,
 }
 
+/// Image of JuiceFS containers when neither the component nor `juicefsVersion` names one.
+pub const DEFAULT_IMAGE: &str = "juicedata/juicefs-fuse";
+pub const DEFAULT_IMAGE_TAG: &str = "ce-v1.2.3";
+
+/// Image from the component's own setting, else `juicefsVersion`, else the default.
+pub fn image_of(spec: &JuiceFSRuntimeSpec, image: Option<&str>, tag: Option<&str>) -> String {
+    let version = spec.juicefs_version.as_ref();
+    let image = image.or_else(|| version.and_then(|v| v.image.as_deref())).unwrap_or(DEFAULT_IMAGE);
+    let tag = tag.or_else(|| version.and_then(|v| v.image_tag.as_deref())).unwrap_or(DEFAULT_IMAGE_TAG);
+    format!("{image}:{tag}")
+}
+
+/// The FUSE client's image: what data operations run in, so they use the same `juicefs` as app reads.
+pub fn fuse_image(spec: &JuiceFSRuntimeSpec) -> String {
+    let fuse = spec.fuse.as_ref().map(|f| &f.component);
+    image_of(spec, fuse.and_then(|f| f.image.as_deref()), fuse.and_then(|f| f.image_tag.as_deref()))
+}
+
 impl NetworkMode {
     /// Whether pods of this mode use the node's network (everything but `ContainerNetwork`).
     pub fn is_host(mode: Option<NetworkMode>) -> bool {

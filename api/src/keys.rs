@@ -66,6 +66,12 @@ pub const MANAGED_BY: &str = "ferrofluid";
 /// both is never changed or deleted, even when its name is the one ferrofluid would use.
 pub const LABEL_RUNTIME_UID: &str = "ferrofluid.io/runtime-uid";
 
+/// Label on the pods of a data operation's Job (e.g. a DataLoad's warm-up): the UID of the operation
+/// object. On the local cluster such a pod's phase is left to the node agent, which sets it
+/// `Succeeded` or `Failed` when its containers end (kwok's `pod-complete` stage skips it), so the
+/// Job's status follows the work actually done.
+pub const LABEL_OPERATION_UID: &str = "ferrofluid.io/operation-uid";
+
 /// Annotation on a cache cleanup Job naming the node it cleans.
 pub const ANNOTATION_NODE: &str = "ferrofluid.io/node";
 /// Annotation the runtime-controller sets, once, on a PVC left `Pending` behind its `Bound` PV: the
@@ -83,6 +89,15 @@ pub const ANNOTATION_DESIRED_HASH: &str = "ferrofluid.io/desired-hash";
 /// Finalizers.
 pub const FINALIZER_DATASET: &str = "fluid-dataset-controller-finalizer";
 pub const FINALIZER_RUNTIME: &str = "juicefs-runtime-controller-finalizer";
+/// On DataLoads while the dataops-controller may hold their dataset's operation lock.
+pub const FINALIZER_DATALOAD: &str = "ferrofluid.io/dataload-controller";
+
+/// Kind of a DataLoad: its key in a Dataset's `status.operationRef` and in `runAfter.kind`.
+pub const KIND_DATALOAD: &str = "DataLoad";
+/// Role label of warm-up Jobs and their pods.
+pub const ROLE_DATALOAD: &str = "dataload";
+/// Annotation on warm-up Jobs naming the node they warm.
+pub const ANNOTATION_OPERATION_NODE: &str = "ferrofluid.io/operation-node";
 
 /// Volume attribute keys on the PVs ferrofluid creates (read by the CSI plugin).
 pub const ATTR_FLUID_PATH: &str = "fluid_path";

@@ -3,6 +3,7 @@
 
 pub mod common;
 pub mod crd;
+pub mod dataload;
 pub mod dataset;
 pub mod juicefs_runtime;
 pub mod keys;
@@ -12,6 +13,7 @@ pub mod quota;
 pub mod redact;
 
 pub use common::{CacheStates, Condition, EncryptOption};
+pub use dataload::{DataLoad, DataLoadSpec, OperationPhase, OperationStatus};
 pub use dataset::{Dataset, DatasetPhase, DatasetSpec, DatasetStatus, Mount};
 pub use juicefs_runtime::{JuiceFSRuntime, JuiceFSRuntimeSpec, JuiceFSRuntimeStatus, Level, MediumType, RuntimePhase};
 pub use keys::DatasetKey;

@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
-const COMPONENTS: [&str; 4] = ["dataset-controller", "runtime-controller", "metrics-collector", "csi-plugin"];
-const CONTROLLERS: [&str; 2] = ["dataset-controller", "runtime-controller"];
+const COMPONENTS: [&str; 5] =
+    ["dataset-controller", "runtime-controller", "dataops-controller", "metrics-collector", "csi-plugin"];
+const CONTROLLERS: [&str; 3] = ["dataset-controller", "runtime-controller", "dataops-controller"];
 
 fn repo(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(path)

@@ -79,6 +79,42 @@ name in RBAC).
   verbs: ["get", "list", "watch", "patch"]
 {{- end -}}
 
+{{- define "ferrofluid.rules.dataops-controller" -}}
+# Watch DataLoads; add/remove its finalizer (JSON patch); delete one whose ttlSecondsAfterFinished passed.
+- apiGroups: ["data.fluid.io"]
+  resources: ["dataloads"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
+# Phase, progress and conditions.
+- apiGroups: ["data.fluid.io"]
+  resources: ["dataloads/status"]
+  verbs: ["patch"]
+# Datasets (phase, the operation lock) and runtimes (the FUSE image) from watch caches; the lock
+# `status.operationRef` taken and released by merge patches on the dataset's status.
+- apiGroups: ["data.fluid.io"]
+  resources: ["datasets", "juicefsruntimes"]
+  verbs: ["list", "watch"]
+- apiGroups: ["data.fluid.io"]
+  resources: ["datasets/status"]
+  verbs: ["patch"]
+# Warm-up Jobs (one per cache node, owned by the DataLoad): watched by label, created, read by name
+# after a name clash (someone else's Job is reported, never touched), deleted on cancel (UID-guarded).
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create", "delete"]
+{{ include "ferrofluid.rules.events" . }}
+{{- end -}}
+
+{{- define "ferrofluid.clusterRules.dataops-controller" -}}
+# The dataset's PV: its `fluid_path` volume attribute is where the node's FUSE client mounts.
+- apiGroups: [""]
+  resources: ["persistentvolumes"]
+  verbs: ["get"]
+# Cache nodes (`fluid.io/s-<ns>-<name>` labels) from a watch cache of the nodes.
+- apiGroups: [""]
+  resources: ["nodes"]
+  verbs: ["list", "watch"]
+{{- end -}}
+
 {{- define "ferrofluid.rules.metrics-collector" -}}
 # Reflectors over worker/FUSE pods (by label), runtimes and datasets, in every namespace (or watchNamespace).
 - apiGroups: [""]

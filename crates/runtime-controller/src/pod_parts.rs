@@ -13,8 +13,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeMap;
 
-pub const DEFAULT_IMAGE: &str = "juicedata/juicefs-fuse";
-pub const DEFAULT_IMAGE_TAG: &str = "ce-v1.2.3";
+pub use ferrofluid_api::juicefs_runtime::image_of;
 
 /// Name of the init container that formats the file system (idempotent) before the client mounts it.
 pub const FORMAT_CONTAINER: &str = "juicefs-format";
@@ -22,14 +21,6 @@ pub const FORMAT_CONTAINER: &str = "juicefs-format";
 /// A failed container's last log lines become its termination message (kubelet reads at most 80 lines
 /// or 2 KiB), so worker failures can be explained in the runtime's status — after redaction.
 pub const TERMINATION_MESSAGE_POLICY: &str = "FallbackToLogsOnError";
-
-/// Image from the component's own setting, else `juicefsVersion`, else the default.
-pub fn image_of(spec: &JuiceFSRuntimeSpec, image: Option<&str>, tag: Option<&str>) -> String {
-    let version = spec.juicefs_version.as_ref();
-    let image = image.or_else(|| version.and_then(|v| v.image.as_deref())).unwrap_or(DEFAULT_IMAGE);
-    let tag = tag.or_else(|| version.and_then(|v| v.image_tag.as_deref())).unwrap_or(DEFAULT_IMAGE_TAG);
-    format!("{image}:{tag}")
-}
 
 pub fn pull_policy(spec: &JuiceFSRuntimeSpec, own: Option<PullPolicy>) -> Option<String> {
     let policy = own.or_else(|| spec.juicefs_version.as_ref().and_then(|v| v.image_pull_policy))?;

@@ -1,0 +1,126 @@
+//! What wakes a DataLoad's pass, pure: its spec, deletion, finalizers and phase (a phase change wakes
+//! it once more: that pass finds nothing to write); its Jobs' progress; its dataset's phase and lock.
+//! Caches keep only what the passes read.
+
+use ferrofluid_api::keys;
+use ferrofluid_api::{DataLoad, Dataset};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Node;
+use kube::ResourceExt;
+use kube::runtime::reflector::{ObjectRef, Store};
+use std::hash::{Hash, Hasher};
+
+fn hash_of(value: impl Hash) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    value.hash(&mut h);
+    h.finish()
+}
+
+pub fn dataload(d: &DataLoad) -> u64 {
+    let phase = d.status.as_ref().map(|s| format!("{:?}", s.phase));
+    hash_of((d.metadata.generation, d.metadata.deletion_timestamp.is_some(), d.finalizers(), phase))
+}
+
+pub fn job(j: &Job) -> u64 {
+    let s = j.status.as_ref();
+    let conds: Vec<(String, String)> = s
+        .and_then(|s| s.conditions.as_ref())
+        .map(|c| c.iter().map(|c| (c.type_.clone(), c.status.clone())).collect())
+        .unwrap_or_default();
+    hash_of((s.and_then(|s| s.succeeded), s.and_then(|s| s.failed), conds, j.metadata.deletion_timestamp.is_some()))
+}
+
+pub fn dataset(d: &Dataset) -> u64 {
+    let s = d.status.as_ref();
+    hash_of((s.and_then(|s| s.phase).map(|p| format!("{p:?}")), s.map(|s| s.operation_ref.clone())))
+}
+
+/// The DataLoad a Job belongs to: its controller owner.
+pub fn owner_of(job: &Job) -> Option<ObjectRef<DataLoad>> {
+    let ns = job.namespace()?;
+    let o = job.owner_references().iter().find(|o| o.controller == Some(true) && o.kind == keys::KIND_DATALOAD)?;
+    Some(ObjectRef::new(&o.name).within(&ns))
+}
+
+/// The unfinished DataLoads of a dataset (from the DataLoad cache).
+pub fn loads_of(ds: &Dataset, loads: &Store<DataLoad>) -> Vec<ObjectRef<DataLoad>> {
+    let Some(ns) = ds.namespace() else { return Vec::new() };
+    let name = ds.name_any();
+    loads
+        .state()
+        .iter()
+        .filter(|l| l.namespace().as_deref() == Some(ns.as_str()) && l.spec.dataset.name == name)
+        .filter(|l| !l.status.as_ref().is_some_and(|s| s.phase.finished()))
+        .map(|l| ObjectRef::from_obj(l.as_ref()))
+        .collect()
+}
+
+/// Nodes are kept with their labels only (the cache-node labels are all a pass reads).
+pub fn slim_node(n: &mut Node) {
+    n.metadata.managed_fields = None;
+    n.metadata.annotations = None;
+    n.spec = None;
+    n.status = None;
+}
+
+/// Jobs are kept with what progress reads.
+pub fn slim_job(j: &mut Job) {
+    j.metadata.managed_fields = None;
+    j.spec = None;
+}
+
+/// Datasets: status phase and lock, and identity.
+pub fn slim_dataset(d: &mut Dataset) {
+    d.metadata.managed_fields = None;
+    if let Some(s) = d.status.as_mut() {
+        s.cache_states = None;
+        s.mounts.clear();
+        s.conditions.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrofluid_api::DatasetStatus;
+    use k8s_openapi::api::batch::v1::JobStatus;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    #[test]
+    fn a_job_wakes_its_controller_owner() {
+        let mut j = Job::default();
+        j.metadata.namespace = Some("ns".into());
+        j.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "data.fluid.io/v1alpha1".into(),
+            kind: "DataLoad".into(),
+            name: "warm".into(),
+            uid: "u".into(),
+            controller: Some(true),
+            ..Default::default()
+        }]);
+        assert_eq!(owner_of(&j), Some(ObjectRef::new("warm").within("ns")));
+        j.metadata.owner_references.as_mut().expect("owners")[0].controller = None;
+        assert_eq!(owner_of(&j), None);
+    }
+
+    #[test]
+    fn progress_changes_the_job_fingerprint_and_labels_do_not() {
+        let mut j = Job::default();
+        let before = job(&j);
+        j.metadata.labels = Some([("x".to_string(), "y".to_string())].into());
+        assert_eq!(job(&j), before);
+        j.status = Some(JobStatus { succeeded: Some(1), ..Default::default() });
+        assert_ne!(job(&j), before);
+    }
+
+    #[test]
+    fn the_dataset_lock_changes_its_fingerprint() {
+        let mut d = Dataset::new("d", Default::default());
+        let before = dataset(&d);
+        d.status = Some(DatasetStatus {
+            operation_ref: [("DataLoad".to_string(), "a".to_string())].into(),
+            ..Default::default()
+        });
+        assert_ne!(dataset(&d), before);
+    }
+}

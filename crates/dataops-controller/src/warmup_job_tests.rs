@@ -1,0 +1,123 @@
+use super::*;
+use ferrofluid_api::dataload::{DataLoadSpec, TargetDataset, TargetPath};
+use ferrofluid_api::juicefs_runtime::JuiceFSRuntimeSpec;
+
+fn load(targets: &[&str]) -> DataLoad {
+    let mut l = DataLoad::new(
+        "warm",
+        DataLoadSpec {
+            dataset: TargetDataset { name: "data".into(), namespace: None },
+            target: targets.iter().map(|p| TargetPath { path: p.to_string(), replicas: None }).collect(),
+            ..Default::default()
+        },
+    );
+    l.metadata.namespace = Some("ns".into());
+    l.metadata.uid = Some("uid-1".into());
+    l
+}
+
+fn env_of(job: &Job, name: &str) -> Option<String> {
+    let c = &job.spec.as_ref()?.template.spec.as_ref()?.containers[0];
+    c.env.as_ref()?.iter().find(|e| e.name == name)?.value.clone()
+}
+
+#[test]
+fn job_names_fit_a_label_and_differ_per_node() {
+    let long = "a".repeat(63);
+    let n = job_name(&long, "node-1");
+    assert_eq!(n.len(), 63);
+    assert_ne!(n, job_name(&long, "node-2"));
+    assert_eq!(job_name("warm", "node-1"), job_name("warm", "node-1"));
+    assert!(job_name("warm-", "x").starts_with("warm-") && !job_name("warm-", "x").contains("--"));
+}
+
+#[test]
+fn targets_are_relative_lines_and_root_means_everything() {
+    assert_eq!(targets(&load(&[])), ".");
+    assert_eq!(targets(&load(&["/"])), ".");
+    assert_eq!(targets(&load(&["/train", "/val/part-1/"])), "train\nval/part-1");
+}
+
+#[test]
+fn the_job_runs_one_part_at_a_time_on_its_node_through_the_fuse_mount() {
+    let l = load(&["/train"]);
+    let rt = JuiceFSRuntime::new("data", JuiceFSRuntimeSpec::default());
+    let key = DatasetKey::new("ns", "data");
+    let path = key.fuse_mount_path(keys::DEFAULT_MOUNT_ROOT);
+    let job = build(&JobInputs { load: &l, runtime: &rt, key: &key, fluid_path: &path, parts: 4 }, "node-7");
+    let spec = job.spec.as_ref().expect("spec");
+    assert_eq!(spec.completion_mode.as_deref(), Some("Indexed"));
+    assert_eq!((spec.completions, spec.parallelism), (Some(4), Some(1)));
+    let pod = spec.template.spec.as_ref().expect("pod");
+    assert_eq!(pod.node_name.as_deref(), Some("node-7"));
+    assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+    let vols = pod.volumes.as_ref().expect("volumes");
+    assert_eq!(vols[0].persistent_volume_claim.as_ref().map(|c| c.claim_name.as_str()), Some("data"));
+    let host = vols[1].host_path.as_ref().expect("host path");
+    assert_eq!(host.path, key.fuse_host_dir(keys::DEFAULT_MOUNT_ROOT));
+    let c = &pod.containers[0];
+    assert_eq!(c.image.as_deref(), Some("juicedata/juicefs-fuse:ce-v1.2.3"));
+    let m = &c.volume_mounts.as_ref().expect("mounts")[0];
+    assert_eq!((m.mount_path.as_str(), m.mount_propagation.as_deref()), (host.path.as_str(), Some("HostToContainer")));
+    assert_eq!(env_of(&job, "FF_MOUNT").as_deref(), Some(path.as_str()));
+    assert_eq!(env_of(&job, "FF_TARGETS").as_deref(), Some("train"));
+    assert_eq!(env_of(&job, "FF_THREADS").as_deref(), Some(DEFAULT_THREADS));
+    // The user's paths are in the environment only, never in the command.
+    assert!(c.command.as_ref().expect("command").iter().all(|a| !a.contains("train")));
+    let labels = job.metadata.labels.as_ref().expect("labels");
+    assert_eq!(labels.get(keys::LABEL_OPERATION_UID).map(String::as_str), Some("uid-1"));
+    let owner = &job.metadata.owner_references.as_ref().expect("owner")[0];
+    assert_eq!((owner.kind.as_str(), owner.controller), ("DataLoad", Some(true)));
+}
+
+/// The script on a real shell, with `juicefs` replaced by a stub that records the list it was given:
+/// every file lands in exactly one part, paths with spaces and shell metacharacters stay literal, and
+/// a missing target fails the part.
+#[test]
+fn the_script_splits_the_files_into_parts_and_never_evaluates_paths() {
+    let dir = std::env::temp_dir().join(format!("ff-warmup-test-{}", std::process::id()));
+    let mount = dir.join("mnt");
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(mount.join("train/sub dir")).expect("mkdir");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let names = ["a", "b", "c", "sub dir/$(touch pwned)", "sub dir/x;y", "e"];
+    for n in names {
+        std::fs::write(mount.join("train").join(n), b"x").expect("write");
+    }
+    std::fs::write(mount.join("other"), b"x").expect("write");
+    let stub = "#!/bin/sh\nwhile [ $# -gt 0 ]; do if [ \"$1\" = --file ]; then cat \"$2\" >> \"$FF_RECORD\"; fi; shift; done\n";
+    std::fs::write(bin.join("juicefs"), stub).expect("stub");
+    std::process::Command::new("chmod").args(["+x"]).arg(bin.join("juicefs")).status().expect("chmod");
+    let record = dir.join("record");
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let run = |targets: &str, index: i32| {
+        std::process::Command::new("sh")
+            .args(["-c", SCRIPT])
+            .env_clear()
+            .env("PATH", &path)
+            .env("FF_MOUNT", &mount)
+            .env("FF_TARGETS", targets)
+            .env("FF_PARTS", "3")
+            .env("FF_THREADS", "2")
+            .env("JOB_COMPLETION_INDEX", index.to_string())
+            .env("FF_RECORD", &record)
+            .current_dir(&dir)
+            .output()
+            .expect("sh")
+    };
+    for i in 0..3 {
+        let out = run("train", i);
+        assert!(out.status.success(), "part {i}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let listed = std::fs::read_to_string(&record).expect("record");
+    let mut got: Vec<&str> = listed.lines().collect();
+    got.sort();
+    let mut want: Vec<String> = names.iter().map(|n| format!("{}/train/{n}", mount.display())).collect();
+    want.sort();
+    assert_eq!(got, want, "each file in exactly one part, as an absolute path");
+    assert!(!dir.join("pwned").exists() && !mount.join("pwned").exists());
+    let out = run("train\nmissing", 0);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/missing does not exist"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
