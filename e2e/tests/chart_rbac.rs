@@ -34,7 +34,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(90);
-const COMPONENTS: [&str; 4] = ["dataset-controller", "runtime-controller", "metrics-collector", "csi-plugin"];
+const COMPONENTS: [&str; 5] =
+    ["dataset-controller", "runtime-controller", "dataops-controller", "metrics-collector", "csi-plugin"];
 const RBAC_KINDS: [&str; 5] = ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"];
 
 /// One granted permission as `kubectl auth can-i --list` prints it: resource, resource names, verbs.
@@ -68,6 +69,18 @@ fn expected(component: &str, in_release_ns: bool) -> BTreeSet<Grant> {
             grant("jobs.batch", "[]", "[get list watch create patch delete]"),
             grant("persistentvolumes", "[]", "[get list watch create patch delete]"),
             grant("nodes", "[]", "[get list watch patch]"),
+            events,
+        ]
+        .into(),
+        "dataops-controller" => [
+            grant("dataloads.data.fluid.io", "[]", "[get list watch patch delete]"),
+            grant("dataloads.data.fluid.io/status", "[]", "[patch]"),
+            grant("datasets.data.fluid.io", "[]", "[list watch]"),
+            grant("juicefsruntimes.data.fluid.io", "[]", "[list watch]"),
+            grant("datasets.data.fluid.io/status", "[]", "[patch]"),
+            grant("jobs.batch", "[]", "[get list watch create delete]"),
+            grant("persistentvolumes", "[]", "[get]"),
+            grant("nodes", "[]", "[list watch]"),
             events,
         ]
         .into(),
@@ -428,6 +441,12 @@ async fn chart_rbac_runs_the_seed_flow_with_exactly_the_granted_rules() -> Resul
             &lease_args(&["--namespace", &flow.name, "--resync-seconds", "5"])?,
         )?,
         Proc::start(
+            "dataops-controller",
+            &token_kubeconfig(&work.0, &sa("dataops-controller"), &release_ns.name)?,
+            &work.0,
+            &lease_args(&["--namespace", &flow.name])?,
+        )?,
+        Proc::start(
             "metrics-collector",
             &token_kubeconfig(&work.0, &sa("metrics-collector"), &release_ns.name)?,
             &work.0,
@@ -478,8 +497,25 @@ async fn chart_rbac_runs_the_seed_flow_with_exactly_the_granted_rules() -> Resul
     wait_for(ns, &["dataset", "jfsdemo"], "{.status.cacheStates.cached}", "1.00MiB").await;
     drop(metrics);
 
+    // A DataLoad: the lock taken, a warm-up Job created (its pod is not run on these kwok nodes), progress
+    // in the status; deleted, it cancels: the Job gone, the lock released.
+    let load = "apiVersion: data.fluid.io/v1alpha1\nkind: DataLoad\nmetadata:\n  name: warm\nspec:\n  dataset:\n    name: jfsdemo\n  ttlSecondsAfterFinished: 600\n";
+    kubectl_ok(&["apply", "-n", ns, "-f", "-"], Some(load))?;
+    wait_for(ns, &["dataload", "warm"], "{.status.phase}", "Executing").await;
+    wait_for(ns, &["dataset", "jfsdemo"], "{.status.operationRef.DataLoad}", "warm").await;
+    let jobs = jsonpath(
+        ns,
+        &["jobs", "-l", "role=dataload"],
+        "{.items[*].metadata.annotations.ferrofluid\\.io/operation-node}",
+    )?;
+    ensure!(jobs == worker_node, "one warm-up Job, on the cache node {worker_node}: {jobs:?}");
+    kubectl_ok(&["-n", ns, "delete", "dataload", "warm", "--wait=false"], None)?;
+    wait_gone(ns, &["dataload", "warm"]).await;
+    wait_for(ns, &["dataset", "jfsdemo"], "{.status.operationRef.DataLoad}", "").await;
+    wait_for(ns, &["jobs", "-l", "role=dataload"], "{.items[*].metadata.name}", "").await;
+
     // Every component holds its Lease in the release namespace.
-    for component in ["dataset-controller", "runtime-controller", "metrics-collector"] {
+    for component in ["dataset-controller", "runtime-controller", "dataops-controller", "metrics-collector"] {
         let holder =
             jsonpath(&release_ns.name, &["lease", &format!("ferrofluid-{component}")], "{.spec.holderIdentity}")?;
         ensure!(holder.starts_with(&format!("chart-rbac-{component}_")), "lease of {component} held by {holder:?}");

@@ -50,6 +50,7 @@ fn deployments_are_leader_elected_with_probes_and_metrics() -> Result<()> {
     for (component, binary_flag) in [
         ("dataset-controller", "--recheck-seconds=15"),
         ("runtime-controller", "--mount-root=/runtime-mnt"),
+        ("dataops-controller", "--dataload-parts=4"),
         ("metrics-collector", "--scrape-interval=15s"),
     ] {
         let d = find(&docs, "Deployment", &format!("ff-ferrofluid-{component}"))?;
@@ -169,7 +170,7 @@ fn csidriver_storageclass_and_optional_objects() -> Result<()> {
     }
 
     let scoped = render(&["--set", "watchNamespace=team-a", "--set", "leaderElection.enabled=false"])?;
-    for component in ["dataset-controller", "runtime-controller", "metrics-collector"] {
+    for component in ["dataset-controller", "runtime-controller", "dataops-controller", "metrics-collector"] {
         let d = find(&scoped, "Deployment", &format!("ff-ferrofluid-{component}"))?;
         let c = &d["spec"]["template"]["spec"]["containers"][0];
         ensure!(env(c, "FERROFLUID_WATCH_NAMESPACE").is_some_and(|e| e["value"] == "team-a"), "{component}");
@@ -179,7 +180,11 @@ fn csidriver_storageclass_and_optional_objects() -> Result<()> {
     }
     ensure!(!scoped.iter().any(|d| d["kind"] == "Role"), "no Lease Role without leader election");
     // Cluster-scoped rules stay cluster-wide; the plugin is never namespace-scoped.
-    for name in ["ff-ferrofluid-runtime-controller-cluster", "ff-ferrofluid-csi-plugin"] {
+    for name in [
+        "ff-ferrofluid-runtime-controller-cluster",
+        "ff-ferrofluid-dataops-controller-cluster",
+        "ff-ferrofluid-csi-plugin",
+    ] {
         find(&scoped, "ClusterRoleBinding", name)?;
     }
     Ok(())
@@ -231,6 +236,6 @@ fn rendered_command_lines_parse_with_the_real_binaries() -> Result<()> {
             }
         }
     }
-    ensure!(checked == 8, "expected 4 components x 2 renderings, checked {checked}");
+    ensure!(checked == 10, "expected 5 components x 2 renderings, checked {checked}");
     Ok(())
 }
