@@ -24,7 +24,8 @@ if ! "$HACK_DIR/local-cluster.sh" status >/dev/null 2>&1; then
 fi
 export KUBECONFIG="$LOCAL_DIR/kubeconfig"
 kubectl apply --server-side --field-manager ferrofluid-crds -f charts/ferrofluid/crds/ >/dev/null
-kubectl wait --for condition=established --timeout 60s crd/datasets.data.fluid.io crd/juicefsruntimes.data.fluid.io >/dev/null
+kubectl wait --for condition=established --timeout 60s crd/datasets.data.fluid.io crd/juicefsruntimes.data.fluid.io \
+  crd/dataloads.data.fluid.io crd/datamigrates.data.fluid.io crd/dataprocesses.data.fluid.io >/dev/null
 
 log "Helm chart: lint, render, apply to the real apiserver, install and uninstall"
 "$HACK_DIR/chart-test.sh"

@@ -1,6 +1,6 @@
 //! CRD YAML generated from the Rust types; `crdgen` writes it to `charts/ferrofluid/crds/`.
 
-use crate::{DataLoad, Dataset, JuiceFSRuntime};
+use crate::{DataLoad, DataMigrate, DataProcess, Dataset, JuiceFSRuntime};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
@@ -10,6 +10,8 @@ pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
         ("data.fluid.io_datasets.yaml", Dataset::crd()),
         ("data.fluid.io_juicefsruntimes.yaml", JuiceFSRuntime::crd()),
         ("data.fluid.io_dataloads.yaml", DataLoad::crd()),
+        ("data.fluid.io_datamigrates.yaml", DataMigrate::crd()),
+        ("data.fluid.io_dataprocesses.yaml", DataProcess::crd()),
     ]
 }
 

@@ -1,6 +1,6 @@
 //! `Dataset` (data.fluid.io/v1alpha1): where the data lives and who may cache it.
 
-use crate::common::{CacheStates, Condition, EncryptOption};
+use crate::common::{CacheStates, Condition, EncryptOption, SecretKeySelector};
 use k8s_openapi::api::core::v1::{NodeSelector, Toleration};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -215,4 +215,35 @@ pub struct Hcfs {
     pub endpoint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub underlayer_file_system_version: Option<String>,
+}
+
+/// Scheme of JuiceFS mount points: `juicefs:///<subdir>`.
+pub const SCHEME: &str = "juicefs://";
+
+/// `juicefs:///demo` → `Some("/demo")`, `juicefs:///` or `juicefs://` → `None`.
+pub fn parse_mount_point(mount_point: &str) -> Result<Option<String>, String> {
+    let Some(path) = mount_point.strip_prefix(SCHEME) else {
+        return Err(format!("{mount_point:?} is not a JuiceFS mount point; use juicefs:///<subdir>"));
+    };
+    if path.is_empty() || path == "/" {
+        return Ok(None);
+    }
+    if !path.starts_with('/') {
+        return Err(format!("{mount_point:?} names a host; use juicefs:///<subdir> (three slashes)"));
+    }
+    if path.split('/').any(|seg| seg == "..") {
+        return Err(format!("{mount_point:?} must not contain '..'"));
+    }
+    Ok(Some(path.trim_end_matches('/').to_string()))
+}
+
+impl DatasetSpec {
+    /// The Secret key holding the metadata engine URL: the `metaurl` encryptOption of the (one) mount,
+    /// else the shared one.
+    pub fn metaurl_secret(&self) -> Option<&SecretKeySelector> {
+        let own = self.mounts.first().into_iter().flat_map(|m| m.encrypt_options.iter());
+        own.chain(self.shared_encrypt_options.iter())
+            .find(|o| o.name == "metaurl")
+            .map(|o| &o.value_from.secret_key_ref)
+    }
 }

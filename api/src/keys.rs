@@ -89,13 +89,19 @@ pub const ANNOTATION_DESIRED_HASH: &str = "ferrofluid.io/desired-hash";
 /// Finalizers.
 pub const FINALIZER_DATASET: &str = "fluid-dataset-controller-finalizer";
 pub const FINALIZER_RUNTIME: &str = "juicefs-runtime-controller-finalizer";
-/// On DataLoads while the dataops-controller may hold their dataset's operation lock.
+/// On data operations while the dataops-controller may hold their dataset's operation lock or run Jobs.
 pub const FINALIZER_DATALOAD: &str = "ferrofluid.io/dataload-controller";
+pub const FINALIZER_DATAMIGRATE: &str = "ferrofluid.io/datamigrate-controller";
+pub const FINALIZER_DATAPROCESS: &str = "ferrofluid.io/dataprocess-controller";
 
-/// Kind of a DataLoad: its key in a Dataset's `status.operationRef` and in `runAfter.kind`.
+/// Kinds of the data operations: their keys in a Dataset's `status.operationRef` and in `runAfter.kind`.
 pub const KIND_DATALOAD: &str = "DataLoad";
-/// Role label of warm-up Jobs and their pods.
+pub const KIND_DATAMIGRATE: &str = "DataMigrate";
+pub const KIND_DATAPROCESS: &str = "DataProcess";
+/// Role label of the data operations' Jobs and their pods: warm-up, copy, and the user's processor.
 pub const ROLE_DATALOAD: &str = "dataload";
+pub const ROLE_DATAMIGRATE: &str = "datamigrate";
+pub const ROLE_DATAPROCESS: &str = "dataprocess";
 /// Annotation on warm-up Jobs naming the node they warm.
 pub const ANNOTATION_OPERATION_NODE: &str = "ferrofluid.io/operation-node";
 

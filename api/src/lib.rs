@@ -4,16 +4,22 @@
 pub mod common;
 pub mod crd;
 pub mod dataload;
+pub mod datamigrate;
+pub mod dataprocess;
 pub mod dataset;
 pub mod juicefs_runtime;
 pub mod keys;
 pub mod naming;
+pub mod operation;
 pub mod options;
 pub mod quota;
 pub mod redact;
 
 pub use common::{CacheStates, Condition, EncryptOption};
-pub use dataload::{DataLoad, DataLoadSpec, OperationPhase, OperationStatus};
+pub use dataload::{DataLoad, DataLoadSpec};
+pub use datamigrate::{DataMigrate, DataMigrateSpec};
+pub use dataprocess::{DataProcess, DataProcessSpec};
 pub use dataset::{Dataset, DatasetPhase, DatasetSpec, DatasetStatus, Mount};
 pub use juicefs_runtime::{JuiceFSRuntime, JuiceFSRuntimeSpec, JuiceFSRuntimeStatus, Level, MediumType, RuntimePhase};
 pub use keys::DatasetKey;
+pub use operation::{OperationPhase, OperationStatus};

@@ -50,13 +50,12 @@ impl AgentCluster {
         self.exec(node, "grep fuse.juicefs /proc/self/mountinfo || true")
     }
 
-    /// PIDs of the juicefs processes running in the node's mount namespace.
+    /// PIDs of the juicefs processes running in the node's mount namespace. Found by `comm`, not
+    /// `cmdline`: reading a process's `cmdline` waits for its memory map, which a thread blocked on an
+    /// unanswered FUSE request may hold forever — the check must report such a process, not hang on it.
     pub fn juicefs_processes(&self, node: &str) -> Result<Vec<u32>> {
         let ns = self.agents.namespace_id(node)?;
-        Ok(namespace_pids(&ns)
-            .into_iter()
-            .filter(|p| std::fs::read(format!("/proc/{p}/cmdline")).map(|c| c.starts_with(b"juicefs")).unwrap_or(false))
-            .collect())
+        Ok(namespace_pids(&ns).into_iter().filter(|p| is_juicefs(*p)).collect())
     }
 
     /// PID of the node's csi-plugin (the one its agent runs and restarts).
@@ -158,4 +157,9 @@ pub fn pod_yaml(name: &str, node: &str) -> String {
 pub fn pod_volume_dir(ns: &str, pod: &str, pv: &str) -> Result<String> {
     let uid = kubectl_in(ns, &["get", "pod", pod, "-o", "jsonpath={.metadata.uid}"])?;
     Ok(format!("/var/lib/kubelet/pods/{uid}/volumes/kubernetes.io~csi/{pv}/mount"))
+}
+
+/// Whether process `pid` is a `juicefs` (by its `comm`, which never blocks).
+pub fn is_juicefs(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == "juicefs")
 }

@@ -74,7 +74,11 @@ fn expected(component: &str, in_release_ns: bool) -> BTreeSet<Grant> {
         .into(),
         "dataops-controller" => [
             grant("dataloads.data.fluid.io", "[]", "[get list watch patch delete]"),
+            grant("datamigrates.data.fluid.io", "[]", "[get list watch patch delete]"),
+            grant("dataprocesses.data.fluid.io", "[]", "[get list watch patch delete]"),
             grant("dataloads.data.fluid.io/status", "[]", "[patch]"),
+            grant("datamigrates.data.fluid.io/status", "[]", "[patch]"),
+            grant("dataprocesses.data.fluid.io/status", "[]", "[patch]"),
             grant("datasets.data.fluid.io", "[]", "[list watch]"),
             grant("juicefsruntimes.data.fluid.io", "[]", "[list watch]"),
             grant("datasets.data.fluid.io/status", "[]", "[patch]"),

@@ -41,10 +41,7 @@ fn fuse_mounts(agents: &NodeAgents, node: &str) -> String {
 
 fn juicefs_processes(agents: &NodeAgents, node: &str) -> Vec<u32> {
     let ns = agents.namespace_id(node).expect("ns id");
-    namespace_pids(&ns)
-        .into_iter()
-        .filter(|p| std::fs::read(format!("/proc/{p}/cmdline")).map(|c| c.starts_with(b"juicefs")).unwrap_or(false))
-        .collect()
+    namespace_pids(&ns).into_iter().filter(|p| agent_cluster::is_juicefs(*p)).collect()
 }
 
 #[tokio::test]

@@ -31,6 +31,49 @@ spec:
         quota: 40960
 "#;
 
+const DATALOAD_OK: &str = r#"
+apiVersion: data.fluid.io/v1alpha1
+kind: DataLoad
+metadata:
+  name: NAME
+spec:
+  dataset:
+    name: data
+  target:
+    - path: /train
+"#;
+
+const DATAMIGRATE_OK: &str = r#"
+apiVersion: data.fluid.io/v1alpha1
+kind: DataMigrate
+metadata:
+  name: NAME
+spec:
+  from:
+    externalStorage:
+      uri: "s3://bucket.example/prefix/"
+  to:
+    dataset:
+      name: data
+"#;
+
+const DATAPROCESS_OK: &str = r#"
+apiVersion: data.fluid.io/v1alpha1
+kind: DataProcess
+metadata:
+  name: NAME
+spec:
+  dataset:
+    name: data
+    mountPath: /data
+  processor:
+    script:
+      image: busybox
+      source: "ls /data"
+"#;
+
+const BASES: [&str; 5] = [DATASET_OK, RUNTIME_OK, DATALOAD_OK, DATAMIGRATE_OK, DATAPROCESS_OK];
+
 struct Case {
     what: &'static str,
     base: &'static str,
@@ -179,6 +222,75 @@ const CASES: &[Case] = &[
         edit: ("spec:\n", "spec:\n  worker:\n    networkMode: Bridge\n"),
         expect: &["spec.worker.networkMode", "HostNetwork", "ContainerNetwork"],
     },
+    Case {
+        what: "DataLoad target escaping the dataset",
+        base: DATALOAD_OK,
+        edit: ("path: /train", "path: /train/../../etc"),
+        expect: &["spec.target[0]", "absolute path inside the dataset"],
+    },
+    Case {
+        what: "DataLoad relative target",
+        base: DATALOAD_OK,
+        edit: ("path: /train", "path: train"),
+        expect: &["spec.target[0]", "absolute path"],
+    },
+    Case {
+        what: "DataLoad option other than threads",
+        base: DATALOAD_OK,
+        edit: ("spec:\n", "spec:\n  options:\n    metaurl: redis://x\n"),
+        expect: &["spec.options", "the only option is threads"],
+    },
+    Case {
+        what: "DataLoad Cron without schedule",
+        base: DATALOAD_OK,
+        edit: ("spec:\n", "spec:\n  policy: Cron\n"),
+        expect: &["spec.schedule is required with policy Cron"],
+    },
+    Case {
+        what: "DataLoad unknown policy",
+        base: DATALOAD_OK,
+        edit: ("spec:\n", "spec:\n  policy: Sometimes\n"),
+        expect: &["spec.policy", "Once", "Cron"],
+    },
+    Case {
+        what: "DataMigrate with credentials in the URI",
+        base: DATAMIGRATE_OK,
+        edit: ("s3://bucket.example/prefix/", "s3://AKIA:secret@bucket.example/prefix/"),
+        expect: &["spec.from.externalStorage.uri"],
+    },
+    Case {
+        what: "DataMigrate side with both dataset and storage",
+        base: DATAMIGRATE_OK,
+        edit: (
+            "    dataset:\n      name: data\n",
+            "    dataset:\n      name: data\n    externalStorage:\n      uri: \"file:///x/\"\n",
+        ),
+        expect: &["spec.to", "exactly one of dataset and externalStorage"],
+    },
+    Case {
+        what: "DataMigrate without a dataset side",
+        base: DATAMIGRATE_OK,
+        edit: ("    dataset:\n      name: data\n", "    externalStorage:\n      uri: \"file:///x/\"\n"),
+        expect: &["spec.from or spec.to must be a dataset"],
+    },
+    Case {
+        what: "DataMigrate parallelism out of range",
+        base: DATAMIGRATE_OK,
+        edit: ("spec:\n", "spec:\n  parallelism: 64\n"),
+        expect: &["spec.parallelism", "16"],
+    },
+    Case {
+        what: "DataProcess relative mount path",
+        base: DATAPROCESS_OK,
+        edit: ("mountPath: /data", "mountPath: data"),
+        expect: &["spec.dataset", "mountPath must be an absolute path"],
+    },
+    Case {
+        what: "DataProcess with both script and job",
+        base: DATAPROCESS_OK,
+        edit: ("  processor:\n", "  processor:\n    job:\n      podSpec:\n        containers: [{name: a, image: b}]\n"),
+        expect: &["spec.processor: give exactly one of script and job"],
+    },
 ];
 
 fn render(case: &Case, name: &str) -> String {
@@ -188,9 +300,9 @@ fn render(case: &Case, name: &str) -> String {
 
 #[test]
 fn valid_bases_are_accepted() {
-    // The control: without the edit, both objects apply, so every rejection below is the edit's doing.
+    // The control: without the edit, every object applies, so every rejection below is the edit's doing.
     let ns = TestNamespace::new("valid").expect("namespace");
-    for base in [DATASET_OK, RUNTIME_OK] {
+    for base in BASES {
         kubectl_ok(&["apply", "-n", &ns.name, "-f", "-"], Some(&base.replace("NAME", "ok")))
             .expect("valid object refused");
     }
@@ -215,7 +327,8 @@ fn malformed_objects_are_rejected_naming_the_field() {
             }
         }
     }
-    let left = kubectl_ok(&["get", "datasets,juicefsruntimes", "-n", &ns.name, "-o", "name"], None).expect("get");
+    let kinds = "datasets,juicefsruntimes,dataloads,datamigrates,dataprocesses";
+    let left = kubectl_ok(&["get", kinds, "-n", &ns.name, "-o", "name"], None).expect("get");
     assert!(left.trim().is_empty(), "rejected objects were stored: {left}");
     assert!(failures.is_empty(), "{} of {} cases wrong:\n{}", failures.len(), CASES.len(), failures.join("\n"));
 }

@@ -80,24 +80,26 @@ name in RBAC).
 {{- end -}}
 
 {{- define "ferrofluid.rules.dataops-controller" -}}
-# Watch DataLoads; add/remove its finalizer (JSON patch); delete one whose ttlSecondsAfterFinished passed.
+# Watch DataLoads, DataMigrates and DataProcesses; add/remove their finalizer (JSON patch); delete one
+# whose ttlSecondsAfterFinished passed.
 - apiGroups: ["data.fluid.io"]
-  resources: ["dataloads"]
+  resources: ["dataloads", "datamigrates", "dataprocesses"]
   verbs: ["get", "list", "watch", "patch", "delete"]
 # Phase, progress and conditions.
 - apiGroups: ["data.fluid.io"]
-  resources: ["dataloads/status"]
+  resources: ["dataloads/status", "datamigrates/status", "dataprocesses/status"]
   verbs: ["patch"]
-# Datasets (phase, the operation lock) and runtimes (the FUSE image) from watch caches; the lock
-# `status.operationRef` taken and released by merge patches on the dataset's status.
+# Datasets (phase, the operation lock, a migration's metaurl Secret reference and mount point) and
+# runtimes (the FUSE image) from watch caches; the lock `status.operationRef` taken and released by merge
+# patches on the dataset's status.
 - apiGroups: ["data.fluid.io"]
   resources: ["datasets", "juicefsruntimes"]
   verbs: ["list", "watch"]
 - apiGroups: ["data.fluid.io"]
   resources: ["datasets/status"]
   verbs: ["patch"]
-# Warm-up Jobs (one per cache node, owned by the DataLoad): watched by label, created, read by name
-# after a name clash (someone else's Job is reported, never touched), deleted on cancel (UID-guarded).
+# The operations' Jobs (owned by the operation): watched by label, created, read by name after a name
+# clash (someone else's Job is reported, never touched), deleted on cancel (UID-guarded).
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "delete"]

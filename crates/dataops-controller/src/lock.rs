@@ -1,40 +1,34 @@
-//! The dataset's per-kind operation lock, `status.operationRef.<Kind>` (Fluid's): one DataLoad at a
-//! time per dataset. Taken and released by merge patches on the status that carry the Dataset's
+//! The dataset's per-kind operation lock, `status.operationRef.<Kind>` (Fluid's): one operation of a
+//! kind at a time per dataset. Taken and released by merge patches on the status that carry the Dataset's
 //! resourceVersion, so two passes racing for it cannot both win: the second gets a conflict and looks
 //! again.
 
 use crate::plan::Lock;
-use ferrofluid_api::keys;
-use ferrofluid_api::{DataLoad, Dataset};
+use ferrofluid_api::Dataset;
 use kube::ResourceExt;
 use serde_json::{Value, json};
 
-/// Who holds `dataset`'s DataLoad lock, as `load` sees it. A holder that no longer exists or has
-/// finished does not count (`finished` tells, by name).
-pub fn state(dataset: &Dataset, load: &str, finished_or_gone: impl Fn(&str) -> bool) -> Lock {
-    match holder(dataset) {
+/// Who holds `dataset`'s `kind` lock, as operation `name` sees it. A holder that no longer exists or
+/// has finished does not count (`finished_or_gone` tells, by name).
+pub fn state(dataset: &Dataset, kind: &str, name: &str, finished_or_gone: impl Fn(&str) -> bool) -> Lock {
+    match holder(dataset, kind) {
         None => Lock::Free,
-        Some(h) if h == load => Lock::Ours,
+        Some(h) if h == name => Lock::Ours,
         Some(h) if finished_or_gone(&h) => Lock::Free,
         Some(h) => Lock::HeldBy(h),
     }
 }
 
-pub fn holder(dataset: &Dataset) -> Option<String> {
-    dataset.status.as_ref().and_then(|s| s.operation_ref.get(keys::KIND_DATALOAD)).filter(|h| !h.is_empty()).cloned()
+pub fn holder(dataset: &Dataset, kind: &str) -> Option<String> {
+    dataset.status.as_ref().and_then(|s| s.operation_ref.get(kind)).filter(|h| !h.is_empty()).cloned()
 }
 
-/// Sets (`Some`) or clears (`None`) the holder, only on the Dataset as read (`resourceVersion`).
-pub fn patch(dataset: &Dataset, holder: Option<&str>) -> Value {
+/// Sets (`Some`) or clears (`None`) the `kind` holder, only on the Dataset as read (`resourceVersion`).
+pub fn patch(dataset: &Dataset, kind: &str, holder: Option<&str>) -> Value {
     json!({
         "metadata": {"resourceVersion": dataset.resource_version()},
-        "status": {"operationRef": {keys::KIND_DATALOAD: holder}},
+        "status": {"operationRef": {kind: holder}},
     })
-}
-
-/// Whether `load` holds the lock of `dataset`.
-pub fn held_by(dataset: &Dataset, load: &DataLoad) -> bool {
-    holder(dataset).as_deref() == Some(load.name_any().as_str())
 }
 
 #[cfg(test)]
@@ -57,17 +51,18 @@ mod tests {
 
     #[test]
     fn a_live_holder_keeps_the_lock_and_a_finished_one_does_not() {
-        assert_eq!(state(&ds(None), "a", |_| false), Lock::Free);
-        assert_eq!(state(&ds(Some("a")), "a", |_| false), Lock::Ours);
-        assert_eq!(state(&ds(Some("b")), "a", |_| false), Lock::HeldBy("b".into()));
-        assert_eq!(state(&ds(Some("b")), "a", |n| n == "b"), Lock::Free);
+        assert_eq!(state(&ds(None), "DataLoad", "a", |_| false), Lock::Free);
+        assert_eq!(state(&ds(Some("a")), "DataLoad", "a", |_| false), Lock::Ours);
+        assert_eq!(state(&ds(Some("b")), "DataLoad", "a", |_| false), Lock::HeldBy("b".into()));
+        assert_eq!(state(&ds(Some("b")), "DataLoad", "a", |n| n == "b"), Lock::Free);
+        assert_eq!(state(&ds(Some("b")), "DataMigrate", "a", |_| false), Lock::Free, "locks are per kind");
     }
 
     #[test]
     fn patches_are_conditional_on_the_version_read() {
-        let p = patch(&ds(None), Some("a"));
+        let p = patch(&ds(None), "DataLoad", Some("a"));
         assert_eq!(p["metadata"]["resourceVersion"], "42");
         assert_eq!(p["status"]["operationRef"]["DataLoad"], "a");
-        assert!(patch(&ds(Some("a")), None)["status"]["operationRef"]["DataLoad"].is_null());
+        assert!(patch(&ds(Some("a")), "DataLoad", None)["status"]["operationRef"]["DataLoad"].is_null());
     }
 }

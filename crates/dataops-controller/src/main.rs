@@ -1,32 +1,43 @@
-//! ferrofluid dataops-controller: data operations on datasets. A DataLoad warms a dataset's cache on
-//! every node that caches it, one Job per node, through that node's own FUSE client, with progress in
-//! its status; one DataLoad runs per dataset at a time.
+//! ferrofluid dataops-controller: data operations on datasets, Fluid-compatible. A DataLoad warms a
+//! dataset's cache on every node that caches it, through that node's own FUSE client; a DataMigrate
+//! copies data into or out of a dataset with `juicefs sync`; a DataProcess runs the user's pod with the
+//! dataset mounted. Each runs as Jobs, with progress in its status; one operation of a kind runs per
+//! dataset at a time; `runAfter` chains them.
 
+mod job_parts;
 mod lock;
 mod metrics;
+mod migrate_job;
+mod op;
 mod plan;
+mod process_job;
 mod reconcile;
+mod schedule;
 mod status;
 mod triggers;
 mod warmup_job;
+mod work;
 
 use clap::Parser;
 use ferrofluid_api::keys;
-use ferrofluid_api::{DataLoad, Dataset, JuiceFSRuntime};
+use ferrofluid_api::{DataLoad, DataMigrate, DataProcess, Dataset, JuiceFSRuntime};
 use ferrofluid_service::events::Events;
 use ferrofluid_service::metrics::ReconcileMetrics;
 use ferrofluid_service::reconcile::{Scaffold, serve};
 use ferrofluid_service::runner::scoped_api;
 use ferrofluid_service::watch::{no_managed_fields, reflect};
 use ferrofluid_service::{CommonArgs, ControllerArgs, LeaderArgs};
+use futures::StreamExt;
+use futures::channel::mpsc;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Node;
 use kube::Api;
 use kube::runtime::controller::Controller;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use std::sync::Arc;
 
-/// Data operations: DataLoad (cache warm-up with progress).
+/// Data operations: DataLoad (cache warm-up), DataMigrate (juicefs sync), DataProcess (the user's pod).
 #[derive(Parser, Debug)]
 #[command(name = "dataops-controller", version, about)]
 struct Args {
@@ -44,6 +55,11 @@ struct Args {
     controller: ControllerArgs,
 }
 
+/// The label selector of one kind's Jobs.
+fn jobs_of_role(role: &str) -> String {
+    format!("{}={},{}={role}", keys::LABEL_MANAGED_BY, keys::MANAGED_BY, keys::LABEL_ROLE)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -58,57 +74,109 @@ async fn main() -> anyhow::Result<()> {
         |rt| async move {
             let client = rt.client;
             let ns = args.controller.namespace.as_deref();
-            let (loads, load_changes) = reflect(
-                scoped_api::<DataLoad>(&client, ns),
-                watcher::Config::default(),
-                triggers::dataload,
-                no_managed_fields,
-            );
-            let ours =
-                format!("{}={},{}={}", keys::LABEL_MANAGED_BY, keys::MANAGED_BY, keys::LABEL_ROLE, keys::ROLE_DATALOAD);
-            let (jobs, job_changes) = reflect(
-                scoped_api::<Job>(&client, ns),
-                watcher::Config::default().labels(&ours),
-                triggers::job,
-                triggers::slim_job,
-            );
-            let (datasets, dataset_changes) = reflect(
-                scoped_api::<Dataset>(&client, ns),
-                watcher::Config::default(),
-                triggers::dataset,
-                triggers::slim_dataset,
-            );
-            let (runtimes, runtime_changes) = reflect(
-                scoped_api::<JuiceFSRuntime>(&client, ns),
-                watcher::Config::default(),
-                |_| 0,
-                no_managed_fields,
-            );
-            let (nodes, node_changes) =
-                reflect(Api::<Node>::all(client.clone()), watcher::Config::default(), |_| 0, triggers::slim_node);
-            let ctx = Arc::new(reconcile::Context {
+            let cfg = watcher::Config::default;
+            let (loads, load_changes) =
+                reflect(scoped_api::<DataLoad>(&client, ns), cfg(), triggers::operation, no_managed_fields);
+            let (migrates, migrate_changes) =
+                reflect(scoped_api::<DataMigrate>(&client, ns), cfg(), triggers::operation, no_managed_fields);
+            let (processes, process_changes) =
+                reflect(scoped_api::<DataProcess>(&client, ns), cfg(), triggers::operation, no_managed_fields);
+            let jobs = |role: &str| {
+                reflect(
+                    scoped_api::<Job>(&client, ns),
+                    cfg().labels(&jobs_of_role(role)),
+                    triggers::job,
+                    triggers::slim_job,
+                )
+            };
+            let (load_jobs, load_job_changes) = jobs(keys::ROLE_DATALOAD);
+            let (migrate_jobs, migrate_job_changes) = jobs(keys::ROLE_DATAMIGRATE);
+            let (process_jobs, process_job_changes) = jobs(keys::ROLE_DATAPROCESS);
+            let (datasets, dataset_changes) =
+                reflect(scoped_api::<Dataset>(&client, ns), cfg(), triggers::dataset, triggers::slim_dataset);
+            let (runtimes, runtime_changes) =
+                reflect(scoped_api::<JuiceFSRuntime>(&client, ns), cfg(), |_| 0, no_managed_fields);
+            let (nodes, node_changes) = reflect(Api::<Node>::all(client.clone()), cfg(), |_| 0, triggers::slim_node);
+            // Runtimes and nodes are read, not reacted to (a DataLoad snapshots its nodes when it starts):
+            // their streams only keep the caches current.
+            tokio::spawn(runtime_changes.for_each(|_| async {}));
+            tokio::spawn(node_changes.for_each(|_| async {}));
+            // A dataset's phase or lock changing wakes its unfinished operations of every kind.
+            let (load_tx, load_rx) = mpsc::unbounded::<ObjectRef<DataLoad>>();
+            let (migrate_tx, migrate_rx) = mpsc::unbounded::<ObjectRef<DataMigrate>>();
+            let (process_tx, process_rx) = mpsc::unbounded::<ObjectRef<DataProcess>>();
+            {
+                let (loads, migrates, processes) = (loads.clone(), migrates.clone(), processes.clone());
+                tokio::spawn(dataset_changes.for_each(move |ds| {
+                    if let Ok(ds) = ds {
+                        triggers::of_dataset(&ds, &loads).into_iter().for_each(|r| drop(load_tx.unbounded_send(r)));
+                        triggers::of_dataset(&ds, &migrates)
+                            .into_iter()
+                            .for_each(|r| drop(migrate_tx.unbounded_send(r)));
+                        triggers::of_dataset(&ds, &processes)
+                            .into_iter()
+                            .for_each(|r| drop(process_tx.unbounded_send(r)));
+                    }
+                    async {}
+                }));
+            }
+            let shared = Arc::new(reconcile::Shared {
                 client: client.clone(),
                 events: Events::new(client.clone(), reconcile::MANAGER),
-                scaffold: Scaffold::new(reconcile::CONTROLLER, reconcile_metrics),
                 metrics: op_metrics,
                 loads: loads.clone(),
+                migrates: migrates.clone(),
+                processes: processes.clone(),
                 datasets,
                 runtimes,
-                jobs,
+                jobs: reconcile::JobStores { load: load_jobs, migrate: migrate_jobs, process: process_jobs },
                 nodes,
                 ready: Default::default(),
                 parts: args.dataload_parts,
                 max_nodes_in_flight: usize::from(args.dataload_nodes_in_flight),
             });
-            let loads_for_datasets = loads.clone();
-            let controller = Controller::for_stream(load_changes, loads)
-                .watches_stream(job_changes, |job| triggers::owner_of(&job))
-                .watches_stream(dataset_changes, move |ds| triggers::loads_of(&ds, &loads_for_datasets))
-                // Runtimes and nodes are read, not reacted to (a load snapshots its nodes when it starts):
-                // their streams only keep the caches current.
-                .watches_stream(runtime_changes, |_| None::<kube::runtime::reflector::ObjectRef<DataLoad>>)
-                .watches_stream(node_changes, |_| None::<kube::runtime::reflector::ObjectRef<DataLoad>>);
-            serve(controller, &args.controller, rt.stop, reconcile::reconcile, reconcile::error_policy, ctx).await;
+            let ctx = |controller: &'static str| {
+                Arc::new(reconcile::Context {
+                    shared: shared.clone(),
+                    scaffold: Scaffold::new(controller, reconcile_metrics.clone()),
+                })
+            };
+            let load_ctl = Controller::for_stream(load_changes, loads)
+                .watches_stream(load_job_changes, |j| triggers::owner_of::<DataLoad>(&j))
+                .reconcile_on(load_rx);
+            let migrate_ctl = Controller::for_stream(migrate_changes, migrates)
+                .watches_stream(migrate_job_changes, |j| triggers::owner_of::<DataMigrate>(&j))
+                .reconcile_on(migrate_rx);
+            let process_ctl = Controller::for_stream(process_changes, processes)
+                .watches_stream(process_job_changes, |j| triggers::owner_of::<DataProcess>(&j))
+                .reconcile_on(process_rx);
+            let c = &args.controller;
+            tokio::join!(
+                serve(
+                    load_ctl,
+                    c,
+                    rt.stop.clone(),
+                    reconcile::reconcile::<DataLoad>,
+                    reconcile::error_policy::<DataLoad>,
+                    ctx(<DataLoad as op::Op>::CONTROLLER)
+                ),
+                serve(
+                    migrate_ctl,
+                    c,
+                    rt.stop.clone(),
+                    reconcile::reconcile::<DataMigrate>,
+                    reconcile::error_policy::<DataMigrate>,
+                    ctx(<DataMigrate as op::Op>::CONTROLLER)
+                ),
+                serve(
+                    process_ctl,
+                    c,
+                    rt.stop.clone(),
+                    reconcile::reconcile::<DataProcess>,
+                    reconcile::error_policy::<DataProcess>,
+                    ctx(<DataProcess as op::Op>::CONTROLLER)
+                ),
+            );
             Ok(())
         },
     )

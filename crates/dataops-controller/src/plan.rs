@@ -1,13 +1,11 @@
-//! What one pass does for a live DataLoad, pure: refuse bad input, wait (for the operation it runs
-//! after, the dataset, or the dataset's operation lock), take the lock, or run — which Jobs to create,
-//! the progress they report, and whether the load is over.
+//! What one pass does for a live data operation that has not finished, pure: refuse bad input, wait
+//! (for its schedule, the operation it runs after, the dataset, or the dataset's lock), take the lock,
+//! or run — which Jobs to create, the progress they report, and whether the operation is over.
 
-use crate::warmup_job::job_name;
-use ferrofluid_api::dataload::{NodeProgress, OperationPhase, Policy, Progress};
-use ferrofluid_api::keys;
-use ferrofluid_api::{DataLoad, Dataset, DatasetPhase};
+use crate::op::job_name;
+use ferrofluid_api::DatasetPhase;
+use ferrofluid_api::operation::{NodeProgress, OperationPhase, OperationStatus, Progress};
 use k8s_openapi::api::batch::v1::Job;
-use kube::ResourceExt;
 use std::collections::BTreeMap;
 
 /// The state of the operation named in `spec.runAfter`.
@@ -21,33 +19,47 @@ pub enum Preceding {
     Failed(String),
 }
 
-/// The dataset's DataLoad lock (`status.operationRef.DataLoad`) as this load sees it.
+/// The dataset's lock of this kind (`status.operationRef.<Kind>`) as this operation sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Lock {
     /// Nobody holds it, or its holder is gone or finished (a stale entry, taken over).
     Free,
     Ours,
-    /// Another DataLoad holds it and is not finished.
+    /// Another operation of the kind holds it and is not finished.
     HeldBy(String),
+}
+
+/// One unit of work: a cache node (DataLoad), a key range (DataMigrate), the run (DataProcess), split
+/// into `parts` Job completions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unit {
+    pub name: String,
+    pub parts: i32,
 }
 
 /// Everything a pass decides on.
 pub struct View<'a> {
-    pub load: &'a DataLoad,
-    pub dataset: Option<&'a Dataset>,
+    pub kind: &'static str,
+    pub name: &'a str,
+    pub status: &'a OperationStatus,
+    /// The input checks' verdict (`op::check`).
+    pub input: Result<(), Why>,
+    pub dataset: &'a str,
+    /// The dataset's phase; `None` when it does not exist.
+    pub dataset_phase: Option<Option<DatasetPhase>>,
     pub preceding: Preceding,
-    /// `runAfter` leads back to this load.
+    /// `runAfter` leads back to this operation.
     pub cycle: bool,
     pub lock: Lock,
-    /// Nodes where the dataset's workers cache, sorted; used only when the load starts (then the nodes
-    /// are recorded in its status and kept).
-    pub cache_nodes: Vec<String>,
-    /// This load's Jobs, by name.
+    /// The units if it starts now (a running operation keeps those recorded in its status).
+    pub units: Vec<Unit>,
+    /// Why there are no units, when there are none: waited for (`NO_UNITS` rechecks).
+    pub no_units: Why,
+    /// This operation's Jobs, by name.
     pub jobs: BTreeMap<String, &'a Job>,
-    /// Nodes warmed at the same time.
-    pub max_nodes_in_flight: usize,
-    /// Parts each node's file list is split into (for new loads).
-    pub parts: i32,
+    /// Units worked on at the same time.
+    pub max_in_flight: usize,
+    pub unit_word: Option<&'static str>,
 }
 
 /// A refusal or a wait: the condition's reason and a message that names the field.
@@ -57,13 +69,13 @@ pub struct Why {
     pub message: String,
 }
 
-fn why(reason: &'static str, message: impl Into<String>) -> Why {
+pub fn why(reason: &'static str, message: impl Into<String>) -> Why {
     Why { reason, message: message.into() }
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
-    /// Bad input or an impossible load: Failed before any Job ran.
+    /// Bad input or an impossible operation: Failed before any Job ran.
     Refuse(Why),
     /// Pending until something else changes.
     Wait(Why),
@@ -73,7 +85,7 @@ pub enum Step {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Run {
-    /// Nodes whose Job is to be created now.
+    /// Units whose Job is to be created now.
     pub create: Vec<String>,
     pub progress: Progress,
     pub outcome: Outcome,
@@ -83,115 +95,66 @@ pub struct Run {
 pub enum Outcome {
     Running,
     Complete,
-    /// A node's Job failed: the node and the Job's reason. Jobs still running are cancelled.
+    /// A unit's Job failed: the unit and the Job's reason. Jobs still running are cancelled.
     Failed {
         node: String,
         message: String,
     },
 }
 
-/// Checks what the schema checks too (for objects stored before it said so) and what it cannot say.
-pub fn check(load: &DataLoad) -> Result<(), Why> {
-    let ns = load.namespace().unwrap_or_default();
-    match load.spec.policy.unwrap_or_default() {
-        Policy::Once => {}
-        p => {
-            return Err(why(
-                "PolicyNotSupported",
-                format!("spec.policy: {p:?} is not run by ferrofluid yet; only Once (the default) is"),
-            ));
-        }
-    }
-    if let Some(other) = load.spec.dataset.namespace.as_deref().filter(|n| !n.is_empty() && *n != ns) {
-        return Err(why(
-            "CrossNamespace",
-            format!(
-                "spec.dataset.namespace: {other:?} is not the DataLoad's namespace {ns:?}; a DataLoad warms a dataset of its own namespace"
-            ),
-        ));
-    }
-    if let Some(after) = &load.spec.run_after {
-        if after.kind != keys::KIND_DATALOAD {
-            return Err(why(
-                "RunAfterNotSupported",
-                format!("spec.runAfter.kind: {:?}; a DataLoad can run after a DataLoad only", after.kind),
-            ));
-        }
-        if let Some(other) = after.namespace.as_deref().filter(|n| !n.is_empty() && *n != ns) {
-            return Err(why(
-                "CrossNamespace",
-                format!("spec.runAfter.namespace: {other:?} is not the DataLoad's namespace {ns:?}"),
-            ));
-        }
-    }
-    for (i, t) in load.spec.target.iter().enumerate() {
-        let bad_part = t.path.split('/').any(|p| p == "." || p == "..");
-        if !t.path.starts_with('/') || bad_part || t.path.chars().any(char::is_control) {
-            return Err(why(
-                "InvalidTarget",
-                format!(
-                    "spec.target[{i}].path {:?} must be an absolute path inside the dataset, without '.' or '..' parts or control characters",
-                    t.path
-                ),
-            ));
-        }
-    }
-    if let Some(t) = load.spec.options.get("threads")
-        && !t.parse::<u8>().is_ok_and(|n| n >= 1)
-    {
-        return Err(why("InvalidOption", format!("spec.options.threads {t:?} must be a number from 1 to 255")));
-    }
-    if let Some(k) = load.spec.options.keys().find(|k| *k != "threads") {
-        return Err(why("InvalidOption", format!("spec.options.{k}: unknown option; the only one is threads")));
-    }
-    Ok(())
+pub const WAITING_FOR_PRECEDING: &str = "WaitingForPreceding";
+/// A DataLoad's dataset has no cache node (no worker runs): waited for, nodes are not watched for it.
+pub const NO_CACHE_NODES: &str = "NoCacheNodes";
+
+/// Waits whose end no watch event announces: looked at again every few seconds.
+pub fn rechecked(reason: &str) -> bool {
+    reason == WAITING_FOR_PRECEDING || reason == NO_CACHE_NODES
 }
 
-/// The pass's step for a live load that has not finished.
+/// The pass's step for a live operation that has not finished.
 pub fn step(v: &View<'_>) -> Step {
-    if let Err(w) = check(v.load) {
-        return Step::Refuse(w);
+    if let Err(w) = &v.input {
+        return Step::Refuse(w.clone());
     }
-    let ds_name = &v.load.spec.dataset.name;
-    let Some(ds) = v.dataset else {
+    let ds = v.dataset;
+    let Some(ds_phase) = v.dataset_phase else {
         return Step::Refuse(why(
             "DatasetNotFound",
-            format!(
-                "spec.dataset.name: dataset {ds_name:?} does not exist in namespace {:?}",
-                v.load.namespace().unwrap_or_default()
-            ),
+            format!("spec.dataset.name: dataset {ds:?} does not exist in the {}'s namespace", v.kind),
         ));
     };
-    let running = v.load.status.as_ref().is_some_and(|s| s.phase == OperationPhase::Executing);
-    if !running {
+    if v.status.phase != OperationPhase::Executing {
         if v.cycle {
             return Step::Refuse(why(
                 "RunAfterCycle",
-                "spec.runAfter: the chain of runAfter leads back to this DataLoad",
+                format!("spec.runAfter: the chain of runAfter leads back to this {}", v.kind),
             ));
         }
         match &v.preceding {
             Preceding::None | Preceding::Complete => {}
             Preceding::Missing(n) => {
-                return Step::Wait(why(
-                    "WaitingForPreceding",
-                    format!("spec.runAfter: DataLoad {n:?} does not exist yet"),
-                ));
+                return Step::Wait(why(WAITING_FOR_PRECEDING, format!("spec.runAfter: {n} does not exist yet")));
             }
             Preceding::Unfinished(n) => {
-                return Step::Wait(why(
-                    "WaitingForPreceding",
-                    format!("waiting for DataLoad {n:?} (spec.runAfter) to complete"),
-                ));
+                return Step::Wait(why(WAITING_FOR_PRECEDING, format!("waiting for {n} (spec.runAfter) to complete")));
             }
             Preceding::Failed(n) => {
-                return Step::Refuse(why("PrecedingFailed", format!("spec.runAfter: DataLoad {n:?} failed")));
+                return Step::Refuse(why("PrecedingFailed", format!("spec.runAfter: {n} failed")));
             }
         }
-        let phase = ds.status.as_ref().and_then(|s| s.phase);
-        if phase != Some(DatasetPhase::Bound) {
-            return Step::Wait(why("DatasetNotBound", format!("dataset {ds_name:?} is not Bound yet")));
+        if ds_phase != Some(DatasetPhase::Bound) {
+            return Step::Wait(why("DatasetNotBound", format!("dataset {ds:?} is not Bound yet")));
         }
+    }
+    let recorded: Vec<Unit> = v
+        .status
+        .progress
+        .as_ref()
+        .map(|p| p.nodes.iter().map(|n| Unit { name: n.node.clone(), parts: n.parts }).collect())
+        .unwrap_or_default();
+    // Nothing to work on yet (a DataLoad's dataset has no worker running): wait, without the lock.
+    if recorded.is_empty() && v.units.is_empty() {
+        return Step::Wait(v.no_units.clone());
     }
     match &v.lock {
         Lock::Ours => {}
@@ -199,54 +162,39 @@ pub fn step(v: &View<'_>) -> Step {
         Lock::HeldBy(other) => {
             return Step::Wait(why(
                 "DatasetBusy",
-                format!("dataset {ds_name:?} is being loaded by DataLoad {other:?}; this one starts when it ends"),
+                format!("dataset {ds:?} is busy with {} {other:?}; this one starts when it ends", v.kind),
             ));
         }
     }
-    let recorded: Vec<(String, i32)> = v
-        .load
-        .status
-        .as_ref()
-        .and_then(|s| s.progress.as_ref())
-        .map(|p| p.nodes.iter().map(|n| (n.node.clone(), n.parts)).collect())
-        .unwrap_or_default();
-    let nodes: Vec<(String, i32)> =
-        if recorded.is_empty() { v.cache_nodes.iter().map(|n| (n.clone(), v.parts)).collect() } else { recorded };
-    if nodes.is_empty() {
-        return Step::Refuse(why(
-            "NoCacheNodes",
-            format!("dataset {ds_name:?} has no cache node: its runtime runs no worker (spec.replicas)"),
-        ));
-    }
-    Step::Run(run(v, &nodes))
+    let units = if recorded.is_empty() { v.units.clone() } else { recorded };
+    Step::Run(run(v, &units))
 }
 
-fn run(v: &View<'_>, nodes: &[(String, i32)]) -> Run {
-    let name = v.load.name_any();
-    let mut progress = Vec::with_capacity(nodes.len());
+fn run(v: &View<'_>, units: &[Unit]) -> Run {
+    let mut progress = Vec::with_capacity(units.len());
     let mut in_flight = 0usize;
     let mut waiting = Vec::new();
-    for (node, parts) in nodes {
-        let job = job_name(&name, node);
+    for u in units {
+        let job = job_name(v.name, &u.name);
         let p = match v.jobs.get(&job) {
             None => {
-                waiting.push(node.clone());
+                waiting.push(u.name.clone());
                 NodeProgress {
-                    node: node.clone(),
+                    node: u.name.clone(),
                     job,
-                    parts: *parts,
+                    parts: u.parts,
                     phase: OperationPhase::Pending,
                     ..Default::default()
                 }
             }
-            Some(j) => node_progress(node, job, *parts, j),
+            Some(j) => unit_progress(&u.name, job, u.parts, j),
         };
         if p.phase == OperationPhase::Executing {
             in_flight += 1;
         }
         progress.push(p);
     }
-    let create: Vec<String> = waiting.into_iter().take(v.max_nodes_in_flight.saturating_sub(in_flight)).collect();
+    let create: Vec<String> = waiting.into_iter().take(v.max_in_flight.saturating_sub(in_flight)).collect();
     for p in progress.iter_mut().filter(|p| create.contains(&p.node)) {
         p.phase = OperationPhase::Executing;
     }
@@ -256,7 +204,7 @@ fn run(v: &View<'_>, nodes: &[(String, i32)]) -> Run {
         None => Outcome::Running,
     };
     let create = if matches!(outcome, Outcome::Failed { .. }) { Vec::new() } else { create };
-    Run { create, progress: summarize(progress), outcome }
+    Run { create, progress: summarize(progress, v.unit_word), outcome }
 }
 
 fn condition_true(job: &Job, type_: &str) -> Option<String> {
@@ -265,7 +213,12 @@ fn condition_true(job: &Job, type_: &str) -> Option<String> {
     Some([c.reason.as_deref(), c.message.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(": "))
 }
 
-fn node_progress(node: &str, job_name: String, parts: i32, job: &Job) -> NodeProgress {
+/// Whether a Job has ended (Complete or Failed).
+pub fn job_finished(job: &Job) -> bool {
+    condition_true(job, "Complete").is_some() || condition_true(job, "Failed").is_some()
+}
+
+fn unit_progress(unit: &str, job_name: String, parts: i32, job: &Job) -> NodeProgress {
     let done = job.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0).min(parts);
     let (phase, message) = if condition_true(job, "Complete").is_some() {
         (OperationPhase::Complete, None)
@@ -275,21 +228,20 @@ fn node_progress(node: &str, job_name: String, parts: i32, job: &Job) -> NodePro
         (OperationPhase::Executing, None)
     };
     let parts_done = if phase == OperationPhase::Complete { parts } else { done };
-    NodeProgress { node: node.to_string(), job: job_name, parts_done, parts, phase, message }
+    NodeProgress { node: unit.to_string(), job: job_name, parts_done, parts, phase, message }
 }
 
-/// Totals and the summary shown by `kubectl get`.
-pub fn summarize(nodes: Vec<NodeProgress>) -> Progress {
+/// Totals and the summary shown by `kubectl get`: `5/12 parts (41%) on 3 nodes`.
+pub fn summarize(nodes: Vec<NodeProgress>, unit_word: Option<&str>) -> Progress {
     let parts: i32 = nodes.iter().map(|n| n.parts).sum();
     let parts_done: i32 = nodes.iter().map(|n| n.parts_done).sum();
     let pct = if parts > 0 { i64::from(parts_done) * 100 / i64::from(parts) } else { 0 };
-    let node_word = if nodes.len() == 1 { "node" } else { "nodes" };
-    Progress {
-        summary: format!("{parts_done}/{parts} parts ({pct}%) on {} {node_word}", nodes.len()),
-        parts_done,
-        parts,
-        nodes,
+    let mut summary = format!("{parts_done}/{parts} parts ({pct}%)");
+    if let Some(word) = unit_word {
+        let plural = if nodes.len() == 1 { "" } else { "s" };
+        summary.push_str(&format!(" on {} {word}{plural}", nodes.len()));
     }
+    Progress { summary, parts_done, parts, nodes }
 }
 
 #[cfg(test)]

@@ -1,27 +1,30 @@
-//! One DataLoad's pass: read the caches, let `plan` decide, then write — the lock, the Jobs that are
-//! missing, the status when it says something new, an event per transition. Deleting a DataLoad
-//! cancels it: its Jobs are deleted (their pods with them) and the lock released.
+//! One data operation's pass, for every kind: read the caches, let `plan` decide, then write — the
+//! lock, the Jobs that are missing, the status when it says something new, an event per transition.
+//! Deleting an operation cancels it: its Jobs are deleted (their pods with them) and the lock released.
+//! A `Cron` operation starts a new run at each time its schedule matches.
 
 use crate::lock;
 use crate::metrics::OperationMetrics;
+use crate::op::{self, Op};
 use crate::plan::{self, Lock, Outcome, Preceding, Step, View};
+use crate::schedule;
 use crate::status;
-use crate::warmup_job::{self, JobInputs};
-use ferrofluid_api::dataload::{OperationPhase, OperationStatus};
-use ferrofluid_api::keys::{self, DatasetKey};
-use ferrofluid_api::{DataLoad, Dataset, JuiceFSRuntime};
+use crate::work::Work;
+use ferrofluid_api::keys;
+use ferrofluid_api::operation::{OperationPhase, OperationStatus, Policy};
+use ferrofluid_api::{DataLoad, DataMigrate, DataProcess, Dataset, JuiceFSRuntime};
 use ferrofluid_service::error::{KubeError, Step as _};
 use ferrofluid_service::events::Events;
 use ferrofluid_service::ready::ReadyOnce;
 use ferrofluid_service::reconcile::{Adding, Scaffold};
 use ferrofluid_service::ssa;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Node, PersistentVolume};
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Resource, ResourceExt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,93 +32,146 @@ use std::time::Duration;
 pub use ferrofluid_service::reconcile::Error;
 
 pub const MANAGER: &str = "ferrofluid-dataops-controller";
-pub const CONTROLLER: &str = "dataload";
 
-/// How often a load waiting for the operation it runs after looks again (DataLoads are not watched for
-/// each other's status).
+/// How often an operation waiting for the one it runs after (operations are not watched for each
+/// other's status) or for cache nodes looks again.
 pub const PRECEDING_RECHECK: Duration = Duration::from_secs(5);
 
-pub struct Context {
+/// What the passes of every kind share: the client, the caches, the settings.
+pub struct Shared {
     pub client: kube::Client,
     pub events: Events,
-    pub scaffold: Scaffold,
     pub metrics: OperationMetrics,
     pub loads: Store<DataLoad>,
+    pub migrates: Store<DataMigrate>,
+    pub processes: Store<DataProcess>,
     pub datasets: Store<Dataset>,
     pub runtimes: Store<JuiceFSRuntime>,
-    pub jobs: Store<Job>,
+    /// Each kind's Jobs (watched by their role label).
+    pub jobs: JobStores,
     pub nodes: Store<Node>,
     pub ready: ReadyOnce,
     pub parts: i32,
     pub max_nodes_in_flight: usize,
 }
 
-impl Context {
+pub struct JobStores {
+    pub load: Store<Job>,
+    pub migrate: Store<Job>,
+    pub process: Store<Job>,
+}
+
+impl JobStores {
+    pub fn of(&self, kind: &str) -> &Store<Job> {
+        match kind {
+            keys::KIND_DATAMIGRATE => &self.migrate,
+            keys::KIND_DATAPROCESS => &self.process,
+            _ => &self.load,
+        }
+    }
+}
+
+impl Shared {
+    /// Waits for the caches of the other kinds of objects. Not for the operations' own caches: each
+    /// kind's controller starts no pass before its own cache is listed (kube's runner waits on it, and a
+    /// second waiter on the same store could take its one wake-up, see `ReadyOnce`); a `runAfter` naming
+    /// another kind not listed yet reads as missing, which is waited for.
     async fn caches_ready(&self) -> Result<(), Error> {
         self.ready
             .wait(|| async {
                 self.datasets.wait_until_ready().await?;
                 self.runtimes.wait_until_ready().await?;
-                self.jobs.wait_until_ready().await?;
+                self.jobs.load.wait_until_ready().await?;
+                self.jobs.migrate.wait_until_ready().await?;
+                self.jobs.process.wait_until_ready().await?;
                 self.nodes.wait_until_ready().await
             })
             .await
             .map_err(Error::Cache)
     }
+
+    /// The phase of operation `kind`/`name` in `ns`; `None` when it does not exist.
+    pub fn phase_of(&self, kind: &str, ns: &str, name: &str) -> Option<OperationPhase> {
+        fn get<K: Op>(s: &Store<K>, ns: &str, name: &str) -> Option<OperationPhase> {
+            s.get(&ObjectRef::new(name).within(ns)).map(|o| o.op_status().map(|s| s.phase).unwrap_or_default())
+        }
+        match kind {
+            keys::KIND_DATALOAD => get(&self.loads, ns, name),
+            keys::KIND_DATAMIGRATE => get(&self.migrates, ns, name),
+            keys::KIND_DATAPROCESS => get(&self.processes, ns, name),
+            _ => None,
+        }
+    }
+
+    fn run_after_of(&self, kind: &str, ns: &str, name: &str) -> Option<(String, String)> {
+        fn get<K: Op>(s: &Store<K>, ns: &str, name: &str) -> Option<(String, String)> {
+            let o = s.get(&ObjectRef::new(name).within(ns))?;
+            o.run_after().map(|a| (a.kind.clone(), a.name.clone()))
+        }
+        match kind {
+            keys::KIND_DATALOAD => get(&self.loads, ns, name),
+            keys::KIND_DATAMIGRATE => get(&self.migrates, ns, name),
+            keys::KIND_DATAPROCESS => get(&self.processes, ns, name),
+            _ => None,
+        }
+    }
+
+    pub fn dataset(&self, ns: &str, name: &str) -> Option<Arc<Dataset>> {
+        self.datasets.get(&ObjectRef::new(name).within(ns))
+    }
+
+    pub fn runtime(&self, ns: &str, name: &str) -> Option<Arc<JuiceFSRuntime>> {
+        self.runtimes.get(&ObjectRef::new(name).within(ns))
+    }
 }
 
-pub async fn reconcile(load: Arc<DataLoad>, ctx: Arc<Context>) -> Result<Action, Error> {
-    ctx.caches_ready().await?;
+/// One kind's controller: the shared parts and its own metrics and backoff.
+pub struct Context {
+    pub shared: Arc<Shared>,
+    pub scaffold: Scaffold,
+}
+
+pub async fn reconcile<K: Work>(op: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
+    ctx.shared.caches_ready().await?;
     let c: &Context = &ctx;
     c.scaffold
         .finalized(
-            &c.client,
-            keys::FINALIZER_DATALOAD,
+            &c.shared.client,
+            K::FINALIZER,
             Adding::Patch,
-            load,
-            move |l| async move { apply(&l, c).await },
-            move |l| async move { cleanup(&l, c).await },
+            op,
+            move |o| async move { apply(o.as_ref(), &c.shared).await },
+            move |o| async move { cleanup(o.as_ref(), &c.shared).await },
         )
         .await
 }
 
-pub fn error_policy(load: Arc<DataLoad>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.scaffold.error_policy(load.as_ref(), error)
+pub fn error_policy<K: Work>(op: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.scaffold.error_policy(op.as_ref(), error)
 }
 
-fn dataset_of(load: &DataLoad, ctx: &Context) -> Option<Arc<Dataset>> {
-    let ns = load.namespace().unwrap_or_default();
-    ctx.datasets.get(&ObjectRef::new(&load.spec.dataset.name).within(&ns))
-}
-
-fn jobs_of<'a>(load: &DataLoad, all: &'a [Arc<Job>]) -> BTreeMap<String, &'a Job> {
-    let uid = load.metadata.uid.clone().unwrap_or_default();
+fn jobs_of<'a, K: Op>(op: &K, all: &'a [Arc<Job>]) -> BTreeMap<String, &'a Job> {
+    let uid = op.meta().uid.clone().unwrap_or_default();
     all.iter()
         .filter(|j| j.labels().get(keys::LABEL_OPERATION_UID) == Some(&uid))
         .map(|j| (j.name_any(), j.as_ref()))
         .collect()
 }
 
-fn phase_of(load: &DataLoad) -> OperationPhase {
-    load.status.as_ref().map(|s| s.phase).unwrap_or_default()
-}
-
-/// The state of the DataLoad `name` (this namespace) runs after, and whether the chain loops.
-fn preceding(load: &DataLoad, ctx: &Context) -> (Preceding, bool) {
-    let ns = load.namespace().unwrap_or_default();
-    let Some(after) = &load.spec.run_after else { return (Preceding::None, false) };
-    let get = |n: &str| ctx.loads.get(&ObjectRef::new(n).within(&ns));
-    let state = match get(&after.name) {
-        None => Preceding::Missing(after.name.clone()),
-        Some(p) => match phase_of(&p) {
-            OperationPhase::Complete => Preceding::Complete,
-            OperationPhase::Failed => Preceding::Failed(after.name.clone()),
-            _ => Preceding::Unfinished(after.name.clone()),
-        },
+/// The state of the operation named in `runAfter`, and whether the chain loops back.
+fn preceding<K: Op>(op: &K, sh: &Shared) -> (Preceding, bool) {
+    let ns = op.namespace().unwrap_or_default();
+    let Some(after) = op.run_after() else { return (Preceding::None, false) };
+    let label = format!("{} {:?}", after.kind, after.name);
+    let state = match sh.phase_of(&after.kind, &ns, &after.name) {
+        None => Preceding::Missing(label),
+        Some(OperationPhase::Complete) => Preceding::Complete,
+        Some(OperationPhase::Failed) => Preceding::Failed(label),
+        Some(_) => Preceding::Unfinished(label),
     };
-    let me = load.name_any();
+    let me = (K::KIND.to_string(), op.name_any());
     let mut seen = BTreeSet::new();
-    let mut next = Some(after.name.clone());
+    let mut next = Some((after.kind.clone(), after.name.clone()));
     let mut cycle = false;
     while let Some(n) = next {
         if n == me {
@@ -125,97 +181,95 @@ fn preceding(load: &DataLoad, ctx: &Context) -> (Preceding, bool) {
         if !seen.insert(n.clone()) {
             break;
         }
-        next = get(&n).and_then(|l| l.spec.run_after.as_ref().map(|a| a.name.clone()));
+        next = sh.run_after_of(&n.0, &ns, &n.1);
     }
     (state, cycle)
 }
 
-fn cache_nodes(key: &DatasetKey, nodes: &Store<Node>) -> Vec<String> {
-    let label = key.worker_node_label();
-    let mut out: Vec<String> = nodes
-        .state()
-        .iter()
-        .filter(|n| n.labels().get(&label).map(String::as_str) == Some(keys::LABEL_TRUE))
-        .map(|n| n.name_any())
-        .collect();
-    out.sort();
-    out
-}
-
-async fn apply(load: &DataLoad, ctx: &Context) -> Result<Action, Error> {
-    let ns = load.namespace().unwrap_or_default();
-    let name = load.name_any();
-    let current = load.status.clone().unwrap_or_default();
+async fn apply<K: Work>(op: &K, sh: &Shared) -> Result<Action, Error> {
+    let ns = op.namespace().unwrap_or_default();
+    let name = op.name_any();
+    let current = op.op_status().cloned().unwrap_or_default();
+    let now = Timestamp::now();
     if current.phase.finished() {
-        return finished(load, ctx, &current).await;
+        return finished(op, sh, &current, now).await;
     }
-    let dataset = dataset_of(load, ctx);
-    let key = DatasetKey::new(&ns, &load.spec.dataset.name);
-    let (preceding, cycle) = preceding(load, ctx);
+    // A Cron operation's first run waits for its first scheduled time.
+    if op.policy() == Policy::Cron
+        && current.last_schedule_time.is_none()
+        && let Ok(()) = op::check(op)
+    {
+        let created = op.meta().creation_timestamp.as_ref().map_or(now, |t| t.0);
+        return schedule_next(op, sh, &current, created, now).await;
+    }
+    let (ds_name, _) = op.dataset();
+    let dataset = sh.dataset(&ns, ds_name);
+    let (preceding, cycle) = preceding(op, sh);
     let lock_state = dataset.as_deref().map_or(Lock::Free, |ds| {
-        lock::state(ds, &name, |holder| {
-            ctx.loads.get(&ObjectRef::new(holder).within(&ns)).is_none_or(|h| phase_of(&h).finished())
-        })
+        lock::state(ds, K::KIND, &name, |holder| sh.phase_of(K::KIND, &ns, holder).is_none_or(|p| p.finished()))
     });
-    let all_jobs = ctx.jobs.state();
+    let all_jobs = sh.jobs.of(K::KIND).state();
+    let (units, no_units) = op.units(sh);
     let view = View {
-        load,
-        dataset: dataset.as_deref(),
+        kind: K::KIND,
+        name: &name,
+        status: &current,
+        input: op::check(op),
+        dataset: ds_name,
+        dataset_phase: dataset.as_ref().map(|d| d.status.as_ref().and_then(|s| s.phase)),
         preceding,
         cycle,
         lock: lock_state,
-        cache_nodes: cache_nodes(&key, &ctx.nodes),
-        jobs: jobs_of(load, &all_jobs),
-        max_nodes_in_flight: ctx.max_nodes_in_flight,
-        parts: ctx.parts,
+        units,
+        no_units,
+        jobs: jobs_of(op, &all_jobs),
+        max_in_flight: op.max_in_flight(sh),
+        unit_word: K::UNIT_WORD,
     };
-    let now = Timestamp::now();
+    let oref = op.object_ref(&());
     match plan::step(&view) {
         Step::Refuse(why) => {
             let next = status::refused(&current, &why, now);
-            write_status(load, ctx, &current, &next).await?;
-            ctx.events.warning(&load.object_ref(&()), why.reason, why.message).await;
+            write_status(op, sh, &current, &next).await?;
+            sh.events.warning(&oref, why.reason, why.message).await;
             Ok(Action::await_change())
         }
         Step::Wait(why) => {
             let next = status::waiting(&current, &why, now);
             if status::changed(&current, &next) {
-                write_status(load, ctx, &current, &next).await?;
-                ctx.events.normal(&load.object_ref(&()), why.reason, why.message).await;
+                write_status(op, sh, &current, &next).await?;
+                sh.events.normal(&oref, why.reason, why.message).await;
             }
-            // The dataset and its lock are watched; the preceding load's phase is looked at again.
-            Ok(if why.reason == "WaitingForPreceding" {
-                Action::requeue(PRECEDING_RECHECK)
-            } else {
-                Action::await_change()
-            })
+            // The dataset and its lock are watched; the preceding operation and cache nodes are looked at again.
+            Ok(if plan::rechecked(why.reason) { Action::requeue(PRECEDING_RECHECK) } else { Action::await_change() })
         }
         Step::TakeLock => {
             let ds = dataset.ok_or_else(|| Error::Internal("lock without dataset".into()))?;
-            set_lock(ctx, &ds, Some(&name)).await?;
+            set_lock(sh, &ds, K::KIND, Some(&name)).await?;
             // The Dataset's watch event (its lock changed) starts the next pass, which runs.
             Ok(Action::await_change())
         }
         Step::Run(run) => {
             if !run.create.is_empty() {
-                create_jobs(load, ctx, &key, &run.create).await?;
+                for job in op.jobs_for(sh, &run.create).await? {
+                    create_job(op, sh, &job).await?;
+                }
             }
             let next = status::running(&current, &run, now);
             if status::changed(&current, &next) {
-                write_status(load, ctx, &current, &next).await?;
+                write_status(op, sh, &current, &next).await?;
             }
             match &run.outcome {
                 Outcome::Running => Ok(Action::await_change()),
                 Outcome::Complete | Outcome::Failed { .. } => {
                     if let Outcome::Failed { node, message } = &run.outcome {
-                        cancel_jobs(load, ctx, &all_jobs, true).await?;
-                        let note = format!("warm-up failed on node {node}: {message}");
-                        ctx.events.warning(&load.object_ref(&()), "Failed", note).await;
+                        cancel_jobs(op, sh, &all_jobs, true).await?;
+                        sh.events.warning(&oref, "Failed", format!("{node} failed: {message}")).await;
                     } else {
-                        let note = format!("{} on {} node(s)", run.progress.summary, run.progress.nodes.len());
-                        ctx.events.normal(&load.object_ref(&()), "Complete", note).await;
+                        sh.events.normal(&oref, "Complete", run.progress.summary.clone()).await;
                     }
-                    release_lock(load, ctx).await?;
+                    release_lock(op, sh).await?;
+                    // A Cron operation is woken for its next run by its own status change.
                     Ok(Action::await_change())
                 }
             }
@@ -223,44 +277,73 @@ async fn apply(load: &DataLoad, ctx: &Context) -> Result<Action, Error> {
     }
 }
 
-/// A finished load: the lock released (again, if a pass was cut short), then the TTL.
-async fn finished(load: &DataLoad, ctx: &Context, current: &OperationStatus) -> Result<Action, Error> {
-    release_lock(load, ctx).await?;
-    let Some(ttl) = load.spec.ttl_seconds_after_finished else { return Ok(Action::await_change()) };
+/// Waits for the next time the schedule matches after `after`, then marks a new run (Pending, its
+/// scheduled time recorded) once the last run's Jobs are gone.
+async fn schedule_next<K: Work>(
+    op: &K,
+    sh: &Shared,
+    current: &OperationStatus,
+    after: Timestamp,
+    now: Timestamp,
+) -> Result<Action, Error> {
+    let pattern = op.schedule().unwrap_or_default();
+    let next = schedule::next_after(pattern, after).map_err(Error::Internal)?;
+    if next > now {
+        let wait = u64::try_from(next.as_second() - now.as_second()).unwrap_or(1).max(1);
+        return Ok(Action::requeue(Duration::from_secs(wait)));
+    }
+    let all_jobs = sh.jobs.of(K::KIND).state();
+    let left = jobs_of(op, &all_jobs);
+    if !left.is_empty() {
+        // The last run's Jobs go first: the new run's have the same names.
+        cancel_jobs(op, sh, &all_jobs, false).await?;
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
+    let next_status = status::rescheduled(current, next);
+    write_status(op, sh, current, &next_status).await?;
+    sh.events.normal(&op.object_ref(&()), "Scheduled", format!("run scheduled for {next}")).await;
+    Ok(Action::await_change())
+}
+
+/// A finished operation: the lock released (again, if a pass was cut short), then its next scheduled
+/// run (Cron) or its TTL.
+async fn finished<K: Work>(op: &K, sh: &Shared, current: &OperationStatus, now: Timestamp) -> Result<Action, Error> {
+    release_lock(op, sh).await?;
+    // A Cron run that ended (not an operation refused before its first run) is followed by the next one.
+    if op.policy() == Policy::Cron && current.last_schedule_time.is_some() {
+        let last = current.last_schedule_time.as_deref().and_then(|t| t.parse().ok()).unwrap_or(now);
+        return schedule_next(op, sh, current, last, now).await;
+    }
+    let Some(ttl) = op.ttl() else { return Ok(Action::await_change()) };
     let done = current.completion_time.as_deref().and_then(|t| t.parse::<Timestamp>().ok());
-    let left = done.map_or(0, |d| d.as_second() + i64::from(ttl) - Timestamp::now().as_second());
+    let left = done.map_or(0, |d| d.as_second() + i64::from(ttl) - now.as_second());
     if left > 0 {
         return Ok(Action::requeue(Duration::from_secs(u64::try_from(left).unwrap_or(1))));
     }
-    let api: Api<DataLoad> = Api::namespaced(ctx.client.clone(), &load.namespace().unwrap_or_default());
-    let params = DeleteParams { preconditions: uid_precondition(load), ..DeleteParams::background() };
-    match api.delete(&load.name_any(), &params).await {
+    let api: Api<K> = Api::namespaced(sh.client.clone(), &op.namespace().unwrap_or_default());
+    let params = DeleteParams { preconditions: uid_precondition(op.meta().uid.clone()), ..DeleteParams::background() };
+    match api.delete(&op.name_any(), &params).await {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-        Err(e) => return Err(Error::Kube(KubeError { step: "delete expired dataload", source: e })),
+        Err(e) => return Err(Error::Kube(KubeError { step: "delete expired operation", source: e })),
     }
     Ok(Action::await_change())
 }
 
-fn uid_precondition(load: &DataLoad) -> Option<kube::api::Preconditions> {
-    Some(kube::api::Preconditions { uid: load.metadata.uid.clone(), resource_version: None })
+fn uid_precondition(uid: Option<String>) -> Option<kube::api::Preconditions> {
+    Some(kube::api::Preconditions { uid, resource_version: None })
 }
 
-async fn cleanup(load: &DataLoad, ctx: &Context) -> Result<Action, Error> {
-    let all_jobs = ctx.jobs.state();
-    cancel_jobs(load, ctx, &all_jobs, false).await?;
-    release_lock(load, ctx).await?;
+async fn cleanup<K: Work>(op: &K, sh: &Shared) -> Result<Action, Error> {
+    let all_jobs = sh.jobs.of(K::KIND).state();
+    cancel_jobs(op, sh, &all_jobs, false).await?;
+    release_lock(op, sh).await?;
     Ok(Action::await_change())
 }
 
-async fn write_status(
-    load: &DataLoad,
-    ctx: &Context,
-    old: &OperationStatus,
-    new: &OperationStatus,
-) -> Result<(), Error> {
-    let api: Api<DataLoad> = Api::namespaced(ctx.client.clone(), &load.namespace().unwrap_or_default());
-    ssa::status(&api, MANAGER, &load.name_any(), new).await.step("write dataload status")?;
+async fn write_status<K: Op>(op: &K, sh: &Shared, old: &OperationStatus, new: &OperationStatus) -> Result<(), Error> {
+    let api: Api<K> = Api::namespaced(sh.client.clone(), &op.namespace().unwrap_or_default());
+    ssa::status(&api, MANAGER, &op.name_any(), new).await.step("write operation status")?;
     if !old.phase.finished() && new.phase.finished() {
         let phase = format!("{:?}", new.phase);
         let secs = match (new.start_time.as_deref(), new.completion_time.as_deref()) {
@@ -270,100 +353,73 @@ async fn write_status(
             },
             _ => 0.0,
         };
-        ctx.metrics.finished(keys::KIND_DATALOAD, &phase, secs);
+        sh.metrics.finished(K::KIND, &phase, secs);
     }
     Ok(())
 }
 
-async fn set_lock(ctx: &Context, ds: &Dataset, holder: Option<&str>) -> Result<(), Error> {
-    let api: Api<Dataset> = Api::namespaced(ctx.client.clone(), &ds.namespace().unwrap_or_default());
-    api.patch_status(
-        &ds.name_any(),
-        &PatchParams { field_manager: Some(MANAGER.into()), ..Default::default() },
-        &Patch::Merge(lock::patch(ds, holder)),
-    )
-    .await
-    .step(if holder.is_some() { "take dataset operation lock" } else { "release dataset operation lock" })?;
+async fn set_lock(sh: &Shared, ds: &Dataset, kind: &str, holder: Option<&str>) -> Result<(), Error> {
+    let api: Api<Dataset> = Api::namespaced(sh.client.clone(), &ds.namespace().unwrap_or_default());
+    let params = PatchParams { field_manager: Some(MANAGER.into()), ..Default::default() };
+    api.patch_status(&ds.name_any(), &params, &Patch::Merge(lock::patch(ds, kind, holder)))
+        .await
+        .step(if holder.is_some() { "take dataset operation lock" } else { "release dataset operation lock" })?;
     Ok(())
 }
 
-/// Clears the dataset's lock if this load holds it. A conflict (the Dataset changed since the cache
-/// saw it) fails the pass, which is retried on a fresh view.
-async fn release_lock(load: &DataLoad, ctx: &Context) -> Result<(), Error> {
-    match dataset_of(load, ctx) {
-        Some(ds) if lock::held_by(&ds, load) => set_lock(ctx, &ds, None).await,
+/// Clears the dataset's lock of this kind if this operation holds it. A conflict (the Dataset changed
+/// since the cache saw it) fails the pass, which is retried on a fresh view.
+async fn release_lock<K: Op>(op: &K, sh: &Shared) -> Result<(), Error> {
+    let ns = op.namespace().unwrap_or_default();
+    match sh.dataset(&ns, op.dataset().0) {
+        Some(ds) if lock::holder(&ds, K::KIND).as_deref() == Some(op.name_any().as_str()) => {
+            set_lock(sh, &ds, K::KIND, None).await
+        }
         _ => Ok(()),
     }
 }
 
-async fn create_jobs(load: &DataLoad, ctx: &Context, key: &DatasetKey, nodes: &[String]) -> Result<(), Error> {
-    let ns = load.namespace().unwrap_or_default();
-    let runtime = ctx
-        .runtimes
-        .get(&ObjectRef::new(&key.name).within(&ns))
-        .ok_or_else(|| Error::waiting("input", format!("runtime {} not found", key.name), Duration::from_secs(5)))?;
-    let pvs: Api<PersistentVolume> = Api::all(ctx.client.clone());
-    let pv = pvs.get(&key.pv_name()).await.step("read the dataset's persistent volume")?;
-    let fluid_path = pv
-        .spec
-        .as_ref()
-        .and_then(|s| s.csi.as_ref())
-        .and_then(|c| c.volume_attributes.as_ref())
-        .and_then(|a| a.get(keys::ATTR_FLUID_PATH))
-        .cloned()
-        .ok_or_else(|| {
-            Error::Internal(format!("persistent volume {} has no {}", key.pv_name(), keys::ATTR_FLUID_PATH))
-        })?;
-    let inputs = JobInputs { load, runtime: &runtime, key, fluid_path: &fluid_path, parts: ctx.parts };
-    let api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
-    for node in nodes {
-        let job = warmup_job::build(&inputs, node);
-        let job_name = job.name_any();
-        // Created, never applied over: a pass repeated after a restart (its cache not yet showing the
-        // Job) finds its own Job under that name and leaves it; a Job of the same name that is not this
-        // load's is a conflict, reported, never taken over.
-        match api.create(&PostParams { field_manager: Some(MANAGER.into()), ..Default::default() }, &job).await {
-            Ok(_) => {
-                ctx.metrics.job_created(keys::KIND_DATALOAD);
-                tracing::info!(dataload = %load.name_any(), namespace = %ns, node, job = %job_name, "warm-up job created");
-            }
-            Err(kube::Error::Api(s)) if s.code == 409 => {
-                let existing = api.get_opt(&job_name).await.step("read existing warm-up job")?;
-                let ours = existing
-                    .as_ref()
-                    .is_some_and(|j| j.labels().get(keys::LABEL_OPERATION_UID) == load.metadata.uid.as_ref());
-                if !ours {
-                    let msg =
-                        format!("job {job_name} exists and is not this DataLoad's: not touched; delete or rename it");
-                    ctx.events.warning(&load.object_ref(&()), "JobConflict", msg.clone()).await;
-                    return Err(Error::waiting("conflict", msg, Duration::from_secs(30)));
-                }
-            }
-            Err(e) => return Err(Error::Kube(KubeError { step: "create warm-up job", source: e })),
+/// Creates one of the operation's Jobs — never applied over: a pass repeated after a restart (its cache
+/// not yet showing the Job) finds its own Job under that name and leaves it; a Job of the same name that
+/// is not this operation's is a conflict, reported, never taken over.
+async fn create_job<K: Op>(op: &K, sh: &Shared, job: &Job) -> Result<(), Error> {
+    let ns = op.namespace().unwrap_or_default();
+    let api: Api<Job> = Api::namespaced(sh.client.clone(), &ns);
+    let job_name = job.name_any();
+    match api.create(&PostParams { field_manager: Some(MANAGER.into()), ..Default::default() }, job).await {
+        Ok(_) => {
+            sh.metrics.job_created(K::KIND);
+            tracing::info!(kind = K::KIND, name = %op.name_any(), namespace = %ns, job = %job_name, "job created");
+            Ok(())
         }
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            let existing = api.get_opt(&job_name).await.step("read existing job")?;
+            let ours =
+                existing.as_ref().is_some_and(|j| j.labels().get(keys::LABEL_OPERATION_UID) == op.meta().uid.as_ref());
+            if ours {
+                return Ok(());
+            }
+            let msg = format!("job {job_name} exists and is not this {}'s: not touched; delete or rename it", K::KIND);
+            sh.events.warning(&op.object_ref(&()), "JobConflict", msg.clone()).await;
+            Err(Error::waiting("conflict", msg, Duration::from_secs(30)))
+        }
+        Err(e) => Err(Error::Kube(KubeError { step: "create job", source: e })),
     }
-    Ok(())
 }
 
-/// Deletes this load's Jobs (their pods with them) — only the unfinished ones when `only_unfinished`.
-async fn cancel_jobs(load: &DataLoad, ctx: &Context, all: &[Arc<Job>], only_unfinished: bool) -> Result<(), Error> {
-    let api: Api<Job> = Api::namespaced(ctx.client.clone(), &load.namespace().unwrap_or_default());
-    for (name, job) in jobs_of(load, all) {
-        let done =
-            job.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
-                cs.iter().any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
-            });
-        if job.metadata.deletion_timestamp.is_some() || (only_unfinished && done) {
+/// Deletes this operation's Jobs (their pods with them) — only the unfinished ones when `only_unfinished`.
+async fn cancel_jobs<K: Op>(op: &K, sh: &Shared, all: &[Arc<Job>], only_unfinished: bool) -> Result<(), Error> {
+    let api: Api<Job> = Api::namespaced(sh.client.clone(), &op.namespace().unwrap_or_default());
+    for (name, job) in jobs_of(op, all) {
+        if job.metadata.deletion_timestamp.is_some() || (only_unfinished && plan::job_finished(job)) {
             continue;
         }
-        let params = DeleteParams {
-            preconditions: Some(kube::api::Preconditions { uid: job.metadata.uid.clone(), resource_version: None }),
-            ..DeleteParams::background()
-        };
+        let params =
+            DeleteParams { preconditions: uid_precondition(job.metadata.uid.clone()), ..DeleteParams::background() };
         match api.delete(&name, &params).await {
-            Ok(_) => tracing::info!(dataload = %load.name_any(), job = %name, "warm-up job deleted"),
+            Ok(_) => tracing::info!(kind = K::KIND, name = %op.name_any(), job = %name, "job deleted"),
             Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-            Err(e) => return Err(Error::Kube(KubeError { step: "delete warm-up job", source: e })),
+            Err(e) => return Err(Error::Kube(KubeError { step: "delete job", source: e })),
         }
     }
     Ok(())

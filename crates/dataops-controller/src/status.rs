@@ -3,7 +3,7 @@
 
 use crate::plan::{Outcome, Run, Why};
 use ferrofluid_api::common::condition;
-use ferrofluid_api::dataload::{OperationPhase, OperationStatus};
+use ferrofluid_api::operation::{OperationPhase, OperationStatus};
 use k8s_openapi::jiff::Timestamp;
 
 pub const WAITING: &str = "Waiting";
@@ -72,15 +72,27 @@ pub fn running(current: &OperationStatus, run: &Run, now: Timestamp) -> Operatio
         Outcome::Complete => {
             s.phase = OperationPhase::Complete;
             s.completion_time = Some(now_text.clone());
-            let msg = format!("loaded on {} node(s)", run.progress.nodes.len());
-            with_condition(s, COMPLETE, true, "Loaded", &msg, &now_text)
+            s.last_successful_time = Some(now_text.clone());
+            let msg = format!("done: {}", run.progress.summary);
+            with_condition(s, COMPLETE, true, "Done", &msg, &now_text)
         }
         Outcome::Failed { node, message } => {
             s.phase = OperationPhase::Failed;
             s.completion_time = Some(now_text.clone());
-            let msg = format!("warm-up failed on node {node}: {message}");
-            with_condition(s, FAILED, true, "NodeFailed", &msg, &now_text)
+            let msg = format!("{node} failed: {message}");
+            with_condition(s, FAILED, true, "JobFailed", &msg, &now_text)
         }
+    }
+}
+
+/// A new run of a `Cron` operation, scheduled for `at`: Pending again with nothing of the last run but
+/// its times.
+pub fn rescheduled(current: &OperationStatus, at: Timestamp) -> OperationStatus {
+    OperationStatus {
+        phase: OperationPhase::Pending,
+        last_schedule_time: Some(at.to_string()),
+        last_successful_time: current.last_successful_time.clone(),
+        ..Default::default()
     }
 }
 
@@ -103,7 +115,7 @@ pub fn changed(old: &OperationStatus, new: &OperationStatus) -> bool {
 mod tests {
     use super::*;
     use crate::plan::summarize;
-    use ferrofluid_api::dataload::NodeProgress;
+    use ferrofluid_api::operation::NodeProgress;
 
     fn at(s: &str) -> Timestamp {
         s.parse().expect("timestamp")
@@ -126,7 +138,7 @@ mod tests {
         assert_eq!(s.conditions[0].type_, WAITING);
         assert_eq!(s.conditions[0].reason.as_deref(), Some("DatasetBusy"));
         let node = NodeProgress { node: "n1".into(), job: "j".into(), parts: 4, ..Default::default() };
-        let run = Run { create: vec![], progress: summarize(vec![node]), outcome: Outcome::Running };
+        let run = Run { create: vec![], progress: summarize(vec![node], Some("node")), outcome: Outcome::Running };
         let r = running(&s, &run, at("2026-01-01T00:00:10Z"));
         assert_eq!(r.phase, OperationPhase::Executing);
         assert!(r.conditions.is_empty());
@@ -138,7 +150,7 @@ mod tests {
         let start = OperationStatus { start_time: Some("2026-01-01T00:00:00Z".into()), ..Default::default() };
         let run = Run {
             create: vec![],
-            progress: summarize(vec![]),
+            progress: summarize(vec![], None),
             outcome: Outcome::Failed { node: "n2".into(), message: "BackoffLimitExceeded".into() },
         };
         let s = running(&start, &run, at("2026-01-01T00:01:05Z"));
@@ -151,13 +163,13 @@ mod tests {
     #[test]
     fn the_clock_alone_is_no_change() {
         let node = NodeProgress { node: "n1".into(), job: "j".into(), parts: 4, ..Default::default() };
-        let run = Run { create: vec![], progress: summarize(vec![node.clone()]), outcome: Outcome::Running };
+        let run = Run { create: vec![], progress: summarize(vec![node.clone()], None), outcome: Outcome::Running };
         let a = running(&OperationStatus::default(), &run, at("2026-01-01T00:00:00Z"));
         let b = running(&a, &run, at("2026-01-01T00:00:30Z"));
         assert_ne!(a.duration, b.duration);
         assert!(!changed(&a, &b));
         let moved = NodeProgress { parts_done: 1, ..node };
-        let run2 = Run { create: vec![], progress: summarize(vec![moved]), outcome: Outcome::Running };
+        let run2 = Run { create: vec![], progress: summarize(vec![moved], None), outcome: Outcome::Running };
         assert!(changed(&b, &running(&b, &run2, at("2026-01-01T00:00:40Z"))));
     }
 }

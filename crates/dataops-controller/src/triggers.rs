@@ -1,9 +1,9 @@
-//! What wakes a DataLoad's pass, pure: its spec, deletion, finalizers and phase (a phase change wakes
-//! it once more: that pass finds nothing to write); its Jobs' progress; its dataset's phase and lock.
-//! Caches keep only what the passes read.
+//! What wakes an operation's pass, pure: its spec, deletion, finalizers and phase (a phase change wakes
+//! it once more: that pass finds nothing to write, or schedules a Cron's next run); its Jobs' progress;
+//! its dataset's phase and lock. Caches keep only what the passes read.
 
-use ferrofluid_api::keys;
-use ferrofluid_api::{DataLoad, Dataset};
+use crate::op::Op;
+use ferrofluid_api::Dataset;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
@@ -16,9 +16,9 @@ fn hash_of(value: impl Hash) -> u64 {
     h.finish()
 }
 
-pub fn dataload(d: &DataLoad) -> u64 {
-    let phase = d.status.as_ref().map(|s| format!("{:?}", s.phase));
-    hash_of((d.metadata.generation, d.metadata.deletion_timestamp.is_some(), d.finalizers(), phase))
+pub fn operation<K: Op>(o: &K) -> u64 {
+    let phase = o.op_status().map(|s| format!("{:?}", s.phase));
+    hash_of((o.meta().generation, o.meta().deletion_timestamp.is_some(), o.finalizers(), phase))
 }
 
 pub fn job(j: &Job) -> u64 {
@@ -35,23 +35,22 @@ pub fn dataset(d: &Dataset) -> u64 {
     hash_of((s.and_then(|s| s.phase).map(|p| format!("{p:?}")), s.map(|s| s.operation_ref.clone())))
 }
 
-/// The DataLoad a Job belongs to: its controller owner.
-pub fn owner_of(job: &Job) -> Option<ObjectRef<DataLoad>> {
+/// The operation of kind `K` a Job belongs to: its controller owner.
+pub fn owner_of<K: Op>(job: &Job) -> Option<ObjectRef<K>> {
     let ns = job.namespace()?;
-    let o = job.owner_references().iter().find(|o| o.controller == Some(true) && o.kind == keys::KIND_DATALOAD)?;
+    let o = job.owner_references().iter().find(|o| o.controller == Some(true) && o.kind == K::KIND)?;
     Some(ObjectRef::new(&o.name).within(&ns))
 }
 
-/// The unfinished DataLoads of a dataset (from the DataLoad cache).
-pub fn loads_of(ds: &Dataset, loads: &Store<DataLoad>) -> Vec<ObjectRef<DataLoad>> {
+/// The unfinished operations of kind `K` on a dataset (from that kind's cache).
+pub fn of_dataset<K: Op>(ds: &Dataset, ops: &Store<K>) -> Vec<ObjectRef<K>> {
     let Some(ns) = ds.namespace() else { return Vec::new() };
     let name = ds.name_any();
-    loads
-        .state()
+    ops.state()
         .iter()
-        .filter(|l| l.namespace().as_deref() == Some(ns.as_str()) && l.spec.dataset.name == name)
-        .filter(|l| !l.status.as_ref().is_some_and(|s| s.phase.finished()))
-        .map(|l| ObjectRef::from_obj(l.as_ref()))
+        .filter(|o| o.namespace().as_deref() == Some(ns.as_str()) && o.dataset().0 == name)
+        .filter(|o| !o.op_status().is_some_and(|s| s.phase.finished()))
+        .map(|o| ObjectRef::from_obj(o.as_ref()))
         .collect()
 }
 
@@ -69,7 +68,7 @@ pub fn slim_job(j: &mut Job) {
     j.spec = None;
 }
 
-/// Datasets: status phase and lock, and identity.
+/// Datasets: spec (a migration's metadata Secret and mount point), status phase and lock, identity.
 pub fn slim_dataset(d: &mut Dataset) {
     d.metadata.managed_fields = None;
     if let Some(s) = d.status.as_mut() {
@@ -82,12 +81,12 @@ pub fn slim_dataset(d: &mut Dataset) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferrofluid_api::DatasetStatus;
+    use ferrofluid_api::{DataLoad, DataMigrate, DatasetStatus};
     use k8s_openapi::api::batch::v1::JobStatus;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
     #[test]
-    fn a_job_wakes_its_controller_owner() {
+    fn a_job_wakes_its_controller_owner_of_its_kind() {
         let mut j = Job::default();
         j.metadata.namespace = Some("ns".into());
         j.metadata.owner_references = Some(vec![OwnerReference {
@@ -98,9 +97,10 @@ mod tests {
             controller: Some(true),
             ..Default::default()
         }]);
-        assert_eq!(owner_of(&j), Some(ObjectRef::new("warm").within("ns")));
+        assert_eq!(owner_of::<DataLoad>(&j), Some(ObjectRef::new("warm").within("ns")));
+        assert_eq!(owner_of::<DataMigrate>(&j), None);
         j.metadata.owner_references.as_mut().expect("owners")[0].controller = None;
-        assert_eq!(owner_of(&j), None);
+        assert_eq!(owner_of::<DataLoad>(&j), None);
     }
 
     #[test]

@@ -8,17 +8,18 @@
 //! The script is fixed text; the user's paths reach it only through the environment and are never
 //! parsed by the shell (quoted expansions, `read -r`, `--` before every path).
 
+use crate::job_parts::{labels, owner};
+use crate::op::job_name;
 use ferrofluid_api::DataLoad;
 use ferrofluid_api::juicefs_runtime::{JuiceFSRuntime, fuse_image};
 use ferrofluid_api::keys::{self, DatasetKey};
-use ferrofluid_api::naming::fnv1a64;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Container, EnvVar, HostPathVolumeSource, PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Toleration,
     Volume, VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::{Resource, ResourceExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::ResourceExt;
 use std::collections::BTreeMap;
 
 /// Name of the warm-up container.
@@ -57,16 +58,6 @@ if [ "$n" -gt 0 ]; then
 fi
 "#;
 
-/// The Job warming `node` for `load`: `<load name, at most 54>-<8 hex of the node name>`, at most 63
-/// characters (a Job's name goes into its pods' labels).
-pub fn job_name(load: &str, node: &str) -> String {
-    let mut cut: String = load.chars().take(54).collect();
-    while cut.ends_with(['-', '.']) {
-        cut.pop();
-    }
-    format!("{cut}-{:08x}", fnv1a64(node.as_bytes()) & 0xffff_ffff)
-}
-
 /// The targets as the script reads them: paths relative to the dataset root, one per line; the whole
 /// dataset (`.`) when none is given or one is `/`.
 pub fn targets(load: &DataLoad) -> String {
@@ -79,24 +70,6 @@ pub fn targets(load: &DataLoad) -> String {
 
 fn env(name: &str, value: impl Into<String>) -> EnvVar {
     EnvVar { name: name.into(), value: Some(value.into()), ..Default::default() }
-}
-
-/// Labels of the Jobs and pods of `load`: ours, the role, and the operation's UID (which the
-/// controller selects them by).
-pub fn labels(load: &DataLoad) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (keys::LABEL_MANAGED_BY.to_string(), keys::MANAGED_BY.to_string()),
-        (keys::LABEL_ROLE.to_string(), keys::ROLE_DATALOAD.to_string()),
-        (keys::LABEL_OPERATION_UID.to_string(), load.metadata.uid.clone().unwrap_or_default()),
-    ])
-}
-
-/// The DataLoad as the Jobs' controller owner (without `blockOwnerDeletion`, which would need
-/// `dataloads/finalizers` where the OwnerReferencesPermissionEnforcement admission plugin runs).
-fn owner(load: &DataLoad) -> Option<OwnerReference> {
-    let mut o = load.controller_owner_ref(&())?;
-    o.block_owner_deletion = None;
-    Some(o)
 }
 
 /// What a Job needs besides the DataLoad: where the node's FUSE client mounts (the PV's `fluid_path`)
@@ -117,7 +90,7 @@ pub fn build(inp: &JobInputs<'_>, node: &str) -> Job {
     // FUSE pod (and a remount after a FUSE restart) is seen inside.
     let host_dir = parent_dir(inp.fluid_path);
     let threads = load.spec.options.get("threads").cloned().unwrap_or_else(|| DEFAULT_THREADS.into());
-    let mut pod_labels = labels(load);
+    let mut pod_labels = labels(load, keys::ROLE_DATALOAD);
     let mut annotations = BTreeMap::new();
     if let Some(pm) = &load.spec.pod_metadata {
         for (k, v) in &pm.labels {
@@ -157,7 +130,7 @@ pub fn build(inp: &JobInputs<'_>, node: &str) -> Job {
         metadata: ObjectMeta {
             name: Some(job_name(&load.name_any(), node)),
             namespace: load.namespace(),
-            labels: Some(labels(load)),
+            labels: Some(labels(load, keys::ROLE_DATALOAD)),
             annotations: Some([(keys::ANNOTATION_OPERATION_NODE.to_string(), node.to_string())].into()),
             owner_references: owner(load).map(|o| vec![o]),
             ..Default::default()

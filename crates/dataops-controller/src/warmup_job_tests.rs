@@ -22,16 +22,6 @@ fn env_of(job: &Job, name: &str) -> Option<String> {
 }
 
 #[test]
-fn job_names_fit_a_label_and_differ_per_node() {
-    let long = "a".repeat(63);
-    let n = job_name(&long, "node-1");
-    assert_eq!(n.len(), 63);
-    assert_ne!(n, job_name(&long, "node-2"));
-    assert_eq!(job_name("warm", "node-1"), job_name("warm", "node-1"));
-    assert!(job_name("warm-", "x").starts_with("warm-") && !job_name("warm-", "x").contains("--"));
-}
-
-#[test]
 fn targets_are_relative_lines_and_root_means_everything() {
     assert_eq!(targets(&load(&[])), ".");
     assert_eq!(targets(&load(&["/"])), ".");

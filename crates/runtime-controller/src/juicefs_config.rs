@@ -14,7 +14,7 @@ use ferrofluid_api::{DatasetSpec, EncryptOption};
 use std::collections::BTreeMap;
 
 /// Scheme of JuiceFS mount points.
-pub const SCHEME: &str = "juicefs://";
+pub use ferrofluid_api::dataset::parse_mount_point;
 
 /// The JuiceFS binary in worker and FUSE images.
 pub const JUICEFS: &str = "juicefs";
@@ -200,23 +200,6 @@ fn component_options(
         out.insert(key.clone(), value.clone());
     }
     Ok(out)
-}
-
-/// `juicefs:///demo` → `Some("/demo")`, `juicefs:///` or `juicefs://` → `None`.
-pub fn parse_mount_point(mount_point: &str) -> Result<Option<String>, String> {
-    let Some(path) = mount_point.strip_prefix(SCHEME) else {
-        return Err(format!("{mount_point:?} is not a JuiceFS mount point; use juicefs:///<subdir>"));
-    };
-    if path.is_empty() || path == "/" {
-        return Ok(None);
-    }
-    if !path.starts_with('/') {
-        return Err(format!("{mount_point:?} names a host; use juicefs:///<subdir> (three slashes)"));
-    }
-    if path.split('/').any(|seg| seg == "..") {
-        return Err(format!("{mount_point:?} must not contain '..'"));
-    }
-    Ok(Some(path.trim_end_matches('/').to_string()))
 }
 
 fn secret_env(field: &str, opt: &EncryptOption) -> Result<SecretEnv, InputError> {

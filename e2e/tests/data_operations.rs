@@ -1,11 +1,14 @@
-//! DataLoad on the real stack: agent-backed nodes with real JuiceFS mounts, the real controllers, the
-//! dataops-controller and the metrics-collector, Jobs run by the real controller-manager. A 64 MiB tree
-//! written straight to the file system (no cache anywhere) is loaded, then read through an app pod's
-//! volume on the cache node: the reads are served from cache. Progress only moves forward; two loads
-//! of one dataset never run at once; a load of a missing dataset fails saying which field is wrong.
+//! Data operations on the real stack: agent-backed nodes with real JuiceFS mounts, the real controllers,
+//! the dataops-controller and the metrics-collector, Jobs run by the real controller-manager.
+//! - DataLoad: a 64 MiB tree written straight to the file system (no cache anywhere) is loaded, then
+//!   read through an app pod's volume on the cache node: the reads are served from cache. Progress only
+//!   moves forward; two loads of one dataset never run at once; a load of a missing dataset fails saying
+//!   which field is wrong; chains, TTL, a controller crash and cancellation.
+//! - DataMigrate copies a tree into the dataset byte-identical (two key ranges at once), then a DataLoad
+//!   and a DataProcess run after it, in order; a Cron DataLoad runs twice and stops when deleted.
 
 use ferrofluid_api::DatasetKey;
-use ferrofluid_api::dataload::{DataLoad, OperationPhase};
+use ferrofluid_api::dataload::{DataLoad, OperationPhase, OperationStatus};
 use ferrofluid_e2e::TempDir;
 use ferrofluid_e2e::agent_cluster::{self, AgentCluster, dataset_yaml, pod_yaml};
 use ferrofluid_e2e::cluster::{kubectl_in as get, leftovers, wait_field};
@@ -31,7 +34,7 @@ fn dataload_yaml(name: &str, dataset: &str, extra: &str) -> String {
 }
 
 /// Every status the watch delivered for each DataLoad, in order.
-type Seen = Arc<Mutex<Vec<(String, OperationPhase, i32, i32, Option<String>)>>>;
+type Seen = Arc<Mutex<Vec<(String, OperationPhase, i32, i32, Option<String>, OperationStatus)>>>;
 
 fn record(client: kube::Client, ns: &str) -> (Seen, tokio::task::JoinHandle<()>) {
     let seen: Seen = Arc::default();
@@ -45,7 +48,7 @@ fn record(client: kube::Client, ns: &str) -> (Seen, tokio::task::JoinHandle<()>)
                 let (done, total) = s.progress.as_ref().map_or((0, 0), |p| (p.parts_done, p.parts));
                 let waiting = s.conditions.iter().find(|c| c.type_ == "Waiting").and_then(|c| c.reason.clone());
                 let name = d.metadata.name.clone().unwrap_or_default();
-                out.lock().expect("lock").push((name, s.phase, done, total, waiting));
+                out.lock().expect("lock").push((name, s.phase, done, total, waiting, s.clone()));
             }
         }
     });
@@ -73,6 +76,7 @@ fn scrape(addr: &str, ns: &str) -> anyhow::Result<(f64, f64)> {
 /// anywhere yet. Dropped in field order: components first, then nodes, Redis, and the namespace.
 struct Rig {
     ops: Component,
+    _unfinalize: Unfinalize,
     _ctl: Controllers,
     cluster: AgentCluster,
     _redis: RedisServer,
@@ -81,6 +85,21 @@ struct Rig {
     key: DatasetKey,
     /// Where the dataset's one worker caches.
     worker_node: String,
+}
+
+/// When a test fails midway the dataops-controller is gone before its namespace is deleted: the
+/// operations' finalizers, which it would have handled, are removed so the namespace can go.
+struct Unfinalize(String);
+
+impl Drop for Unfinalize {
+    fn drop(&mut self) {
+        for kind in ["dataloads", "datamigrates", "dataprocesses"] {
+            let Ok(names) = get(&self.0, &["get", kind, "-o", "name"]) else { continue };
+            for name in names.lines().filter(|l| !l.is_empty()) {
+                let _ = get(&self.0, &["patch", name, "--type", "merge", "-p", r#"{"metadata":{"finalizers":null}}"#]);
+            }
+        }
+    }
 }
 
 fn start_dataops(ns: &str, label: &str) -> Component {
@@ -107,10 +126,14 @@ impl Rig {
         kubectl_ok(&["apply", "-n", &ns.name, "-f", "-"], Some(&yaml)).expect("dataset");
         kubectl_ok(&["apply", "-n", &ns.name, "-f", "-"], Some(&manifest("seed-runtime.yaml"))).expect("runtime");
         wait_field(&ns.name, "dataset", "jfsdemo", ".status.phase", "Bound", T).await;
-        let worker_node =
-            get(&ns.name, &["get", "pods", "-l", "role=juicefs-worker", "-o", "jsonpath={.items[0].spec.nodeName}"])
-                .expect("worker node");
-        assert!(!worker_node.is_empty());
+        // The cache node: where the runtime-controller put the dataset's worker label (what a DataLoad reads).
+        let label = key.worker_node_label();
+        let worker_node = eventually("the dataset's cache node", T, || async {
+            let nodes = kubectl_ok(&["get", "nodes", "-l", &format!("{label}=true"), "-o", "name"], None)?;
+            let names: Vec<&str> = nodes.lines().map(|l| l.trim_start_matches("node/")).collect();
+            Ok((names.len() == 1).then(|| names[0].to_string()))
+        })
+        .await;
         let other = cluster.nodes.iter().map(|n| n.name.clone()).find(|n| *n != worker_node).expect("another node");
         let view = format!("/tmp/ferrofluid-{tag}-view-{}", std::process::id());
         let write = format!(
@@ -122,7 +145,8 @@ impl Rig {
         );
         let out = cluster.agents.exec(&other, &["sh", "-c", &write]).expect("write tree");
         assert!(out.status.success(), "write: {}", String::from_utf8_lossy(&out.stderr));
-        Rig { ops, _ctl: ctl, cluster, _redis: redis, _bucket: bucket, ns, key, worker_node }
+        let unfinalize = Unfinalize(ns.name.clone());
+        Rig { ops, _unfinalize: unfinalize, _ctl: ctl, cluster, _redis: redis, _bucket: bucket, ns, key, worker_node }
     }
 
     fn apply(&self, yaml: &str) {
@@ -180,7 +204,6 @@ async fn a_loaded_tree_is_read_from_cache_and_loads_take_turns() {
     .expect("collector");
     let client = ferrofluid_e2e::client().await.expect("client");
     let (seen, watch) = record(client.clone(), &ns);
-    let worker_node = rig.worker_node.clone();
 
     // A load of a dataset that does not exist fails, naming the field.
     rig.apply(&dataload_yaml("orphan", "nope", ""));
@@ -225,6 +248,8 @@ async fn a_loaded_tree_is_read_from_cache_and_loads_take_turns() {
     );
 
     // The warm-up went through the cache node's FUSE client, which stays (cleanPolicy OnRuntimeDeleted).
+    // The cache node is the one the load recorded (where the worker ran when it started).
+    let worker_node = rig.get(&["get", "dataload", "warm", "-o", "jsonpath={.status.progress.nodes[0].node}"]);
     let fuse_node = rig.get(&["get", "pods", "-l", "role=juicefs-fuse", "-o", "jsonpath={.items[*].spec.nodeName}"]);
     assert_eq!(fuse_node, worker_node, "one FUSE client, on the cache node");
     let jobs = rig.get(&["get", "jobs", "-l", "role=dataload", "-o", "name"]);
@@ -333,5 +358,120 @@ async fn loads_chain_expire_survive_a_controller_crash_and_cancel_on_deletion() 
     let lock = rig.get(&["get", "dataset", "jfsdemo", "-o", "jsonpath={.status.operationRef}"]);
     assert!(!lock.contains("cancel"), "the lock is released: {lock}");
     rig.get(&["delete", "dataload", "--all", "--wait=true", "--timeout=60s"]);
+    rig.teardown().await;
+}
+
+/// `find . -type f` with each file's SHA-256, sorted: a tree's content and layout.
+const TREE_SUMS: &str = "find . -type f -exec sha256sum {} + | sort -k 2";
+
+#[tokio::test]
+async fn a_migration_then_a_load_then_a_process_run_in_order_and_cron_repeats() {
+    let rig = Rig::start("dataops", 151).await;
+    let ns = rig.ns.name.clone();
+    let node = rig.worker_node.clone();
+    let client = ferrofluid_e2e::client().await.expect("client");
+    let (seen, watch) = record(client.clone(), &ns);
+
+    // The source: a tree on every node (the copy runs on whichever caches the dataset), the same
+    // bytes on each, names with spaces and shell metacharacters among them, reached as a juicefs sync
+    // address.
+    let src = format!("/tmp/ferrofluid-migrate-src-{}", std::process::id());
+    for n in &rig.cluster.nodes {
+        rig.cluster
+            .exec(
+                &n.name,
+                &format!(
+                    "set -e; rm -rf {src}; mkdir -p '{src}/a/deep dir' {src}/b {src}/z; \
+                     for i in 1 2 3; do yes \"line $i\" | head -c 300000 > {src}/a/f$i; done; \
+                     seq 1 700000 | head -c 5000000 > '{src}/a/deep dir/big $(x);y'; echo hello > {src}/b/hello; \
+                     echo last > {src}/z/last; echo top > {src}/Top"
+                ),
+            )
+            .expect("source tree");
+    }
+    let want = rig.cluster.exec(&node, &format!("cd {src} && {TREE_SUMS}")).expect("source sums");
+
+    // Migrate → Load → Process, created in reverse order: each waits for the one before it.
+    let process = format!(
+        "apiVersion: data.fluid.io/v1alpha1\nkind: DataProcess\nmetadata:\n  name: prep\nspec:\n  dataset:\n    name: jfsdemo\n    mountPath: /data\n  runAfter:\n    kind: DataLoad\n    name: load-imported\n  processor:\n    job:\n      podSpec:\n        nodeName: {node}\n        tolerations: [{{operator: Exists}}]\n        containers:\n          - name: prep\n            image: busybox\n            command: [sh, -c, 'date -u +%Y-%m-%dT%H:%M:%SZ > {src}.processed']\n"
+    );
+    rig.apply(&process);
+    let load = "apiVersion: data.fluid.io/v1alpha1\nkind: DataLoad\nmetadata:\n  name: load-imported\nspec:\n  dataset:\n    name: jfsdemo\n  target:\n    - path: /imported\n  runAfter:\n    kind: DataMigrate\n    name: import\n";
+    rig.apply(load);
+    wait_field(
+        &ns,
+        "dataprocess",
+        "prep",
+        ".status.conditions[?(@.type==\"Waiting\")].reason",
+        "WaitingForPreceding",
+        T,
+    )
+    .await;
+    let migrate = format!(
+        "apiVersion: data.fluid.io/v1alpha1\nkind: DataMigrate\nmetadata:\n  name: import\nspec:\n  from:\n    externalStorage:\n      uri: file://{src}/\n  to:\n    dataset:\n      name: jfsdemo\n      path: /imported\n  parallelism: 2\n  options:\n    threads: \"4\"\n"
+    );
+    rig.apply(&migrate);
+    wait_field(&ns, "datamigrate", "import", ".status.phase", "Complete", Duration::from_secs(240)).await;
+    let progress = rig.get(&["get", "datamigrate", "import", "-o", "jsonpath={.status.progress.summary}"]);
+    assert_eq!(progress, "2/2 parts (100%)");
+    rig.phase("load-imported", "Complete").await;
+    wait_field(&ns, "dataprocess", "prep", ".status.phase", "Complete", Duration::from_secs(240)).await;
+
+    // In order: each started only after the one before it completed.
+    let times = |kind: &str, name: &str| {
+        let t = rig.get(&["get", kind, name, "-o", "jsonpath={.status.startTime} {.status.completionTime}"]);
+        let (s, e) = t.split_once(' ').expect("two times");
+        (s.parse::<Timestamp>().expect("start"), e.parse::<Timestamp>().expect("end"))
+    };
+    let (m, l, p) = (times("datamigrate", "import"), times("dataload", "load-imported"), times("dataprocess", "prep"));
+    assert!(m.1 <= l.0 && l.1 <= p.0, "out of order: migrate {m:?}, load {l:?}, process {p:?}");
+    let stamped = rig.cluster.exec(&node, &format!("cat {src}.processed")).expect("the processor ran");
+    // `date` prints whole seconds: compare at that precision.
+    let processed = stamped.trim().parse::<Timestamp>().expect("the processor's timestamp");
+    assert!(processed.as_second() >= l.1.as_second(), "processed at {processed}, before the load completed at {}", l.1);
+    // The processor's Job got the dataset's claim at the mount path.
+    let pod = rig.get(&["get", "jobs", "-l", "role=dataprocess", "-o", "jsonpath={.items[0].spec.template.spec.volumes[*].persistentVolumeClaim.claimName} {.items[0].spec.template.spec.containers[0].volumeMounts[*].mountPath}"]);
+    assert_eq!(pod, "jfsdemo /data");
+
+    // The copy is byte-identical, read through an app pod's volume.
+    rig.apply(&pod_yaml("reader", &node));
+    let dir = agent_cluster::pod_volume_dir(&ns, "reader", &rig.key.pv_name()).expect("dir");
+    let got = eventually("the imported tree through the reader's volume", T, || async {
+        let out = rig.cluster.exec(&node, &format!("cd {dir}/imported && {TREE_SUMS}"));
+        Ok(out.ok().filter(|o| !o.is_empty()))
+    })
+    .await;
+    assert_eq!(got, want, "the migrated tree differs from its source");
+    rig.get(&["delete", "pod", "reader", "--grace-period=0", "--force"]);
+
+    // A Cron DataLoad every 10 s: two runs complete, then it is deleted and nothing of it runs again.
+    let cron = "  policy: Cron\n  schedule: \"*/10 * * * * *\"\n";
+    rig.apply(&dataload_yaml("nightly", "jfsdemo", cron).replace("/train", "/train/small"));
+    let runs = eventually("two completed runs of the Cron load", Duration::from_secs(180), || async {
+        let log = seen.lock().expect("lock").clone();
+        let done: std::collections::BTreeSet<String> = log
+            .iter()
+            .filter(|e| e.0 == "nightly" && e.1 == OperationPhase::Complete)
+            .filter_map(|e| e.5.last_schedule_time.clone())
+            .collect();
+        Ok((done.len() >= 2).then_some(done))
+    })
+    .await;
+    eprintln!("cron runs scheduled at {runs:?}");
+    rig.get(&["delete", "dataload", "nightly", "--wait=true", "--timeout=60s"]);
+    eventually("the Cron load's Jobs gone", T, || async {
+        let left = get(&ns, &["get", "jobs,pods", "-l", "role=dataload", "-o", "name"])?;
+        Ok((!left.contains("nightly")).then_some(()))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let after = rig.get(&["get", "jobs", "-l", "role=dataload", "-o", "name"]);
+    assert!(!after.contains("nightly"), "a deleted Cron load ran again: {after}");
+
+    for n in &rig.cluster.nodes {
+        let _ = rig.cluster.exec(&n.name, &format!("rm -rf {src} {src}.processed"));
+    }
+    rig.get(&["delete", "dataload,datamigrate,dataprocess", "--all", "--wait=true", "--timeout=60s"]);
+    watch.abort();
     rig.teardown().await;
 }
