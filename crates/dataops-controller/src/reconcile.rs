@@ -229,6 +229,8 @@ async fn apply<K: Work>(op: &K, sh: &Shared) -> Result<Action, Error> {
     let oref = op.object_ref(&());
     match plan::step(&view) {
         Step::Refuse(why) => {
+            // Refused while running (its dataset deleted, its spec made invalid): its Jobs stop too.
+            cancel_jobs(op, sh, &all_jobs, true).await?;
             let next = status::refused(&current, &why, now);
             write_status(op, sh, &current, &next).await?;
             sh.events.warning(&oref, why.reason, why.message).await;
