@@ -4,7 +4,7 @@
 //! reads `jfs://<VAR>/` that way), so no credential is ever in the command line; an external storage's
 //! `access-key`/`secret-key` come from Secrets as the storage clients' environment credentials.
 
-use crate::job_parts::{labels, owner};
+use crate::job_parts::{labels, owner, pod_meta};
 use crate::op::job_name;
 use crate::plan::{Unit, Why, why};
 use ferrofluid_api::common::{EncryptOption, SecretKeySelector};
@@ -17,7 +17,6 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
-use std::collections::BTreeMap;
 
 /// Name of the copy container.
 pub const CONTAINER: &str = "sync";
@@ -278,14 +277,6 @@ pub fn build(inp: &MigrateInputs<'_>, unit: &str) -> Job {
     let (from, mut env) = side("FROM", &inp.from);
     let (to, to_env) = side("TO", &inp.to);
     env.extend(to_env);
-    let mut pod_labels = labels(m, keys::ROLE_DATAMIGRATE);
-    let mut annotations = BTreeMap::new();
-    if let Some(pm) = &m.spec.pod_metadata {
-        for (k, v) in &pm.labels {
-            pod_labels.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-        annotations.extend(pm.annotations.clone());
-    }
     Job {
         metadata: ObjectMeta {
             name: Some(job_name(&m.name_any(), unit)),
@@ -297,11 +288,7 @@ pub fn build(inp: &MigrateInputs<'_>, unit: &str) -> Job {
         spec: Some(JobSpec {
             backoff_limit: Some(2),
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels),
-                    annotations: (!annotations.is_empty()).then_some(annotations),
-                    ..Default::default()
-                }),
+                metadata: Some(pod_meta(m, keys::ROLE_DATAMIGRATE, m.spec.pod_metadata.as_ref())),
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".into()),
                     // The metadata engine and object storage are reached as the FUSE clients reach them.

@@ -2,7 +2,7 @@
 //! interpreter in the given image) with the dataset's PVC mounted at `dataset.mountPath` in every
 //! container. The user's own program is what runs; ferrofluid adds the volume, its labels and the owner.
 
-use crate::job_parts::{labels, owner};
+use crate::job_parts::{labels, owner, pod_meta};
 use crate::op::job_name;
 use crate::plan::{Unit, Why, why};
 use ferrofluid_api::dataprocess::DataProcess;
@@ -120,14 +120,6 @@ pub fn build(p: &DataProcess) -> Job {
         ..Default::default()
     });
     pod.volumes = Some(volumes);
-    let mut pod_labels = labels(p, keys::ROLE_DATAPROCESS);
-    let mut annotations = std::collections::BTreeMap::new();
-    if let Some(pm) = &proc.pod_metadata {
-        for (k, v) in &pm.labels {
-            pod_labels.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-        annotations.extend(pm.annotations.clone());
-    }
     Job {
         metadata: ObjectMeta {
             name: Some(job_name(&p.name_any(), UNIT)),
@@ -140,11 +132,7 @@ pub fn build(p: &DataProcess) -> Job {
             // The user's program runs once: a failure is reported, not retried behind their back.
             backoff_limit: Some(0),
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels),
-                    annotations: (!annotations.is_empty()).then_some(annotations),
-                    ..Default::default()
-                }),
+                metadata: Some(pod_meta(p, keys::ROLE_DATAPROCESS, proc.pod_metadata.as_ref())),
                 spec: Some(pod),
             },
             ..Default::default()

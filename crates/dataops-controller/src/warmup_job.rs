@@ -8,7 +8,7 @@
 //! The script is fixed text; the user's paths reach it only through the environment and are never
 //! parsed by the shell (quoted expansions, `read -r`, `--` before every path).
 
-use crate::job_parts::{labels, owner};
+use crate::job_parts::{labels, owner, pod_meta};
 use crate::op::job_name;
 use ferrofluid_api::DataLoad;
 use ferrofluid_api::juicefs_runtime::{JuiceFSRuntime, fuse_image};
@@ -20,7 +20,6 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
-use std::collections::BTreeMap;
 
 /// Name of the warm-up container.
 pub const CONTAINER: &str = "warmup";
@@ -90,14 +89,6 @@ pub fn build(inp: &JobInputs<'_>, node: &str) -> Job {
     // FUSE pod (and a remount after a FUSE restart) is seen inside.
     let host_dir = parent_dir(inp.fluid_path);
     let threads = load.spec.options.get("threads").cloned().unwrap_or_else(|| DEFAULT_THREADS.into());
-    let mut pod_labels = labels(load, keys::ROLE_DATALOAD);
-    let mut annotations = BTreeMap::new();
-    if let Some(pm) = &load.spec.pod_metadata {
-        for (k, v) in &pm.labels {
-            pod_labels.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-        annotations.extend(pm.annotations.clone());
-    }
     // Pinned to a cache node, whatever its taints, as the cache-cleanup Jobs are: the node was chosen
     // because the dataset's worker runs there.
     let tolerations = vec![Toleration { operator: Some("Exists".into()), ..Default::default() }];
@@ -141,11 +132,7 @@ pub fn build(inp: &JobInputs<'_>, node: &str) -> Job {
             parallelism: Some(1),
             backoff_limit: Some(BACKOFF_LIMIT),
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels),
-                    annotations: (!annotations.is_empty()).then_some(annotations),
-                    ..Default::default()
-                }),
+                metadata: Some(pod_meta(load, keys::ROLE_DATALOAD, load.spec.pod_metadata.as_ref())),
                 spec: Some(PodSpec {
                     node_name: Some(node.to_string()),
                     restart_policy: Some("Never".into()),
