@@ -17,7 +17,16 @@ fn committed_crds_match_types() {
 fn crds_carry_fluid_compatible_names() {
     let crds = ferrofluid_api::crd::all();
     let names: Vec<_> = crds.iter().map(|(_, c)| c.metadata.name.clone().unwrap_or_default()).collect();
-    assert_eq!(names, ["datasets.data.fluid.io", "juicefsruntimes.data.fluid.io"]);
+    assert_eq!(
+        names,
+        [
+            "datasets.data.fluid.io",
+            "juicefsruntimes.data.fluid.io",
+            "dataloads.data.fluid.io",
+            "datamigrates.data.fluid.io",
+            "dataprocesses.data.fluid.io"
+        ]
+    );
     for (_, crd) in &crds {
         assert_eq!(crd.spec.names.categories.as_deref(), Some(&["fluid".to_string()][..]));
         assert_eq!(crd.spec.versions[0].name, "v1alpha1");
@@ -27,4 +36,7 @@ fn crds_carry_fluid_compatible_names() {
     assert_eq!(runtime.spec.names.short_names.as_deref(), Some(&["juicefs".to_string()][..]));
     let scale = runtime.spec.versions[0].subresources.as_ref().and_then(|s| s.scale.as_ref()).expect("scale");
     assert_eq!(scale.spec_replicas_path, ".spec.replicas");
+    // Fluid's short names of the data operations (DataProcess has none in Fluid).
+    let short = |i: usize| crds[i].1.spec.names.short_names.clone().unwrap_or_default();
+    assert_eq!((short(2), short(3), short(4)), (vec!["load".to_string()], vec!["migrate".to_string()], vec![]));
 }
