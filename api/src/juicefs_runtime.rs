@@ -150,6 +150,12 @@ pub fn image_of(spec: &JuiceFSRuntimeSpec, image: Option<&str>, tag: Option<&str
     format!("{image}:{tag}")
 }
 
+/// Pull policy from the component's own setting, else `juicefsVersion`'s; unset when neither says.
+pub fn pull_policy(spec: &JuiceFSRuntimeSpec, own: Option<PullPolicy>) -> Option<String> {
+    let policy = own.or_else(|| spec.juicefs_version.as_ref().and_then(|v| v.image_pull_policy))?;
+    Some(format!("{policy:?}"))
+}
+
 /// The FUSE client's image: what data operations run in, so they use the same `juicefs` as app reads.
 pub fn fuse_image(spec: &JuiceFSRuntimeSpec) -> String {
     let fuse = spec.fuse.as_ref().map(|f| &f.component);

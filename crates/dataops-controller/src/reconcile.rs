@@ -13,6 +13,7 @@ use crate::work::Work;
 use ferrofluid_api::keys;
 use ferrofluid_api::operation::{OperationPhase, OperationStatus, Policy};
 use ferrofluid_api::{DataLoad, DataMigrate, DataProcess, Dataset, JuiceFSRuntime};
+use ferrofluid_service::delete::{self, Guarded};
 use ferrofluid_service::error::{KubeError, Step as _};
 use ferrofluid_service::events::Events;
 use ferrofluid_service::ready::ReadyOnce;
@@ -22,7 +23,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use std::collections::{BTreeMap, BTreeSet};
@@ -323,17 +324,8 @@ async fn finished<K: Work>(op: &K, sh: &Shared, current: &OperationStatus, now: 
         return Ok(Action::requeue(Duration::from_secs(u64::try_from(left).unwrap_or(1))));
     }
     let api: Api<K> = Api::namespaced(sh.client.clone(), &op.namespace().unwrap_or_default());
-    let params = DeleteParams { preconditions: uid_precondition(op.meta().uid.clone()), ..DeleteParams::background() };
-    match api.delete(&op.name_any(), &params).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-        Err(e) => return Err(Error::Kube(KubeError { step: "delete expired operation", source: e })),
-    }
+    delete::guarded(&api, &op.name_any(), op.meta().uid.clone()).await.step("delete expired operation")?;
     Ok(Action::await_change())
-}
-
-fn uid_precondition(uid: Option<String>) -> Option<kube::api::Preconditions> {
-    Some(kube::api::Preconditions { uid, resource_version: None })
 }
 
 async fn cleanup<K: Work>(op: &K, sh: &Shared) -> Result<Action, Error> {
@@ -416,12 +408,8 @@ async fn cancel_jobs<K: Op>(op: &K, sh: &Shared, all: &[Arc<Job>], only_unfinish
         if job.metadata.deletion_timestamp.is_some() || (only_unfinished && plan::job_finished(job)) {
             continue;
         }
-        let params =
-            DeleteParams { preconditions: uid_precondition(job.metadata.uid.clone()), ..DeleteParams::background() };
-        match api.delete(&name, &params).await {
-            Ok(_) => tracing::info!(kind = K::KIND, name = %op.name_any(), job = %name, "job deleted"),
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-            Err(e) => return Err(Error::Kube(KubeError { step: "delete job", source: e })),
+        if delete::guarded(&api, &name, job.metadata.uid.clone()).await.step("delete job")? == Guarded::Deleting {
+            tracing::info!(kind = K::KIND, name = %op.name_any(), job = %name, "job deleted");
         }
     }
     Ok(())

@@ -6,12 +6,12 @@
 //! one index at a time), so the Job's completed count is the node's progress.
 //!
 //! The script is fixed text; the user's paths reach it only through the environment and are never
-//! parsed by the shell (quoted expansions, `read -r`, `--` before every path).
+//! parsed by the shell (quoted expansions, `read -r`, every path behind `./` or the mount's own).
 
 use crate::job_parts::{labels, owner, pod_meta};
 use crate::op::job_name;
 use ferrofluid_api::DataLoad;
-use ferrofluid_api::juicefs_runtime::{JuiceFSRuntime, fuse_image};
+use ferrofluid_api::juicefs_runtime::{JuiceFSRuntime, fuse_image, pull_policy};
 use ferrofluid_api::keys::{self, DatasetKey};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
@@ -95,10 +95,7 @@ pub fn build(inp: &JobInputs<'_>, node: &str) -> Job {
     let container = Container {
         name: CONTAINER.into(),
         image: Some(fuse_image(spec)),
-        image_pull_policy: fuse
-            .and_then(|f| f.image_pull_policy)
-            .or_else(|| spec.juicefs_version.as_ref().and_then(|v| v.image_pull_policy))
-            .map(|p| format!("{p:?}")),
+        image_pull_policy: pull_policy(spec, fuse.and_then(|f| f.image_pull_policy)),
         command: Some(vec!["sh".into(), "-c".into(), SCRIPT.into()]),
         env: Some(vec![
             env("FF_MOUNT", inp.fluid_path),

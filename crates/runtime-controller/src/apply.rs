@@ -6,9 +6,10 @@ use crate::context::MANAGER;
 use crate::error::{Error, Step};
 use crate::in_sync::in_sync;
 use crate::owned::{Ownership, ownership};
+use ferrofluid_service::delete::{self, Guarded};
 use ferrofluid_service::ssa;
 use kube::Resource;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::api::{Api, Patch, PatchParams};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
@@ -151,15 +152,10 @@ where
         return Ok(Deletion::Deleting);
     }
     let name = obj.meta().name.clone().unwrap_or_default();
-    let params = DeleteParams {
-        preconditions: Some(Preconditions { uid: obj.meta().uid.clone(), resource_version: None }),
-        ..DeleteParams::background()
-    };
-    match api.delete(&name, &params).await {
-        Ok(_) => Ok(Deletion::Deleting),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Deletion::Gone),
+    Ok(match delete::guarded(api, &name, obj.meta().uid.clone()).await.step(step)? {
+        Guarded::Deleting => Deletion::Deleting,
+        Guarded::Gone => Deletion::Gone,
         // The precondition failed: the object was replaced by another one since it was cached.
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(Deletion::NotOurs),
-        Err(e) => Err(e).step(step)?,
-    }
+        Guarded::Replaced => Deletion::NotOurs,
+    })
 }

@@ -4,7 +4,7 @@
 use crate::juicefs_config::{CacheLevel, JuiceFsConfig, format_command};
 use crate::labels;
 use ferrofluid_api::common::PodMetadata;
-use ferrofluid_api::juicefs_runtime::{JuiceFSRuntimeSpec, MediumType, PullPolicy};
+use ferrofluid_api::juicefs_runtime::MediumType;
 use ferrofluid_api::keys::{self, DatasetKey};
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, HostPathVolumeSource,
@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeMap;
 
-pub use ferrofluid_api::juicefs_runtime::image_of;
+pub use ferrofluid_api::juicefs_runtime::{image_of, pull_policy};
 
 /// Name of the init container that formats the file system (idempotent) before the client mounts it.
 pub const FORMAT_CONTAINER: &str = "juicefs-format";
@@ -21,11 +21,6 @@ pub const FORMAT_CONTAINER: &str = "juicefs-format";
 /// A failed container's last log lines become its termination message (kubelet reads at most 80 lines
 /// or 2 KiB), so worker failures can be explained in the runtime's status — after redaction.
 pub const TERMINATION_MESSAGE_POLICY: &str = "FallbackToLogsOnError";
-
-pub fn pull_policy(spec: &JuiceFSRuntimeSpec, own: Option<PullPolicy>) -> Option<String> {
-    let policy = own.or_else(|| spec.juicefs_version.as_ref().and_then(|v| v.image_pull_policy))?;
-    Some(format!("{policy:?}"))
-}
 
 fn field_env(name: &str, path: &str) -> EnvVar {
     EnvVar {

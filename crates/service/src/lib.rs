@@ -5,6 +5,7 @@
 pub mod args;
 pub mod backoff;
 pub mod client;
+pub mod delete;
 pub mod error;
 pub mod events;
 pub mod http;
