@@ -88,11 +88,28 @@ struct Rig {
 }
 
 /// When a test fails midway the dataops-controller is gone before its namespace is deleted: the
-/// operations' finalizers, which it would have handled, are removed so the namespace can go.
+/// operations' finalizers, which it would have handled, are removed so the namespace can go — after
+/// their status and their pods' are printed for the report.
 struct Unfinalize(String);
 
 impl Drop for Unfinalize {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // What the operations and their pods said, for the failure's report (a failed warm-up
+            // container's log tail is its termination message).
+            let kinds = "dataloads,datamigrates,dataprocesses";
+            let status = "{range .items[*]}{.kind}/{.metadata.name}: {.status}{\"\\n\"}{end}";
+            let pods = "{range .items[*]}{.metadata.name} {.spec.nodeName} {.status.phase} {.status.containerStatuses[*].state.terminated.message}{\"\\n\"}{end}";
+            for (what, path) in [(kinds, status), ("pods", pods)] {
+                let mut args = vec!["get", what, "-o"];
+                let jp = format!("jsonpath={path}");
+                args.push(&jp);
+                if what == "pods" {
+                    args.extend(["-l", "ferrofluid.io/operation-uid"]);
+                }
+                eprintln!("{}", get(&self.0, &args).unwrap_or_else(|e| e.to_string()));
+            }
+        }
         for kind in ["dataloads", "datamigrates", "dataprocesses"] {
             let Ok(names) = get(&self.0, &["get", kind, "-o", "name"]) else { continue };
             for name in names.lines().filter(|l| !l.is_empty()) {
