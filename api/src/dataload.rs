@@ -46,8 +46,8 @@ pub struct DataLoadSpec {
     #[schemars(extend("maxProperties" = 8))]
     #[x_kube(validation = Rule::new("self.all(k, k == 'threads')").message("spec.options: the only option is threads"))]
     pub options: BTreeMap<String, String>,
-    /// `Once` (default) or `Cron` (a run at each `schedule`); Fluid's `OnEvent` is not run by ferrofluid
-    /// (the DataLoad fails saying so).
+    /// `Once` (default), `Cron` (a run at each `schedule`) or `OnEvent` (a run, then another each time
+    /// the operation in `runAfter` completes again or the dataset gains a cache node).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<Policy>,
     /// Cron schedule (five fields, UTC), for `policy: Cron`.

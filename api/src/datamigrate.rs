@@ -40,7 +40,8 @@ pub struct DataMigrateSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 16))]
     pub parallelism: Option<i32>,
-    /// `Once` (default) or `Cron` (a run at each `schedule`); `OnEvent` is not run by ferrofluid.
+    /// `Once` (default), `Cron` (a run at each `schedule`) or `OnEvent` (a run, then another each time
+    /// the operation in `runAfter` completes again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<Policy>,
     /// Cron schedule (five fields, UTC), for `policy: Cron`.

@@ -2,7 +2,7 @@
 //! "load" and "train".
 
 use crate::common::PodMetadata;
-pub use crate::operation::{OperationRef, OperationStatus};
+pub use crate::operation::{OperationRef, OperationStatus, Policy};
 use k8s_openapi::api::core::v1::{EnvVar, PodSpec, ResourceRequirements, Volume, VolumeMount};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Duration","type":"string","jsonPath":".status.duration"}"#,
     validation = Rule::new("size(self.metadata.name) <= 52").message("metadata.name must be at most 52 characters: its Job is named after it"),
     validation = Rule::new("has(self.spec.processor.script) != has(self.spec.processor.job)").message("spec.processor: give exactly one of script and job"),
+    validation = Rule::new("!has(self.spec.policy) || self.spec.policy != 'Cron' || has(self.spec.schedule)").message("spec.schedule is required with policy Cron"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DataProcessSpec {
@@ -33,6 +34,13 @@ pub struct DataProcessSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub ttl_seconds_after_finished: Option<i32>,
+    /// `Once` (default), `Cron` (a run at each `schedule`) or `OnEvent` (a run, then another each time
+    /// the operation in `runAfter` completes again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Policy>,
+    /// Cron schedule (five fields, UTC), for `policy: Cron`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]

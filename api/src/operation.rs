@@ -91,14 +91,19 @@ pub struct OperationStatus {
 }
 
 /// The work split into parts — a DataLoad's per cache node (parts of that node's file list), a
-/// DataMigrate's key ranges, a DataProcess's one run — and how many are done.
+/// DataMigrate's key ranges, a DataProcess's one run — and how many are done; a DataLoad's also in
+/// files and bytes.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Progress {
-    /// e.g. `5/8 parts (62%) on 2 nodes`.
+    /// e.g. `5/8 parts, 80/128 files, 320 MiB/512 MiB (62%) on 2 nodes`.
     pub summary: String,
     pub parts_done: i32,
     pub parts: i32,
+    /// DataLoad: files and bytes over all nodes (a file counts once per node that caches it); the
+    /// totals once every node has reported its list.
+    #[serde(flatten)]
+    pub counts: FileCounts,
     /// Per unit of work: a DataLoad's cache node, a DataMigrate's key range (`range-<i>`), a DataProcess's
     /// run (`process`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -115,11 +120,32 @@ pub struct NodeProgress {
     pub job: String,
     pub parts_done: i32,
     pub parts: i32,
+    /// DataLoad: files and bytes of the node's list (the totals known once its first part has ended).
+    #[serde(flatten)]
+    pub counts: FileCounts,
     /// `Pending`, `Executing`, `Complete` or `Failed`.
     pub phase: OperationPhase,
     /// Why it failed, from the Job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// A DataLoad's files and bytes, warmed so far and to warm; counted as each part of a node's list ends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FileCounts {
+    /// DataLoad: files warmed so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_done: Option<i64>,
+    /// DataLoad: files to warm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<i64>,
+    /// DataLoad: bytes of the files warmed so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_done: Option<i64>,
+    /// DataLoad: bytes of the files to warm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<i64>,
 }
 
 /// An object whose fields the schema keeps as given.

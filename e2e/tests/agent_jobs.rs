@@ -2,7 +2,9 @@
 //! do: kwok leaves their pods' phase alone (`hack/kwok-stages.yaml`) and the node agent sets it
 //! `Succeeded` or `Failed` once the container has ended, so the real Job controller reports the truth —
 //! Complete only after the work ran, Failed when it exited non-zero. Other Job pods keep kwok's default
-//! (Succeeded as soon as they run).
+//! (Succeeded as soon as they run). What a data operation's container writes to its
+//! `terminationMessagePath` becomes its `state.terminated.message`, as kubelet reports it, without any
+//! mount showing up in the node's or the host's mount namespace.
 
 use anyhow::{Context, Result, ensure};
 use ferrofluid_api::keys::{LABEL_MANAGED_BY, LABEL_OPERATION_UID, MANAGED_BY};
@@ -15,6 +17,7 @@ use kube::Api;
 use kube::api::ListParams;
 use kube::runtime::wait::await_condition;
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -34,6 +37,8 @@ impl Drop for JobGuard {
 
 /// Creates a Job of one pod (`backoffLimit: 0`, `restartPolicy: Never`) on `node` running `script`
 /// with `sh -c` and `$OUT` set to `out`; an operation's pod when `operation_uid` is given.
+/// `container_fields`: more YAML fields of the container, each line indented by 8 spaces (e.g.
+/// `terminationMessagePolicy`), or none.
 fn create_job(
     ns: &str,
     name: &str,
@@ -41,7 +46,10 @@ fn create_job(
     operation_uid: Option<&str>,
     script: &str,
     out: &Path,
+    container_fields: &str,
 ) -> Result<JobGuard> {
+    // In a single-quoted YAML scalar a quote is written twice.
+    let script = script.replace('\'', "''");
     let operation_label = operation_uid.map(|uid| format!(", {LABEL_OPERATION_UID}: {uid}")).unwrap_or_default();
     let manifest = format!(
         r#"apiVersion: batch/v1
@@ -62,6 +70,7 @@ spec:
         image: busybox
         command: [sh, -c, '{script}']
         env: [{{name: OUT, value: "{out}"}}]
+{container_fields}
 "#,
         out = out.display(),
     );
@@ -97,24 +106,62 @@ fn pod_condition<'a>(pod: &'a Pod, type_: &str) -> Option<&'a k8s_openapi::api::
     pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == type_)
 }
 
-fn exit_code(pod: &Pod) -> Option<i32> {
+fn terminated(pod: &Pod) -> Option<&k8s_openapi::api::core::v1::ContainerStateTerminated> {
     let cs = pod.status.as_ref()?.container_statuses.as_ref()?.first()?;
-    Some(cs.state.as_ref()?.terminated.as_ref()?.exit_code)
+    cs.state.as_ref()?.terminated.as_ref()
+}
+
+fn exit_code(pod: &Pod) -> Option<i32> {
+    terminated(pod).map(|t| t.exit_code)
+}
+
+fn message(pod: &Pod) -> Option<&str> {
+    terminated(pod)?.message.as_deref()
+}
+
+/// What `findmnt <path>` prints: the mounts at `path`, none when it is not a mount point.
+fn findmnt(output: std::process::Output) -> Result<String> {
+    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    ensure!(output.status.success() || stdout.is_empty(), "findmnt: {}", String::from_utf8_lossy(&output.stderr));
+    Ok(stdout)
+}
+
+fn pid() -> u32 {
+    std::process::id()
+}
+
+/// One agent-backed node (address 127.0.1.`ip`), a namespace, and a directory the containers write to
+/// (the node's /tmp is the host's). Taken apart by the tests, whose bindings drop in reverse: the agent
+/// stops before its namespace, node and directory go.
+struct Rig {
+    _dir: TempDir,
+    node: KwokNode,
+    ns: TestNamespace,
+    agents: NodeAgents,
+    out: TempDir,
+    jobs: Api<Job>,
+    pods: Api<Pod>,
+}
+
+impl Rig {
+    async fn start(tag: &str, ip: u32) -> Result<Rig> {
+        let pid = pid();
+        let dir = TempDir(std::env::temp_dir().join(format!("ferrofluid-{tag}-{pid}")));
+        let node = KwokNode::private(&format!("{tag}-{pid}"), &format!("127.0.1.{ip}"))?;
+        let ns = TestNamespace::new(tag)?;
+        let agents = NodeAgents::start(&dir.0, &[&node.name], Csi::None, &[])?;
+        let out = TempDir::new(&format!("ferrofluid-{tag}-out"))?;
+        let client = client().await?;
+        let jobs = Api::namespaced(client.clone(), &ns.name);
+        let pods = Api::namespaced(client, &ns.name);
+        Ok(Rig { _dir: dir, node, ns, agents, out, jobs, pods })
+    }
 }
 
 #[tokio::test]
 async fn operation_jobs_finish_when_their_containers_do() -> Result<()> {
-    let pid = std::process::id();
-    let dir = TempDir(std::env::temp_dir().join(format!("ferrofluid-agent-jobs-{pid}")));
-    let node = KwokNode::private(&format!("agent-jobs-{pid}"), &format!("127.0.1.{}", 200 + pid % 50))?;
-    let ns = TestNamespace::new("agent-jobs")?;
-    let _agents = NodeAgents::start(&dir.0, &[&node.name], Csi::None, &[])?;
-    // Where the containers write (the node's /tmp is the host's).
-    let out = TempDir::new("ferrofluid-agent-jobs-out")?;
+    let Rig { _dir, node, ns, agents: _agents, out, jobs, pods } = Rig::start("agent-jobs", 200 + pid() % 50).await?;
     let marker = out.0.join("done");
-    let client = client().await?;
-    let jobs: Api<Job> = Api::namespaced(client.clone(), &ns.name);
-    let pods: Api<Pod> = Api::namespaced(client, &ns.name);
 
     let _ok = create_job(
         &ns.name,
@@ -123,6 +170,7 @@ async fn operation_jobs_finish_when_their_containers_do() -> Result<()> {
         Some("3b0f8c52-0000-4000-8000-000000000001"),
         "sleep 3; echo done > $(OUT)",
         &marker,
+        "",
     )?;
     let _bad = create_job(
         &ns.name,
@@ -131,10 +179,11 @@ async fn operation_jobs_finish_when_their_containers_do() -> Result<()> {
         Some("3b0f8c52-0000-4000-8000-000000000002"),
         "sleep 1; exit 3",
         &marker.with_file_name("unused"),
+        "",
     )?;
     // Not a data operation (like a cache-cleanup Job): kwok still completes its pod the moment it runs,
     // while the agent runs its container, which would not end for an hour.
-    let _kwoks = create_job(&ns.name, "cleanup", &node.name, None, "sleep 3600", &marker.with_file_name("unused"))?;
+    let _kwoks = create_job(&ns.name, "cleanup", &node.name, None, "sleep 3600", &marker.with_file_name("unused"), "")?;
 
     // Complete only once the work is done: the marker exists when the Complete condition is first seen,
     // and was written no later than the Job's completion time (which has whole seconds).
@@ -167,5 +216,73 @@ async fn operation_jobs_finish_when_their_containers_do() -> Result<()> {
     // kwok's default for other Job pods is unchanged.
     let cleanup = finished_job(&jobs, "cleanup").await?;
     ensure!(has_condition(&cleanup, "Complete"), "Job cleanup did not complete: {:?}", cleanup.status);
+    Ok(())
+}
+
+#[tokio::test]
+async fn operation_containers_report_their_termination_message_file() -> Result<()> {
+    let Rig { _dir, node, ns, agents, out, jobs, pods } = Rig::start("agent-jobs-msg", 250 + pid() % 5).await?;
+
+    // The default path, /dev/termination-log; exit 0.
+    let result = r#"{"files":3}"#;
+    let _ok = create_job(
+        &ns.name,
+        "result",
+        &node.name,
+        Some("3b0f8c52-0000-4000-8000-000000000011"),
+        &format!("echo a log line; printf '{result}' > /dev/termination-log"),
+        &out.0.join("unused"),
+        "",
+    )?;
+    // A failure under FallbackToLogsOnError: what the file says wins over the log.
+    let _failed = create_job(
+        &ns.name,
+        "failed-result",
+        &node.name,
+        Some("3b0f8c52-0000-4000-8000-000000000012"),
+        "echo the log tail; printf 'copied 1 of 3' > /dev/termination-log; exit 2",
+        &out.0.join("unused"),
+        "        terminationMessagePolicy: FallbackToLogsOnError",
+    )?;
+    // A path of its own that does not exist on the node (its directory does): the agent creates it
+    // empty as the mount target, and the container's writes land in its own file, not there.
+    let custom = out.0.join("result");
+    let _custom = create_job(
+        &ns.name,
+        "custom-path",
+        &node.name,
+        Some("3b0f8c52-0000-4000-8000-000000000013"),
+        "printf custom > $(OUT)/result; grep -q \" $(OUT)/result \" /proc/self/mountinfo && touch $(OUT)/bound",
+        &out.0,
+        &format!("        terminationMessagePath: {}", custom.display()),
+    )?;
+
+    let job = finished_job(&jobs, "result").await?;
+    ensure!(has_condition(&job, "Complete"), "Job result did not complete: {:?}", job.status);
+    let pod = job_pod(&pods, "result").await?;
+    assert_eq!(exit_code(&pod), Some(0));
+    assert_eq!(message(&pod), Some(result), "the file's content, exactly");
+
+    let job = finished_job(&jobs, "failed-result").await?;
+    ensure!(has_condition(&job, "Failed"), "Job failed-result did not fail: {:?}", job.status);
+    let pod = job_pod(&pods, "failed-result").await?;
+    assert_eq!(exit_code(&pod), Some(2));
+    assert_eq!(message(&pod), Some("copied 1 of 3"), "the file wins over the log tail");
+
+    let job = finished_job(&jobs, "custom-path").await?;
+    ensure!(has_condition(&job, "Complete"), "Job custom-path did not complete: {:?}", job.status);
+    let pod = job_pod(&pods, "custom-path").await?;
+    assert_eq!(message(&pod), Some("custom"));
+    ensure!(out.0.join("bound").exists(), "the container did not see its file mounted at {}", custom.display());
+    assert_eq!(std::fs::read_to_string(&custom)?, "", "the node's file is only the mount target");
+
+    // The binds lived in the containers' namespaces only: none in the host's, none in the node's.
+    for path in [Path::new("/dev/termination-log"), custom.as_path()] {
+        let host = findmnt(Command::new("findmnt").arg(path).output()?)?;
+        ensure!(host.is_empty(), "a mount at {} in the host's namespace: {host}", path.display());
+        let path = path.to_str().context("path")?;
+        let on_node = findmnt(agents.exec(&node.name, &["findmnt", path])?)?;
+        ensure!(on_node.is_empty(), "a mount at {path} in the node's namespace: {on_node}");
+    }
     Ok(())
 }

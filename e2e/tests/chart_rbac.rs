@@ -83,6 +83,7 @@ fn expected(component: &str, in_release_ns: bool) -> BTreeSet<Grant> {
             grant("juicefsruntimes.data.fluid.io", "[]", "[list watch]"),
             grant("datasets.data.fluid.io/status", "[]", "[patch]"),
             grant("jobs.batch", "[]", "[get list watch create delete]"),
+            grant("pods", "[]", "[list watch]"),
             grant("persistentvolumes", "[]", "[get]"),
             grant("nodes", "[]", "[list watch]"),
             events,

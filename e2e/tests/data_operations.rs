@@ -2,10 +2,12 @@
 //! the dataops-controller and the metrics-collector, Jobs run by the real controller-manager.
 //! - DataLoad: a 64 MiB tree written straight to the file system (no cache anywhere) is loaded, then
 //!   read through an app pod's volume on the cache node: the reads are served from cache. Progress only
-//!   moves forward; two loads of one dataset never run at once; a load of a missing dataset fails saying
-//!   which field is wrong; chains, TTL, a controller crash and cancellation.
+//!   moves forward, in parts, files and bytes; two loads of one dataset never run at once; a load of a
+//!   missing dataset fails saying which field is wrong; chains, TTL, a controller crash and
+//!   cancellation; an `OnEvent` load runs again on a new cache node when the runtime scales out.
 //! - DataMigrate copies a tree into the dataset byte-identical (two key ranges at once), then a DataLoad
-//!   and a DataProcess run after it, in order; a Cron DataLoad runs twice and stops when deleted.
+//!   and a DataProcess run after it, in order; a Cron DataLoad runs twice and stops when deleted, and an
+//!   `OnEvent` DataProcess after it runs after each of its runs.
 
 use ferrofluid_api::DatasetKey;
 use ferrofluid_api::dataload::{DataLoad, OperationPhase, OperationStatus};
@@ -26,6 +28,9 @@ use std::time::Duration;
 const T: Duration = Duration::from_secs(120);
 /// Files of one JuiceFS block each (4 MiB, the default block size): 16 of them, 64 MiB.
 const FILES: usize = 16;
+/// What a load of /train warms: those files and `small` (6 bytes).
+const TRAIN_FILES: i64 = FILES as i64 + 1;
+const TRAIN_BYTES: i64 = FILES as i64 * 4194304 + 6;
 
 fn dataload_yaml(name: &str, dataset: &str, extra: &str) -> String {
     format!(
@@ -238,7 +243,15 @@ async fn a_loaded_tree_is_read_from_cache_and_loads_take_turns() {
     let ((s1, e1), (s2, e2)) = (rig.times("warm"), rig.times("warm-2"));
     assert!(e1 <= s2 || e2 <= s1, "the loads overlapped: warm {s1}–{e1}, warm-2 {s2}–{e2}");
     let summary = rig.get(&["get", "dataload", "warm", "-o", "jsonpath={.status.progress.summary}"]);
-    assert_eq!(summary, "4/4 parts (100%) on 1 node");
+    assert_eq!(summary, "4/4 parts, 17/17 files, 64.0 MiB/64.0 MiB (100%) on 1 node");
+    let counts = rig.get(&[
+        "get",
+        "dataload",
+        "warm",
+        "-o",
+        "jsonpath={.status.progress.filesDone} {.status.progress.files} {.status.progress.bytesDone} {.status.progress.bytes}",
+    ]);
+    assert_eq!(counts, format!("{TRAIN_FILES} {TRAIN_FILES} {TRAIN_BYTES} {TRAIN_BYTES}"));
     let lock = rig.get(&["get", "dataset", "jfsdemo", "-o", "jsonpath={.status.operationRef}"]);
     assert!(!lock.contains("warm"), "the lock is released: {lock}");
     // What the watch saw: progress never went back, each load executed before completing, and the one
@@ -253,6 +266,14 @@ async fn a_loaded_tree_is_read_from_cache_and_loads_take_turns() {
         let mine: Vec<_> = log.iter().filter(|e| e.0 == name).collect();
         let done: Vec<i32> = mine.iter().map(|e| e.2).collect();
         assert!(done.windows(2).all(|w| w[0] <= w[1]), "{name}: progress went back: {done:?}");
+        // Files and bytes too, and they were shown part-way, not only at the end.
+        let bytes: Vec<i64> =
+            mine.iter().filter_map(|e| e.5.progress.as_ref().and_then(|p| p.counts.bytes_done)).collect();
+        assert!(bytes.windows(2).all(|w| w[0] <= w[1]), "{name}: bytes went back: {bytes:?}");
+        assert!(
+            bytes.iter().any(|b| *b > 0 && *b < TRAIN_BYTES),
+            "{name}: no progress in bytes seen while it ran: {bytes:?}"
+        );
         let phases: Vec<OperationPhase> = mine.iter().map(|e| e.1).collect();
         let executing = phases.iter().position(|p| *p == OperationPhase::Executing).expect("executing seen");
         let complete = phases.iter().position(|p| *p == OperationPhase::Complete).expect("complete seen");
@@ -374,6 +395,34 @@ async fn loads_chain_expire_survive_a_controller_crash_and_cancel_on_deletion() 
     .await;
     let lock = rig.get(&["get", "dataset", "jfsdemo", "-o", "jsonpath={.status.operationRef}"]);
     assert!(!lock.contains("cancel"), "the lock is released: {lock}");
+
+    // An OnEvent load warms the one cache node; when the runtime scales out, the new cache node starts
+    // a new run, which covers both nodes, and says why.
+    let on_event = "  policy: OnEvent\n";
+    rig.apply(&dataload_yaml("follow", "jfsdemo", on_event).replace("/train", "/train/small"));
+    rig.phase("follow", "Complete").await;
+    let first_nodes = rig.get(&["get", "dataload", "follow", "-o", "jsonpath={.status.progress.nodes[*].node}"]);
+    assert_eq!(first_nodes, rig.worker_node);
+    rig.get(&["scale", "juicefsruntime", "jfsdemo", "--replicas=2"]);
+    let label = rig.key.worker_node_label();
+    let new_node = eventually("a second cache node", T, || async {
+        let nodes = get(&ns, &["get", "nodes", "-l", &format!("{label}=true"), "-o", "name"])?;
+        let names: Vec<String> = nodes.lines().map(|l| l.trim_start_matches("node/").to_string()).collect();
+        Ok((names.len() == 2).then(|| names.into_iter().find(|n| *n != rig.worker_node)).flatten())
+    })
+    .await;
+    let nodes = eventually("the OnEvent load ran again on both nodes", Duration::from_secs(240), || async {
+        let out = get(
+            &ns,
+            &["get", "dataload", "follow", "-o", "jsonpath={.status.phase} {.status.progress.nodes[*].node}"],
+        )?;
+        Ok(out.strip_prefix("Complete ").filter(|n| n.split(' ').count() == 2).map(str::to_string))
+    })
+    .await;
+    assert!(nodes.contains(&new_node) && nodes.contains(&rig.worker_node), "{nodes}");
+    let why = rig.get(&["get", "dataload", "follow", "-o", "jsonpath={.status.infos.lastEvent}"]);
+    assert_eq!(why, format!("cache node {new_node} joined the dataset"));
+    assert_eq!(jobs_of(&rig, "follow").len(), 2, "one Job per node of the new run, the first run's gone");
     rig.get(&["delete", "dataload", "--all", "--wait=true", "--timeout=60s"]);
     rig.teardown().await;
 }
@@ -463,6 +512,10 @@ async fn a_migration_then_a_load_then_a_process_run_in_order_and_cron_repeats() 
 
     // A Cron DataLoad every 10 s: two runs complete, then it is deleted and nothing of it runs again.
     let cron = "  policy: Cron\n  schedule: \"*/10 * * * * *\"\n";
+    let after_nightly = format!(
+        "apiVersion: data.fluid.io/v1alpha1\nkind: DataProcess\nmetadata:\n  name: after-nightly\nspec:\n  dataset:\n    name: jfsdemo\n    mountPath: /data\n  policy: OnEvent\n  runAfter:\n    kind: DataLoad\n    name: nightly\n  processor:\n    job:\n      podSpec:\n        nodeName: {node}\n        tolerations: [{{operator: Exists}}]\n        containers:\n          - name: prep\n            image: busybox\n            command: [sh, -c, 'date -u +%Y-%m-%dT%H:%M:%SZ >> {src}.after-nightly']\n"
+    );
+    rig.apply(&after_nightly);
     rig.apply(&dataload_yaml("nightly", "jfsdemo", cron).replace("/train", "/train/small"));
     let runs = eventually("two completed runs of the Cron load", Duration::from_secs(180), || async {
         let log = seen.lock().expect("lock").clone();
@@ -475,6 +528,16 @@ async fn a_migration_then_a_load_then_a_process_run_in_order_and_cron_repeats() 
     })
     .await;
     eprintln!("cron runs scheduled at {runs:?}");
+    // Meanwhile an OnEvent DataProcess after the Cron load ran after each of its runs.
+    wait_field(&ns, "dataprocess", "after-nightly", ".status.phase", "Complete", T).await;
+    let stamps = eventually("the OnEvent process ran twice", T, || async {
+        let out = rig.cluster.exec(&node, &format!("cat {src}.after-nightly 2>/dev/null || true"))?;
+        Ok((out.lines().count() >= 2).then_some(out))
+    })
+    .await;
+    eprintln!("OnEvent process runs at {stamps:?}");
+    let why = rig.get(&["get", "dataprocess", "after-nightly", "-o", "jsonpath={.status.infos.lastEvent}"]);
+    assert!(why.starts_with("DataLoad \"nightly\" completed again at"), "{why}");
     rig.get(&["delete", "dataload", "nightly", "--wait=true", "--timeout=60s"]);
     eventually("the Cron load's Jobs gone", T, || async {
         let left = get(&ns, &["get", "jobs,pods", "-l", "role=dataload", "-o", "name"])?;
@@ -486,7 +549,7 @@ async fn a_migration_then_a_load_then_a_process_run_in_order_and_cron_repeats() 
     assert!(!after.contains("nightly"), "a deleted Cron load ran again: {after}");
 
     for n in &rig.cluster.nodes {
-        let _ = rig.cluster.exec(&n.name, &format!("rm -rf {src} {src}.processed"));
+        let _ = rig.cluster.exec(&n.name, &format!("rm -rf {src} {src}.processed {src}.after-nightly"));
     }
     rig.get(&["delete", "dataload,datamigrate,dataprocess", "--all", "--wait=true", "--timeout=60s"]);
     watch.abort();

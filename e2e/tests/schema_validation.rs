@@ -247,6 +247,12 @@ const CASES: &[Case] = &[
         expect: &["spec.schedule is required with policy Cron"],
     },
     Case {
+        what: "DataProcess Cron without schedule",
+        base: DATAPROCESS_OK,
+        edit: ("spec:\n", "spec:\n  policy: Cron\n"),
+        expect: &["spec.schedule is required with policy Cron"],
+    },
+    Case {
         what: "DataLoad unknown policy",
         base: DATALOAD_OK,
         edit: ("spec:\n", "spec:\n  policy: Sometimes\n"),

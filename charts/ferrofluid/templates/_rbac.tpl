@@ -103,6 +103,11 @@ name in RBAC).
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "delete"]
+# The warm-up Jobs' pods (by label), from a watch cache: each part's files and bytes are its pod's
+# termination message.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "watch"]
 {{ include "ferrofluid.rules.events" . }}
 {{- end -}}
 

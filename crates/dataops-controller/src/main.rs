@@ -8,7 +8,9 @@ mod job_parts;
 mod lock;
 mod metrics;
 mod migrate_job;
+mod on_event;
 mod op;
+mod part_report;
 mod plan;
 mod process_job;
 mod reconcile;
@@ -27,14 +29,17 @@ use ferrofluid_service::reconcile::{Scaffold, serve};
 use ferrofluid_service::runner::scoped_api;
 use ferrofluid_service::watch::{no_managed_fields, reflect};
 use ferrofluid_service::{CommonArgs, ControllerArgs, LeaderArgs};
-use futures::StreamExt;
 use futures::channel::mpsc;
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
+use kube::ResourceExt;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
+use op::Op;
 use std::sync::Arc;
 
 /// Data operations: DataLoad (cache warm-up), DataMigrate (juicefs sync), DataProcess (the user's pod).
@@ -53,6 +58,56 @@ struct Args {
     dataload_nodes_in_flight: u16,
     #[command(flatten)]
     controller: ControllerArgs,
+}
+
+/// Wakes operations of every kind, through their controllers' `reconcile_on` channels.
+#[derive(Clone)]
+struct Wake {
+    loads: Store<DataLoad>,
+    migrates: Store<DataMigrate>,
+    processes: Store<DataProcess>,
+    load_tx: mpsc::UnboundedSender<ObjectRef<DataLoad>>,
+    migrate_tx: mpsc::UnboundedSender<ObjectRef<DataMigrate>>,
+    process_tx: mpsc::UnboundedSender<ObjectRef<DataProcess>>,
+}
+
+fn send_all<K: Op>(tx: &mpsc::UnboundedSender<ObjectRef<K>>, refs: Vec<ObjectRef<K>>) {
+    for r in refs {
+        // A closed channel means the controller is stopping.
+        let _ = tx.unbounded_send(r);
+    }
+}
+
+impl Wake {
+    fn send_loads(&self, refs: Vec<ObjectRef<DataLoad>>) {
+        send_all(&self.load_tx, refs);
+    }
+
+    fn dataset(&self, ds: &Dataset) {
+        send_all(&self.load_tx, triggers::of_dataset(ds, &self.loads));
+        send_all(&self.migrate_tx, triggers::of_dataset(ds, &self.migrates));
+        send_all(&self.process_tx, triggers::of_dataset(ds, &self.processes));
+    }
+
+    fn operation<K: Op>(&self, op: &K) {
+        let (ns, name) = (op.namespace().unwrap_or_default(), op.name_any());
+        send_all(&self.load_tx, triggers::dependents(K::KIND, &ns, &name, &self.loads));
+        send_all(&self.migrate_tx, triggers::dependents(K::KIND, &ns, &name, &self.migrates));
+        send_all(&self.process_tx, triggers::dependents(K::KIND, &ns, &name, &self.processes));
+    }
+
+    /// Passes an operation stream on, waking the operations that run after each changed one.
+    fn dependents_on<K: Op, E>(
+        &self,
+        changes: impl Stream<Item = Result<K, E>> + Send + 'static,
+    ) -> impl Stream<Item = Result<K, E>> + Send + 'static {
+        let wake = self.clone();
+        changes.inspect(move |o| {
+            if let Ok(o) = o {
+                wake.operation(o);
+            }
+        })
+    }
 }
 
 /// The label selector of one kind's Jobs.
@@ -92,34 +147,56 @@ async fn main() -> anyhow::Result<()> {
             let (load_jobs, load_job_changes) = jobs(keys::ROLE_DATALOAD);
             let (migrate_jobs, migrate_job_changes) = jobs(keys::ROLE_DATAMIGRATE);
             let (process_jobs, process_job_changes) = jobs(keys::ROLE_DATAPROCESS);
+            // The warm-up pods: each part's report is its termination message.
+            let (load_pods, load_pod_changes) = reflect(
+                scoped_api::<Pod>(&client, ns),
+                cfg().labels(&jobs_of_role(keys::ROLE_DATALOAD)),
+                triggers::pod,
+                triggers::slim_pod,
+            );
             let (datasets, dataset_changes) =
                 reflect(scoped_api::<Dataset>(&client, ns), cfg(), triggers::dataset, triggers::slim_dataset);
             let (runtimes, runtime_changes) =
                 reflect(scoped_api::<JuiceFSRuntime>(&client, ns), cfg(), |_| 0, no_managed_fields);
-            let (nodes, node_changes) = reflect(Api::<Node>::all(client.clone()), cfg(), |_| 0, triggers::slim_node);
-            // Runtimes and nodes are read, not reacted to (a DataLoad snapshots its nodes when it starts):
-            // their streams only keep the caches current.
+            let (nodes, node_changes) =
+                reflect(Api::<Node>::all(client.clone()), cfg(), triggers::node, triggers::slim_node);
+            // Runtimes are read, not reacted to: their stream only keeps the cache current.
             tokio::spawn(runtime_changes.for_each(|_| async {}));
-            tokio::spawn(node_changes.for_each(|_| async {}));
-            // A dataset's phase or lock changing wakes its unfinished operations of every kind.
             let (load_tx, load_rx) = mpsc::unbounded::<ObjectRef<DataLoad>>();
             let (migrate_tx, migrate_rx) = mpsc::unbounded::<ObjectRef<DataMigrate>>();
             let (process_tx, process_rx) = mpsc::unbounded::<ObjectRef<DataProcess>>();
+            let wake = Wake {
+                loads: loads.clone(),
+                migrates: migrates.clone(),
+                processes: processes.clone(),
+                load_tx,
+                migrate_tx,
+                process_tx,
+            };
+            // A dataset's phase or lock changing wakes its unfinished operations of every kind.
             {
-                let (loads, migrates, processes) = (loads.clone(), migrates.clone(), processes.clone());
+                let wake = wake.clone();
                 tokio::spawn(dataset_changes.for_each(move |ds| {
                     if let Ok(ds) = ds {
-                        triggers::of_dataset(&ds, &loads).into_iter().for_each(|r| drop(load_tx.unbounded_send(r)));
-                        triggers::of_dataset(&ds, &migrates)
-                            .into_iter()
-                            .for_each(|r| drop(migrate_tx.unbounded_send(r)));
-                        triggers::of_dataset(&ds, &processes)
-                            .into_iter()
-                            .for_each(|r| drop(process_tx.unbounded_send(r)));
+                        wake.dataset(&ds);
                     }
                     async {}
                 }));
             }
+            // A node's cache labels changing wakes the DataLoads waiting for a cache node, or OnEvent.
+            {
+                let wake = wake.clone();
+                tokio::spawn(node_changes.for_each(move |n| {
+                    if let Ok(n) = n {
+                        wake.send_loads(triggers::loads_on_node(&n, &wake.loads));
+                    }
+                    async {}
+                }));
+            }
+            // An operation's phase changing wakes those that run after it, of every kind.
+            let load_changes = wake.dependents_on(load_changes);
+            let migrate_changes = wake.dependents_on(migrate_changes);
+            let process_changes = wake.dependents_on(process_changes);
             let shared = Arc::new(reconcile::Shared {
                 client: client.clone(),
                 events: Events::new(client.clone(), reconcile::MANAGER),
@@ -129,7 +206,8 @@ async fn main() -> anyhow::Result<()> {
                 processes: processes.clone(),
                 datasets,
                 runtimes,
-                jobs: reconcile::JobStores { load: load_jobs, migrate: migrate_jobs, process: process_jobs },
+                jobs: reconcile::JobStores { load: load_jobs.clone(), migrate: migrate_jobs, process: process_jobs },
+                load_pods,
                 nodes,
                 ready: Default::default(),
                 parts: args.dataload_parts,
@@ -143,6 +221,10 @@ async fn main() -> anyhow::Result<()> {
             };
             let load_ctl = Controller::for_stream(load_changes, loads)
                 .watches_stream(load_job_changes, |j| triggers::owner_of::<DataLoad>(&j))
+                .watches_stream(load_pod_changes, move |p| {
+                    let job = load_jobs.get(&triggers::job_of(&p)?)?;
+                    triggers::owner_of::<DataLoad>(&job)
+                })
                 .reconcile_on(load_rx);
             let migrate_ctl = Controller::for_stream(migrate_changes, migrates)
                 .watches_stream(migrate_job_changes, |j| triggers::owner_of::<DataMigrate>(&j))

@@ -56,18 +56,12 @@ pub trait Op:
 pub fn check<K: Op>(op: &K) -> Result<(), Why> {
     let ns = op.namespace().unwrap_or_default();
     match op.policy() {
-        Policy::Once => {}
+        Policy::Once | Policy::OnEvent => {}
         Policy::Cron => {
             let Some(s) = op.schedule() else {
                 return Err(why("InvalidSchedule", "spec.schedule is required with policy Cron"));
             };
             schedule::parse(s).map_err(|e| why("InvalidSchedule", format!("spec.schedule {s:?}: {e}")))?;
-        }
-        Policy::OnEvent => {
-            return Err(why(
-                "PolicyNotSupported",
-                "spec.policy: OnEvent is not run by ferrofluid; use Once or Cron".to_string(),
-            ));
         }
     }
     if let (_, Some(other)) = op.dataset()
@@ -204,6 +198,12 @@ impl Op for DataProcess {
     }
     fn ttl(&self) -> Option<i32> {
         self.spec.ttl_seconds_after_finished
+    }
+    fn policy(&self) -> Policy {
+        self.spec.policy.unwrap_or_default()
+    }
+    fn schedule(&self) -> Option<&str> {
+        self.spec.schedule.as_deref()
     }
     fn check_own(&self) -> Result<(), Why> {
         crate::process_job::check(self)

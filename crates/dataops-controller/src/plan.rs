@@ -3,8 +3,9 @@
 //! or run — which Jobs to create, the progress they report, and whether the operation is over.
 
 use crate::op::job_name;
+use crate::part_report::{self, PartReport};
 use ferrofluid_api::DatasetPhase;
-use ferrofluid_api::operation::{NodeProgress, OperationPhase, OperationStatus, Progress};
+use ferrofluid_api::operation::{FileCounts, NodeProgress, OperationPhase, OperationStatus, Progress};
 use k8s_openapi::api::batch::v1::Job;
 use std::collections::BTreeMap;
 
@@ -57,6 +58,8 @@ pub struct View<'a> {
     pub no_units: Why,
     /// This operation's Jobs, by name.
     pub jobs: BTreeMap<String, &'a Job>,
+    /// What its Jobs' pods reported (DataLoad: files and bytes per part), by Job name.
+    pub reports: BTreeMap<String, Vec<PartReport>>,
     /// Units worked on at the same time.
     pub max_in_flight: usize,
     pub unit_word: Option<&'static str>,
@@ -102,14 +105,10 @@ pub enum Outcome {
     },
 }
 
+/// Waiting for the operation named in `runAfter` (its phase changes wake this one).
 pub const WAITING_FOR_PRECEDING: &str = "WaitingForPreceding";
-/// A DataLoad's dataset has no cache node (no worker runs): waited for, nodes are not watched for it.
+/// A DataLoad's dataset has no cache node (no worker runs): the nodes' labels changing wakes it.
 pub const NO_CACHE_NODES: &str = "NoCacheNodes";
-
-/// Waits whose end no watch event announces: looked at again every few seconds.
-pub fn rechecked(reason: &str) -> bool {
-    reason == WAITING_FOR_PRECEDING || reason == NO_CACHE_NODES
-}
 
 /// The pass's step for a live operation that has not finished.
 pub fn step(v: &View<'_>) -> Step {
@@ -187,7 +186,10 @@ fn run(v: &View<'_>, units: &[Unit]) -> Run {
                     ..Default::default()
                 }
             }
-            Some(j) => unit_progress(&u.name, job, u.parts, j),
+            Some(j) => {
+                let reports = v.reports.get(&job).map(Vec::as_slice).unwrap_or_default();
+                unit_progress(&u.name, job, u.parts, j, reports)
+            }
         };
         if p.phase == OperationPhase::Executing {
             in_flight += 1;
@@ -218,7 +220,7 @@ pub fn job_finished(job: &Job) -> bool {
     condition_true(job, "Complete").is_some() || condition_true(job, "Failed").is_some()
 }
 
-fn unit_progress(unit: &str, job_name: String, parts: i32, job: &Job) -> NodeProgress {
+fn unit_progress(unit: &str, job_name: String, parts: i32, job: &Job, reports: &[PartReport]) -> NodeProgress {
     let done = job.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0).min(parts);
     let (phase, message) = if condition_true(job, "Complete").is_some() {
         (OperationPhase::Complete, None)
@@ -228,20 +230,74 @@ fn unit_progress(unit: &str, job_name: String, parts: i32, job: &Job) -> NodePro
         (OperationPhase::Executing, None)
     };
     let parts_done = if phase == OperationPhase::Complete { parts } else { done };
-    NodeProgress { node: unit.to_string(), job: job_name, parts_done, parts, phase, message }
+    let counts = part_report::node_counts(reports, phase == OperationPhase::Complete);
+    NodeProgress {
+        node: unit.to_string(),
+        job: job_name,
+        parts_done,
+        parts,
+        counts: FileCounts {
+            files_done: counts.map(|c| c.files_done),
+            files: counts.map(|c| c.files),
+            bytes_done: counts.map(|c| c.bytes_done),
+            bytes: counts.map(|c| c.bytes),
+        },
+        phase,
+        message,
+    }
 }
 
-/// Totals and the summary shown by `kubectl get`: `5/12 parts (41%) on 3 nodes`.
+/// `512 B`, `3.0 KiB`, `64.0 MiB`, `1.5 GiB`.
+pub fn size_text(bytes: i64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut v = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// The sum of a field over the units; `None` unless `all` units have it (or, without `all`, none has).
+fn total(nodes: &[NodeProgress], all: bool, field: impl Fn(&NodeProgress) -> Option<i64>) -> Option<i64> {
+    let known: Vec<i64> = nodes.iter().filter_map(&field).collect();
+    let enough = if all { !nodes.is_empty() && known.len() == nodes.len() } else { !known.is_empty() };
+    enough.then(|| known.iter().sum())
+}
+
+/// Totals and the summary shown by `kubectl get`: `5/12 parts (41%) on 3 nodes`, with files and bytes
+/// once the nodes have reported them: `5/12 parts, 40/96 files, 160.0 MiB/384.0 MiB (41%) on 3 nodes`
+/// (the percentage by bytes when every node's list is known, by parts before).
 pub fn summarize(nodes: Vec<NodeProgress>, unit_word: Option<&str>) -> Progress {
     let parts: i32 = nodes.iter().map(|n| n.parts).sum();
     let parts_done: i32 = nodes.iter().map(|n| n.parts_done).sum();
-    let pct = if parts > 0 { i64::from(parts_done) * 100 / i64::from(parts) } else { 0 };
-    let mut summary = format!("{parts_done}/{parts} parts ({pct}%)");
+    let files_done = total(&nodes, false, |n| n.counts.files_done);
+    let bytes_done = total(&nodes, false, |n| n.counts.bytes_done);
+    let files = total(&nodes, true, |n| n.counts.files);
+    let bytes = total(&nodes, true, |n| n.counts.bytes);
+    let pct = match (bytes_done, bytes) {
+        (Some(d), Some(b)) if b > 0 => d * 100 / b,
+        _ if parts > 0 => i64::from(parts_done) * 100 / i64::from(parts),
+        _ => 0,
+    };
+    let mut summary = format!("{parts_done}/{parts} parts");
+    match (files_done, files, bytes_done, bytes) {
+        (Some(fd), Some(f), Some(bd), Some(b)) => {
+            summary.push_str(&format!(", {fd}/{f} files, {}/{}", size_text(bd), size_text(b)));
+        }
+        (Some(fd), _, Some(bd), _) => summary.push_str(&format!(", {fd} files, {} done", size_text(bd))),
+        _ => {}
+    }
+    summary.push_str(&format!(" ({pct}%)"));
     if let Some(word) = unit_word {
         let plural = if nodes.len() == 1 { "" } else { "s" };
         summary.push_str(&format!(" on {} {word}{plural}", nodes.len()));
     }
-    Progress { summary, parts_done, parts, nodes }
+    Progress { summary, parts_done, parts, counts: FileCounts { files_done, files, bytes_done, bytes }, nodes }
 }
 
 #[cfg(test)]

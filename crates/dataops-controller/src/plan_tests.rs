@@ -19,6 +19,7 @@ fn view<'a>(status: &'a OperationStatus, lock: Lock, jobs: BTreeMap<String, &'a 
         units: units(&["n1", "n2", "n3"]),
         no_units: why(NO_CACHE_NODES, "none"),
         jobs,
+        reports: BTreeMap::new(),
         max_in_flight: 2,
         unit_word: Some("node"),
     }
@@ -138,4 +139,43 @@ fn job_names_fit_a_label_and_differ_per_unit() {
     assert_ne!(n, job_name(&long, "node-2"));
     assert_eq!(job_name("warm", "node-1"), job_name("warm", "node-1"));
     assert!(job_name("warm-", "x").starts_with("warm-") && !job_name("warm-", "x").contains("--"));
+}
+
+#[test]
+fn files_and_bytes_come_from_the_parts_reports() {
+    let st = OperationStatus {
+        phase: OperationPhase::Executing,
+        progress: Some(summarize(
+            vec![
+                NodeProgress { node: "n1".into(), parts: 4, ..Default::default() },
+                NodeProgress { node: "n2".into(), parts: 4, ..Default::default() },
+            ],
+            None,
+        )),
+        ..Default::default()
+    };
+    let one = job(1, None);
+    let jobs = BTreeMap::from([(job_name("warm", "n1"), &one), (job_name("warm", "n2"), &one)]);
+    let mut v = view(&st, Lock::Ours, jobs);
+    let report = PartReport { part: 0, files: 4, bytes: 4 << 20, total_files: 16, total_bytes: 64 << 20 };
+    v.reports.insert(job_name("warm", "n1"), vec![report]);
+    let Step::Run(r) = step(&v) else { panic!("runs") };
+    let p = &r.progress;
+    // n2 has not reported its list: files and bytes done are known, the totals not yet.
+    let c = p.counts;
+    assert_eq!((c.files_done, c.files, c.bytes_done, c.bytes), (Some(4), None, Some(4 << 20), None));
+    assert_eq!(p.summary, "2/8 parts, 4 files, 4.0 MiB done (25%) on 2 nodes");
+    let n2 = PartReport { part: 1, files: 4, bytes: 4 << 20, total_files: 16, total_bytes: 64 << 20 };
+    v.reports.insert(job_name("warm", "n2"), vec![n2]);
+    let Step::Run(r) = step(&v) else { panic!("runs") };
+    assert_eq!(r.progress.summary, "2/8 parts, 8/32 files, 8.0 MiB/128.0 MiB (6%) on 2 nodes");
+}
+
+#[test]
+fn sizes_read_in_binary_units() {
+    assert_eq!(size_text(0), "0 B");
+    assert_eq!(size_text(1023), "1023 B");
+    assert_eq!(size_text(1536), "1.5 KiB");
+    assert_eq!(size_text(64 << 20), "64.0 MiB");
+    assert_eq!(size_text(3 << 40), "3.0 TiB");
 }

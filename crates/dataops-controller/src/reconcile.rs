@@ -5,10 +5,13 @@
 
 use crate::lock;
 use crate::metrics::OperationMetrics;
+use crate::on_event;
 use crate::op::{self, Op};
+use crate::part_report::{self, PartReport};
 use crate::plan::{self, Lock, Outcome, Preceding, Step, View};
 use crate::schedule;
 use crate::status;
+use crate::triggers;
 use crate::work::Work;
 use ferrofluid_api::keys;
 use ferrofluid_api::operation::{OperationPhase, OperationStatus, Policy};
@@ -20,7 +23,7 @@ use ferrofluid_service::ready::ReadyOnce;
 use ferrofluid_service::reconcile::{Adding, Scaffold};
 use ferrofluid_service::ssa;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -34,10 +37,6 @@ pub use ferrofluid_service::reconcile::Error;
 
 pub const MANAGER: &str = "ferrofluid-dataops-controller";
 
-/// How often an operation waiting for the one it runs after (operations are not watched for each
-/// other's status) or for cache nodes looks again.
-pub const PRECEDING_RECHECK: Duration = Duration::from_secs(5);
-
 /// What the passes of every kind share: the client, the caches, the settings.
 pub struct Shared {
     pub client: kube::Client,
@@ -50,6 +49,8 @@ pub struct Shared {
     pub runtimes: Store<JuiceFSRuntime>,
     /// Each kind's Jobs (watched by their role label).
     pub jobs: JobStores,
+    /// The DataLoads' pods (their parts' reports).
+    pub load_pods: Store<Pod>,
     pub nodes: Store<Node>,
     pub ready: ReadyOnce,
     pub parts: i32,
@@ -85,6 +86,7 @@ impl Shared {
                 self.jobs.load.wait_until_ready().await?;
                 self.jobs.migrate.wait_until_ready().await?;
                 self.jobs.process.wait_until_ready().await?;
+                self.load_pods.wait_until_ready().await?;
                 self.nodes.wait_until_ready().await
             })
             .await
@@ -95,6 +97,21 @@ impl Shared {
     pub fn phase_of(&self, kind: &str, ns: &str, name: &str) -> Option<OperationPhase> {
         fn get<K: Op>(s: &Store<K>, ns: &str, name: &str) -> Option<OperationPhase> {
             s.get(&ObjectRef::new(name).within(ns)).map(|o| o.op_status().map(|s| s.phase).unwrap_or_default())
+        }
+        match kind {
+            keys::KIND_DATALOAD => get(&self.loads, ns, name),
+            keys::KIND_DATAMIGRATE => get(&self.migrates, ns, name),
+            keys::KIND_DATAPROCESS => get(&self.processes, ns, name),
+            _ => None,
+        }
+    }
+
+    /// When operation `kind`/`name` in `ns` completed, if it is Complete.
+    pub fn completed_at(&self, kind: &str, ns: &str, name: &str) -> Option<String> {
+        fn get<K: Op>(s: &Store<K>, ns: &str, name: &str) -> Option<String> {
+            let o = s.get(&ObjectRef::new(name).within(ns))?;
+            let st = o.op_status()?;
+            (st.phase == OperationPhase::Complete).then(|| st.completion_time.clone()).flatten()
         }
         match kind {
             keys::KIND_DATALOAD => get(&self.loads, ns, name),
@@ -159,6 +176,21 @@ fn jobs_of<'a, K: Op>(op: &K, all: &'a [Arc<Job>]) -> BTreeMap<String, &'a Job> 
         .collect()
 }
 
+/// What the pods of these Jobs reported, by Job name (a DataLoad's parts; other kinds' pods are not
+/// watched and report nothing).
+fn reports_of(ns: &str, jobs: &BTreeMap<String, &Job>, pods: &Store<Pod>) -> BTreeMap<String, Vec<PartReport>> {
+    let mut out: BTreeMap<String, Vec<PartReport>> = BTreeMap::new();
+    for p in pods.state() {
+        let Some(job) = triggers::job_of(&p) else { continue };
+        if job.namespace.as_deref() != Some(ns) || !jobs.contains_key(&job.name) {
+            continue;
+        }
+        let reports = triggers::termination_messages(&p).into_iter().filter_map(|m| part_report::parse(&m));
+        out.entry(job.name).or_default().extend(reports);
+    }
+    out
+}
+
 /// The state of the operation named in `runAfter`, and whether the chain loops back.
 fn preceding<K: Op>(op: &K, sh: &Shared) -> (Preceding, bool) {
     let ns = op.namespace().unwrap_or_default();
@@ -211,6 +243,8 @@ async fn apply<K: Work>(op: &K, sh: &Shared) -> Result<Action, Error> {
     });
     let all_jobs = sh.jobs.of(K::KIND).state();
     let (units, no_units) = op.units(sh);
+    let jobs = jobs_of(op, &all_jobs);
+    let reports = reports_of(&ns, &jobs, &sh.load_pods);
     let view = View {
         kind: K::KIND,
         name: &name,
@@ -223,7 +257,8 @@ async fn apply<K: Work>(op: &K, sh: &Shared) -> Result<Action, Error> {
         lock: lock_state,
         units,
         no_units,
-        jobs: jobs_of(op, &all_jobs),
+        jobs,
+        reports,
         max_in_flight: op.max_in_flight(sh),
         unit_word: K::UNIT_WORD,
     };
@@ -243,8 +278,8 @@ async fn apply<K: Work>(op: &K, sh: &Shared) -> Result<Action, Error> {
                 write_status(op, sh, &current, &next).await?;
                 sh.events.normal(&oref, why.reason, why.message).await;
             }
-            // The dataset and its lock are watched; the preceding operation and cache nodes are looked at again.
-            Ok(if plan::rechecked(why.reason) { Action::requeue(PRECEDING_RECHECK) } else { Action::await_change() })
+            // Woken by what it waits for: the dataset and its lock, the preceding operation, the cache nodes.
+            Ok(Action::await_change())
         }
         Step::TakeLock => {
             let ds = dataset.ok_or_else(|| Error::Internal("lock without dataset".into()))?;
@@ -295,16 +330,27 @@ async fn schedule_next<K: Work>(
         let wait = u64::try_from(next.as_second() - now.as_second()).unwrap_or(1).max(1);
         return Ok(Action::requeue(Duration::from_secs(wait)));
     }
+    let next_status = status::rescheduled(current, next, None);
+    start_over(op, sh, current, &next_status, "Scheduled", format!("run scheduled for {next}")).await
+}
+
+/// Starts a new run: once the last run's Jobs are gone (the new run's have the same names), the status
+/// `next` (Pending) is written and an event tells why.
+async fn start_over<K: Work>(
+    op: &K,
+    sh: &Shared,
+    current: &OperationStatus,
+    next: &OperationStatus,
+    reason: &'static str,
+    message: String,
+) -> Result<Action, Error> {
     let all_jobs = sh.jobs.of(K::KIND).state();
-    let left = jobs_of(op, &all_jobs);
-    if !left.is_empty() {
-        // The last run's Jobs go first: the new run's have the same names.
+    if !jobs_of(op, &all_jobs).is_empty() {
         cancel_jobs(op, sh, &all_jobs, false).await?;
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
-    let next_status = status::rescheduled(current, next);
-    write_status(op, sh, current, &next_status).await?;
-    sh.events.normal(&op.object_ref(&()), "Scheduled", format!("run scheduled for {next}")).await;
+    write_status(op, sh, current, next).await?;
+    sh.events.normal(&op.object_ref(&()), reason, message).await;
     Ok(Action::await_change())
 }
 
@@ -316,6 +362,22 @@ async fn finished<K: Work>(op: &K, sh: &Shared, current: &OperationStatus, now: 
     if op.policy() == Policy::Cron && current.last_schedule_time.is_some() {
         let last = current.last_schedule_time.as_deref().and_then(|t| t.parse().ok()).unwrap_or(now);
         return schedule_next(op, sh, current, last, now).await;
+    }
+    if op.policy() == Policy::OnEvent && op::check(op).is_ok() {
+        let ns = op.namespace().unwrap_or_default();
+        let label_and_time =
+            op.run_after().map(|a| (format!("{} {:?}", a.kind, a.name), sh.completed_at(&a.kind, &ns, &a.name)));
+        let preceding = label_and_time
+            .as_ref()
+            .map(|(label, completed)| on_event::PrecedingRun { label, completed: completed.as_deref() });
+        let nodes: Vec<String> =
+            if K::KIND == keys::KIND_DATALOAD { op.units(sh).0.into_iter().map(|u| u.name).collect() } else { vec![] };
+        if let Some(why) = on_event::trigger(current, preceding, &nodes) {
+            let next = status::rescheduled(current, now, Some(&why));
+            return start_over(op, sh, current, &next, "Triggered", why).await;
+        }
+        // Woken again by its events: the preceding operation's changes, the cache nodes' labels.
+        return Ok(Action::await_change());
     }
     let Some(ttl) = op.ttl() else { return Ok(Action::await_change()) };
     let done = current.completion_time.as_deref().and_then(|t| t.parse::<Timestamp>().ok());

@@ -85,13 +85,17 @@ pub fn running(current: &OperationStatus, run: &Run, now: Timestamp) -> Operatio
     }
 }
 
-/// A new run of a `Cron` operation, scheduled for `at`: Pending again with nothing of the last run but
-/// its times.
-pub fn rescheduled(current: &OperationStatus, at: Timestamp) -> OperationStatus {
+/// Key of `status.infos` that says which event started an `OnEvent` operation's current run.
+pub const INFO_EVENT: &str = "lastEvent";
+
+/// A new run — of a `Cron` operation, scheduled for `at`; of an `OnEvent` one, started at `at` by
+/// `event`: Pending again with nothing of the last run but its times (and the event).
+pub fn rescheduled(current: &OperationStatus, at: Timestamp, event: Option<&str>) -> OperationStatus {
     OperationStatus {
         phase: OperationPhase::Pending,
         last_schedule_time: Some(at.to_string()),
         last_successful_time: current.last_successful_time.clone(),
+        infos: event.map(|e| [(INFO_EVENT.to_string(), e.to_string())].into()).unwrap_or_default(),
         ..Default::default()
     }
 }

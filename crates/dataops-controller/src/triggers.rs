@@ -1,11 +1,14 @@
 //! What wakes an operation's pass, pure: its spec, deletion, finalizers and phase (a phase change wakes
-//! it once more: that pass finds nothing to write, or schedules a Cron's next run); its Jobs' progress;
-//! its dataset's phase and lock. Caches keep only what the passes read.
+//! it once more: that pass finds nothing to write, or schedules a Cron's next run); its Jobs' progress
+//! and their pods' reports; its dataset's phase and lock; the phase of the operation it runs after; a
+//! DataLoad's cache nodes (their labels). Caches keep only what the passes read.
 
 use crate::op::Op;
-use ferrofluid_api::Dataset;
+use ferrofluid_api::keys::{self, DatasetKey};
+use ferrofluid_api::operation::Policy;
+use ferrofluid_api::{DataLoad, Dataset};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 use std::hash::{Hash, Hasher};
@@ -52,6 +55,69 @@ pub fn of_dataset<K: Op>(ds: &Dataset, ops: &Store<K>) -> Vec<ObjectRef<K>> {
         .filter(|o| !o.op_status().is_some_and(|s| s.phase.finished()))
         .map(|o| ObjectRef::from_obj(o.as_ref()))
         .collect()
+}
+
+/// The operations of kind `K` that run after operation `kind`/`name` of `ns` (its phase changed).
+pub fn dependents<K: Op>(kind: &str, ns: &str, name: &str, ops: &Store<K>) -> Vec<ObjectRef<K>> {
+    ops.state()
+        .iter()
+        .filter(|o| o.namespace().as_deref() == Some(ns))
+        .filter(|o| o.run_after().is_some_and(|a| a.kind == kind && a.name == name))
+        .map(|o| ObjectRef::from_obj(o.as_ref()))
+        .collect()
+}
+
+/// The DataLoads a node's labels concern: those whose dataset caches on it and that are unfinished
+/// (waiting for a cache node) or `OnEvent` (a new cache node starts a run).
+pub fn loads_on_node(node: &Node, loads: &Store<DataLoad>) -> Vec<ObjectRef<DataLoad>> {
+    let labels = node.labels();
+    loads
+        .state()
+        .iter()
+        .filter(|l| {
+            let key = DatasetKey::new(l.namespace().unwrap_or_default(), &l.spec.dataset.name);
+            labels.get(&key.worker_node_label()).map(String::as_str) == Some(keys::LABEL_TRUE)
+        })
+        .filter(|l| l.policy() == Policy::OnEvent || !l.op_status().is_some_and(|s| s.phase.finished()))
+        .map(|l| ObjectRef::from_obj(l.as_ref()))
+        .collect()
+}
+
+/// A node's labels (where the cache-node labels are).
+pub fn node(n: &Node) -> u64 {
+    hash_of(n.labels())
+}
+
+/// A Job's pod: its phase and termination messages (a warm-up part's report).
+pub fn pod(p: &Pod) -> u64 {
+    let s = p.status.as_ref();
+    hash_of((s.and_then(|s| s.phase.clone()), termination_messages(p)))
+}
+
+/// The messages of a pod's ended containers.
+pub fn termination_messages(p: &Pod) -> Vec<String> {
+    let statuses = p.status.as_ref().and_then(|s| s.container_statuses.as_ref());
+    statuses.into_iter().flatten().filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.message.clone()).collect()
+}
+
+/// The Job a pod belongs to: its controller owner.
+pub fn job_of(p: &Pod) -> Option<ObjectRef<Job>> {
+    let ns = p.namespace()?;
+    let o = p.owner_references().iter().find(|o| o.controller == Some(true) && o.kind == "Job")?;
+    Some(ObjectRef::new(&o.name).within(&ns))
+}
+
+/// Pods are kept with their owner, phase and containers' termination messages.
+pub fn slim_pod(p: &mut Pod) {
+    p.metadata.managed_fields = None;
+    p.metadata.annotations = None;
+    p.spec = None;
+    if let Some(s) = p.status.as_mut() {
+        s.conditions = None;
+        s.init_container_statuses = None;
+        s.host_ips = None;
+        s.pod_ips = None;
+    }
 }
 
 /// Nodes are kept with their labels only (the cache-node labels are all a pass reads).

@@ -30,31 +30,42 @@ pub const DEFAULT_THREADS: &str = "10";
 /// Retries of a failed part before the node counts as failed.
 pub const BACKOFF_LIMIT: i32 = 2;
 
-/// Lists the regular files under each target (relative to the mount point), sorted, keeps every
-/// `FF_PARTS`-th one starting at this pod's completion index, and warms those through the mount.
+/// Where a part's pod writes its report (`part_report`), read back from the pod's status as its
+/// termination message.
+pub const TERMINATION_LOG: &str = "/dev/termination-log";
+
+/// Lists the regular files under each target (relative to the mount point) with their sizes, sorted by
+/// path, keeps every `FF_PARTS`-th one starting at this pod's completion index, warms those through the
+/// mount, then writes the part's report to `FF_RESULT`: its files and bytes, and the whole node list's.
 pub const SCRIPT: &str = r#"set -eu
 cd -- "$FF_MOUNT"
-list="${TMPDIR:-/tmp}/ferrofluid-warmup.$$"
-trap 'rm -f -- "$list" "$list.all" "$list.targets"' EXIT
-printf '%s\n' "$FF_TARGETS" > "$list.targets"
+work=$(mktemp -d)
+trap 'rm -rf -- "$work"' EXIT
+printf '%s\n' "$FF_TARGETS" > "$work/targets"
 while IFS= read -r t; do
   [ -n "$t" ] || continue
   if [ -d "./$t" ]; then
-    find "./$t" -type f
+    find "./$t" -type f -exec stat -c '%s %n' {} +
   elif [ -e "./$t" ]; then
-    printf '%s\n' "./$t"
+    stat -L -c '%s %n' "./$t"
   else
     echo "target /$t does not exist in the dataset" >&2
     exit 3
   fi
-done < "$list.targets" > "$list.all"
-LC_ALL=C sort -u "$list.all" | awk -v k="$FF_PARTS" -v i="$JOB_COMPLETION_INDEX" -v root="$FF_MOUNT" \
-  '(NR - 1) % k == i { print root "/" substr($0, 3) }' > "$list"
-n=$(wc -l < "$list")
-echo "part $JOB_COMPLETION_INDEX of $FF_PARTS: $n files"
-if [ "$n" -gt 0 ]; then
-  juicefs warmup --threads "$FF_THREADS" --file "$list"
+done < "$work/targets" > "$work/all"
+LC_ALL=C sort -u -k2 -o "$work/sorted" "$work/all"
+: > "$work/list"
+counts=$(awk -v k="$FF_PARTS" -v i="$JOB_COMPLETION_INDEX" -v root="$FF_MOUNT" -v out="$work/list" '
+  { sp = index($0, " "); size = substr($0, 1, sp - 1) + 0; all++; all_bytes += size
+    if ((NR - 1) % k == i) { print root "/" substr($0, sp + 3) > out; n++; bytes += size } }
+  END { printf "%.0f %.0f %.0f %.0f\n", n, bytes, all, all_bytes }' "$work/sorted")
+set -- $counts
+echo "part $JOB_COMPLETION_INDEX of $FF_PARTS: $1 files, $2 bytes (node: $3 files, $4 bytes)"
+if [ "$1" -gt 0 ]; then
+  juicefs warmup --threads "$FF_THREADS" --file "$work/list"
 fi
+printf '{"part":%s,"files":%s,"bytes":%s,"totalFiles":%s,"totalBytes":%s}' \
+  "$JOB_COMPLETION_INDEX" "$1" "$2" "$3" "$4" > "$FF_RESULT"
 "#;
 
 /// The targets as the script reads them: paths relative to the dataset root, one per line; the whole
@@ -102,6 +113,7 @@ pub fn build(inp: &JobInputs<'_>, node: &str) -> Job {
             env("FF_TARGETS", targets(load)),
             env("FF_PARTS", inp.parts.to_string()),
             env("FF_THREADS", threads),
+            env("FF_RESULT", TERMINATION_LOG),
         ]),
         volume_mounts: Some(vec![VolumeMount {
             name: "fuse-mount".into(),
@@ -111,6 +123,7 @@ pub fn build(inp: &JobInputs<'_>, node: &str) -> Job {
             ..Default::default()
         }]),
         resources: load.spec.resources.clone(),
+        termination_message_path: Some(TERMINATION_LOG.into()),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         ..Default::default()
     };

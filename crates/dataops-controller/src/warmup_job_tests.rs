@@ -52,6 +52,9 @@ fn the_job_runs_one_part_at_a_time_on_its_node_through_the_fuse_mount() {
     assert_eq!(env_of(&job, "FF_MOUNT").as_deref(), Some(path.as_str()));
     assert_eq!(env_of(&job, "FF_TARGETS").as_deref(), Some("train"));
     assert_eq!(env_of(&job, "FF_THREADS").as_deref(), Some(DEFAULT_THREADS));
+    // Each part's report goes where the pod's status picks it up.
+    assert_eq!(env_of(&job, "FF_RESULT").as_deref(), Some(TERMINATION_LOG));
+    assert_eq!(c.termination_message_path.as_deref(), Some(TERMINATION_LOG));
     // The user's paths are in the environment only, never in the command.
     assert!(c.command.as_ref().expect("command").iter().all(|a| !a.contains("train")));
     let labels = job.metadata.labels.as_ref().expect("labels");
@@ -61,8 +64,8 @@ fn the_job_runs_one_part_at_a_time_on_its_node_through_the_fuse_mount() {
 }
 
 /// The script on a real shell, with `juicefs` replaced by a stub that records the list it was given:
-/// every file lands in exactly one part, paths with spaces and shell metacharacters stay literal, and
-/// a missing target fails the part.
+/// every file lands in exactly one part, paths with spaces and shell metacharacters stay literal, each
+/// part reports its files and bytes and the whole list's, and a missing target fails the part.
 #[test]
 fn the_script_splits_the_files_into_parts_and_never_evaluates_paths() {
     let dir = std::env::temp_dir().join(format!("ff-warmup-test-{}", std::process::id()));
@@ -71,8 +74,8 @@ fn the_script_splits_the_files_into_parts_and_never_evaluates_paths() {
     std::fs::create_dir_all(mount.join("train/sub dir")).expect("mkdir");
     std::fs::create_dir_all(&bin).expect("mkdir");
     let names = ["a", "b", "c", "sub dir/$(touch pwned)", "sub dir/x;y", "e"];
-    for n in names {
-        std::fs::write(mount.join("train").join(n), b"x").expect("write");
+    for (i, n) in names.iter().enumerate() {
+        std::fs::write(mount.join("train").join(n), vec![b'x'; 100 * (i + 1)]).expect("write");
     }
     std::fs::write(mount.join("other"), b"x").expect("write");
     let stub = "#!/bin/sh\nwhile [ $# -gt 0 ]; do if [ \"$1\" = --file ]; then cat \"$2\" >> \"$FF_RECORD\"; fi; shift; done\n";
@@ -91,14 +94,22 @@ fn the_script_splits_the_files_into_parts_and_never_evaluates_paths() {
             .env("FF_THREADS", "2")
             .env("JOB_COMPLETION_INDEX", index.to_string())
             .env("FF_RECORD", &record)
+            .env("FF_RESULT", dir.join(format!("result-{index}")))
             .current_dir(&dir)
             .output()
             .expect("sh")
     };
+    let mut reports = Vec::new();
     for i in 0..3 {
         let out = run("train", i);
         assert!(out.status.success(), "part {i}: {}", String::from_utf8_lossy(&out.stderr));
+        let msg = std::fs::read_to_string(dir.join(format!("result-{i}"))).expect("report");
+        reports.push(crate::part_report::parse(&msg).unwrap_or_else(|| panic!("report of part {i}: {msg:?}")));
     }
+    // 100 + 200 + … + 600 bytes in six files, every part seeing the same whole list.
+    assert!(reports.iter().enumerate().all(|(i, r)| r.part == i as i32 && r.total_files == 6 && r.total_bytes == 2100));
+    assert_eq!(reports.iter().map(|r| r.files).sum::<i64>(), 6);
+    assert_eq!(reports.iter().map(|r| r.bytes).sum::<i64>(), 2100);
     let listed = std::fs::read_to_string(&record).expect("record");
     let mut got: Vec<&str> = listed.lines().collect();
     got.sort();
@@ -106,6 +117,10 @@ fn the_script_splits_the_files_into_parts_and_never_evaluates_paths() {
     want.sort();
     assert_eq!(got, want, "each file in exactly one part, as an absolute path");
     assert!(!dir.join("pwned").exists() && !mount.join("pwned").exists());
+    // A target that is one file.
+    assert!(run("other", 0).status.success());
+    let one = crate::part_report::parse(&std::fs::read_to_string(dir.join("result-0")).expect("report"));
+    assert_eq!(one.map(|r| (r.files, r.bytes, r.total_files)), Some((1, 1, 1)));
     let out = run("train\nmissing", 0);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/missing does not exist"));

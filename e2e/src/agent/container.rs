@@ -4,10 +4,12 @@
 
 use crate::agent::ctx::AgentCtx;
 use crate::agent::env::{self, Fetched};
+use crate::agent::pod;
 use crate::agent::pod_status::{self, PodStatusReporter};
 use crate::agent::probe::{self, AbortOnDrop, Readiness};
 use crate::agent::process::{self, ProcessSpec};
 use crate::agent::status::{self, ContainerRecord};
+use crate::agent::termination::TerminationLog;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, ContainerStateTerminated, ContainerStatus, Pod, Secret};
 use kube::Api;
 use kube::runtime::events::EventType;
@@ -77,6 +79,10 @@ pub async fn supervise(
     let policy = pod.spec.as_ref().and_then(|s| s.restart_policy.clone()).unwrap_or_else(|| "Always".into());
     let status_path = ctx.layout.container_status(&ns, &name, &container.name);
     let log_path = ctx.layout.container_log(&ns, &name, &container.name);
+    // A data-operation container reports what it writes to its terminationMessagePath.
+    let termination = pod::reports_phase(&pod).then(|| {
+        TerminationLog::new(&ctx.layout, &uid, &container.name, container.termination_message_path.as_deref())
+    });
     let mut rec = ContainerRecord {
         namespace: ns.clone(),
         pod: name.clone(),
@@ -104,7 +110,7 @@ pub async fn supervise(
         // Why the container waits while in backoff (kubelet: CrashLoopBackOff, or the config error).
         let waiting_reason;
         let pod = pod_rx.borrow().clone();
-        let run = match build_spec(&ctx, &pod, &container, log_path.clone()).await {
+        let run = match build_spec(&ctx, &pod, &container, log_path.clone(), termination.clone()).await {
             Err(msg) => {
                 rec.state = "config-error".into();
                 rec.failures += 1;
@@ -119,7 +125,9 @@ pub async fn supervise(
             Ok(spec) => {
                 // Where this run's output starts in the log (before the process can write any).
                 let log_offset = std::fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
-                match process::spawn(&spec) {
+                // Each run starts with an empty termination-message file.
+                let spawned = spec.termination.as_ref().map_or(Ok(()), TerminationLog::reset);
+                match spawned.and_then(|()| process::spawn(&spec)) {
                     Err(e) => {
                         let msg = e.to_string();
                         tracing::warn!(pod = %name, namespace = %ns, container = %container.name, error = %msg, "container failed to start");
@@ -201,6 +209,8 @@ pub async fn supervise(
                                         rec.last_exit_code = st.code();
                                         rec.last_signal = st.signal();
                                         let exit_code = st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0));
+                                        let file =
+                                            spec.termination.as_ref().map(TerminationLog::read).unwrap_or_default();
                                         reported.last = Some(ContainerStateTerminated {
                                             exit_code,
                                             signal: st.signal(),
@@ -208,6 +218,7 @@ pub async fn supervise(
                                             message: pod_status::termination_message(
                                                 container.termination_message_policy.as_deref(),
                                                 exit_code,
+                                                &file,
                                                 || pod_status::read_log_tail(&log_path, log_offset),
                                             ),
                                             started_at: Some(started_at.clone()),
@@ -329,7 +340,13 @@ fn ids(pod: &Pod) -> (String, String, String) {
 
 /// Resolves the environment (reading the Secrets and ConfigMaps it names now, as kubelet does at
 /// each start) and the command line. The error names what is missing, never a value.
-async fn build_spec(ctx: &AgentCtx, pod: &Pod, container: &Container, log: PathBuf) -> Result<ProcessSpec, String> {
+async fn build_spec(
+    ctx: &AgentCtx,
+    pod: &Pod,
+    container: &Container,
+    log: PathBuf,
+    termination: Option<TerminationLog>,
+) -> Result<ProcessSpec, String> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let refs = env::referenced(container);
     let mut fetched = Fetched::default();
@@ -365,7 +382,7 @@ async fn build_spec(ctx: &AgentCtx, pod: &Pod, container: &Container, log: PathB
         }
     }
     let cwd = container.working_dir.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| "/".into());
-    Ok(ProcessSpec { argv, env: full, cwd: PathBuf::from(cwd), log })
+    Ok(ProcessSpec { argv, env: full, cwd: PathBuf::from(cwd), log, termination })
 }
 
 /// The pod's termination grace period, bounded by the agent's `--max-grace-period`.
@@ -374,7 +391,8 @@ pub fn grace(ctx: &AgentCtx, pod: &Pod) -> Duration {
     Duration::from_secs(u64::try_from(secs).unwrap_or(0)).min(ctx.max_grace)
 }
 
-/// `preStop` exec hook (within the grace period), then SIGTERM/SIGKILL for the rest of it.
+/// `preStop` exec hook (within the grace period), then SIGTERM/SIGKILL for the rest of it. The hook sees
+/// the container's termination-message file as the container does (in a namespace of its own).
 async fn stop(ctx: &AgentCtx, pod: &Pod, container: &Container, spec: &ProcessSpec, child: &mut tokio::process::Child) {
     let grace = grace(ctx, pod);
     let started = Instant::now();

@@ -46,6 +46,7 @@ pub async fn run(cfg: PluginConfig, backoff: Backoff, cancel: CancellationToken)
                 env: std::env::vars().collect(),
                 cwd: PathBuf::from("/"),
                 log: cfg.log.clone(),
+                termination: None,
             },
             Err(e) => {
                 tracing::error!(error = %e, "no free loopback port for the csi-plugin");

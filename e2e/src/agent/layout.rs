@@ -58,6 +58,12 @@ impl NodeLayout {
         self.pod_dir(uid).join("volumes").join("kubernetes.io~empty-dir").join(volume)
     }
 
+    /// `<kubelet-root>/pods/<uid>/containers/<container>/termination-log`: the file a data-operation
+    /// container's `terminationMessagePath` is bound to (kubelet's is in the same directory).
+    pub fn termination_log(&self, uid: &str, container: &str) -> PathBuf {
+        self.pod_dir(uid).join("containers").join(container).join("termination-log")
+    }
+
     /// NodePublishVolume target: `<kubelet-root>/pods/<uid>/volumes/kubernetes.io~csi/<pv>/mount`.
     pub fn csi_target(&self, uid: &str, pv: &str) -> PathBuf {
         self.pod_dir(uid).join("volumes").join("kubernetes.io~csi").join(pv).join("mount")

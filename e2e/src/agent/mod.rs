@@ -2,8 +2,10 @@
 //! status; the agent makes the pods real. For the pods bound to its node it stages and publishes
 //! `fuse.csi.fluid.io` volumes through the node's own csi-plugin, and runs the containers of the pods
 //! ferrofluid created (worker and FUSE pods) as host processes in the node's mount namespace, with
-//! their environment resolved as kubelet resolves it. `hack/node-agents.sh` sets up the namespace
-//! and starts it; `docs/local-cluster.md` describes the whole arrangement.
+//! their environment resolved as kubelet resolves it; a data-operation container gets a mount namespace
+//! of its own below the node's, for its termination-message file (`termination.rs`).
+//! `hack/node-agents.sh` sets up the namespace and starts it; `docs/local-cluster.md` describes the
+//! whole arrangement.
 
 pub mod args;
 pub mod container;
@@ -20,4 +22,5 @@ pub mod probe;
 pub mod process;
 pub mod status;
 pub mod supervisor;
+pub mod termination;
 pub mod volumes;

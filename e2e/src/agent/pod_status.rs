@@ -29,11 +29,20 @@ pub const LOG_TAIL_LINES: usize = 80;
 /// Bytes of a failed container's log kept in `lastState.terminated.message`, kubelet's limit.
 pub const LOG_TAIL_BYTES: usize = 2048;
 
-/// kubelet's rule for `lastState.terminated.message`: the container's termination-message file (an
-/// agent-run process has none, so it is empty) and — only with `terminationMessagePolicy:
+/// kubelet's rule for `state.terminated.message` (and `lastState`'s): what the container wrote to its
+/// termination-message file (`file`, read by `termination.rs` for data-operation containers; empty for
+/// the others, which run without one); when it is empty — only with `terminationMessagePolicy:
 /// FallbackToLogsOnError`, and only when the container failed — the tail of its log instead. With the
 /// default policy (`File`) a log line never reaches the pod's status.
-pub fn termination_message(policy: Option<&str>, exit_code: i32, log_tail: impl FnOnce() -> String) -> Option<String> {
+pub fn termination_message(
+    policy: Option<&str>,
+    exit_code: i32,
+    file: &str,
+    log_tail: impl FnOnce() -> String,
+) -> Option<String> {
+    if !file.is_empty() {
+        return Some(file.to_string());
+    }
     (policy == Some("FallbackToLogsOnError") && exit_code != 0).then(log_tail).filter(|m| !m.is_empty())
 }
 
@@ -424,11 +433,25 @@ mod tests {
     #[test]
     fn termination_message_follows_the_policy() {
         let tail = || "last words".to_string();
-        assert_eq!(termination_message(Some("FallbackToLogsOnError"), 1, tail), Some("last words".into()));
-        assert_eq!(termination_message(Some("FallbackToLogsOnError"), 0, tail), None, "only on failure");
-        assert_eq!(termination_message(Some("File"), 1, tail), None);
-        assert_eq!(termination_message(None, 1, tail), None, "File is the default");
-        assert_eq!(termination_message(Some("FallbackToLogsOnError"), 1, String::new), None);
+        assert_eq!(termination_message(Some("FallbackToLogsOnError"), 1, "", tail), Some("last words".into()));
+        assert_eq!(termination_message(Some("FallbackToLogsOnError"), 0, "", tail), None, "only on failure");
+        assert_eq!(termination_message(Some("File"), 1, "", tail), None);
+        assert_eq!(termination_message(None, 1, "", tail), None, "File is the default");
+        assert_eq!(termination_message(Some("FallbackToLogsOnError"), 1, "", String::new), None);
+    }
+
+    #[test]
+    fn the_termination_message_file_wins_over_the_log() {
+        let file = r#"{"files":3}"#;
+        let tail = || "last words".to_string();
+        let unread = || -> String { panic!("the log is not read when the file has a message") };
+        assert_eq!(termination_message(Some("FallbackToLogsOnError"), 1, file, unread), Some(file.into()));
+        assert_eq!(termination_message(Some("FallbackToLogsOnError"), 0, file, tail), Some(file.into()));
+        assert_eq!(termination_message(Some("File"), 0, file, tail), Some(file.into()));
+        assert_eq!(termination_message(None, 2, file, tail), Some(file.into()));
+        // An empty file: the log tail only on failure with FallbackToLogsOnError; nothing under File.
+        assert_eq!(termination_message(Some("FallbackToLogsOnError"), 2, "", tail), Some("last words".into()));
+        assert_eq!(termination_message(Some("File"), 2, "", tail), None);
     }
 
     #[test]

@@ -197,6 +197,7 @@ mod tests {
             env: vec![("PATH".into(), "/usr/bin:/bin".into()), ("PROBE_CODE".into(), "4".into())],
             cwd: "/".into(),
             log: "/nonexistent/log".into(),
+            termination: None,
         }
     }
 

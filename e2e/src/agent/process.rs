@@ -1,6 +1,8 @@
 //! Host processes standing in for containers: each in its own process group (so its children are
-//! signalled with it), stdout and stderr appended to a log file, environment exactly as given.
+//! signalled with it), stdout and stderr appended to a log file, environment exactly as given; with a
+//! termination-message file, in a mount namespace of its own (`termination.rs`).
 
+use crate::agent::termination::TerminationLog;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -14,6 +16,9 @@ pub struct ProcessSpec {
     pub env: Vec<(String, String)>,
     pub cwd: PathBuf,
     pub log: PathBuf,
+    /// The container's termination-message file, bound onto its `terminationMessagePath` in a mount
+    /// namespace of the process's own (data-operation containers); `None`: the node's namespace.
+    pub termination: Option<TerminationLog>,
 }
 
 /// Why a process could not be started; the message names the program, never its arguments.
@@ -29,6 +34,8 @@ pub enum SpawnError {
     NoWorkingDir(String),
     #[error("cannot open log file {path}: {source}")]
     Log { path: String, source: io::Error },
+    #[error("terminationMessagePath {path}: {reason}")]
+    TerminationMessage { path: String, reason: String },
     #[error("cannot start {program}: {source}")]
     Other { program: String, source: io::Error },
 }
@@ -51,7 +58,11 @@ pub fn spawn(spec: &ProcessSpec) -> Result<Child, SpawnError> {
         .stderr(log_err)
         .process_group(0)
         .kill_on_drop(true);
-    cmd.spawn().map_err(|source| match source.kind() {
+    let spawned = match &spec.termination {
+        Some(termination) => termination.spawn(&mut cmd)?,
+        None => cmd.spawn(),
+    };
+    spawned.map_err(|source| match source.kind() {
         io::ErrorKind::NotFound => SpawnError::NotFound(program.clone()),
         io::ErrorKind::PermissionDenied => SpawnError::PermissionDenied(program.clone()),
         _ => SpawnError::Other { program: program.clone(), source },
