@@ -2,7 +2,7 @@
 # ferrofluid images, built from the workspace root:
 #   docker build --target controllers -t ghcr.io/ferrofluid/ferrofluid:0.1.0 .
 #   docker build --target csi         -t ghcr.io/ferrofluid/ferrofluid-csi:0.1.0 .
-# Both images carry all five binaries in /usr/local/bin; the chart runs each component by its command.
+# Both images carry all six binaries in /usr/local/bin; the chart runs each component by its command.
 # The `csi` image adds the mount and FUSE tools the node plugin's host-side work relies on.
 
 ARG RUST_VERSION=1.95
@@ -18,7 +18,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked --bins \
  && mkdir -p /out \
  && cp target/release/dataset-controller target/release/runtime-controller target/release/dataops-controller \
-       target/release/metrics-collector target/release/csi-plugin /out/
+       target/release/metrics-collector target/release/webhook target/release/csi-plugin /out/
 
 FROM debian:${DEBIAN_RELEASE}-slim AS base
 RUN apt-get update \
@@ -34,7 +34,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 ENTRYPOINT ["/usr/local/bin/csi-plugin"]
 
-# The controllers and the metrics-collector: unprivileged, read-only root file system in the chart.
+# The controllers, the metrics-collector and the webhook: unprivileged, read-only root file system in the
+# chart (the webhook keeps its certificates in a Secret and in memory, never on disk).
 FROM base AS controllers
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/dataset-controller"]

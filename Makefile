@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help setup tools build crds lint test test-unit csi-sanity bench bench-csi cluster-up cluster-down cluster-status demo up down
+.PHONY: help setup tools build crds lint test test-unit csi-sanity bench bench-csi bench-webhook cluster-up cluster-down cluster-status demo up down
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -33,9 +33,13 @@ csi-sanity: ## csi-sanity (the CSI conformance suite) against the CSI plugin, wi
 	cargo build --locked -p csi-plugin
 	hack/csi-sanity.sh
 
-bench: ## benchmarks (not tests): ferrofluid and Fluid v1.0.8 side by side (time to Bound, CPU, memory, API requests, a traced dataset), requests at rest; then bench-csi
+bench: ## benchmarks (not tests): ferrofluid and Fluid v1.0.8 side by side (time to Bound, CPU, memory, API requests, a traced dataset), requests at rest; then bench-csi and bench-webhook
 	hack/bench.sh
 	hack/bench-csi.sh
+	hack/bench-webhook.sh
+
+bench-webhook: ## benchmark (not a test): the admission webhook's latency with 1000 nodes cached, through the real API server
+	hack/bench-webhook.sh
 
 bench-csi: ## benchmarks (not tests): CSI call latency with N volumes published, pod bind mount vs raw FUSE read throughput
 	hack/bench-csi.sh

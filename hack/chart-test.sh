@@ -25,7 +25,7 @@ OUT="$(mktemp -d)"
 # Cluster-scoped objects this run created and must remove (kind/name).
 CREATED_CLUSTER_OBJECTS=()
 # Cluster-scoped kinds the chart renders with the release's labels.
-CLUSTER_KINDS="clusterrole,clusterrolebinding,validatingadmissionpolicy,validatingadmissionpolicybinding"
+CLUSTER_KINDS="clusterrole,clusterrolebinding,validatingadmissionpolicy,validatingadmissionpolicybinding,mutatingwebhookconfiguration"
 
 for tool in helm kubectl jq; do command -v "$tool" >/dev/null || die "$tool not found: run hack/setup.sh"; done
 kubectl get --raw /readyz >/dev/null 2>&1 || die "no API server at $KUBECONFIG: run make cluster-up"
@@ -53,7 +53,8 @@ render() { # render <file> [helm args…]
 }
 
 # Non-default values: one watched namespace, single replicas without leader election, another kubelet
-# root and mount root, text logs, owner-reference enforcement, Grafana dashboards, no metrics Services.
+# root and mount root, text logs, owner-reference enforcement, Grafana dashboards, no metrics Services, a
+# webhook that fails closed and prefers nodes without cache for pods without a dataset.
 NON_DEFAULT=(
   --set "watchNamespace=$WATCH_NS"
   --set leaderElection.enabled=false
@@ -66,11 +67,13 @@ NON_DEFAULT=(
   --set image.tag=test --set csiPlugin.image.tag=test
   --set csiDriver.create=false --set storageClass.create=false
   --set runtimeController.hostPortRange=30000-30999
+  --set webhook.replicas=1 --set webhook.failurePolicy=Fail --set webhook.preferNodesWithoutCache=true
+  --set webhook.timeoutSeconds=10 --set webhook.certCheckInterval=10m
   --set datasetController.checkSecrets.enabled=true
   --set runtimePolicy.enabled=true --set 'runtimePolicy.allowedImages={registry.example.com/juicefs/}'
   --set 'runtimePolicy.allowedCachePaths={/dev/shm,/var/jfsCache}'
 )
-MINIMAL=(--set metricsCollector.enabled=false --set csiPlugin.enabled=false)
+MINIMAL=(--set metricsCollector.enabled=false --set csiPlugin.enabled=false --set webhook.enabled=false)
 
 log "helm lint"
 helm lint --strict "$CHART" >/dev/null
@@ -98,6 +101,7 @@ if helm template "$RELEASE" "$CHART" --set datasetController.checkSecrets.enable
   die "checkSecrets without namespaces must not render (Secret reads are never granted cluster-wide)"
 fi
 ! grep -qE '^kind: DaemonSet' "$OUT/minimal.yaml" || die "csiPlugin.enabled=false still renders the plugin"
+! grep -qE '^kind: MutatingWebhookConfiguration' "$OUT/minimal.yaml" || die "webhook.enabled=false still renders it"
 
 kubectl create namespace "$NS" >/dev/null
 kubectl create namespace "$WATCH_NS" >/dev/null
@@ -124,7 +128,7 @@ done
 render real.yaml "${real[@]}"
 log "apply into namespace $NS: $(kinds real.yaml)"
 kubectl apply --server-side --field-manager ferrofluid-chart-test -f "$OUT/real.yaml" >/dev/null
-for d in dataset-controller runtime-controller dataops-controller metrics-collector; do
+for d in dataset-controller runtime-controller dataops-controller metrics-collector webhook; do
   kubectl -n "$NS" rollout status "deployment/$RELEASE-ferrofluid-$d" --timeout=120s >/dev/null
 done
 kubectl -n "$NS" rollout status "daemonset/$RELEASE-ferrofluid-csi-plugin" --timeout=120s >/dev/null

@@ -32,6 +32,13 @@ pub const DEFAULT_MOUNT_ROOT: &str = "/runtime-mnt";
 /// Node label counting how many datasets cache on a node.
 pub const LABEL_DATASET_NUM: &str = "fluid.io/dataset-num";
 
+/// Pod annotation (Fluid's): the datasets the pod mounts, sorted, comma-separated; set by the webhook.
+pub const ANNOTATION_DATASETS_IN_USE: &str = "fluid.io/datasets-in-use";
+
+/// Label of a MutatingWebhookConfiguration whose `caBundle` the webhook keeps (`"true"`): the chart's own
+/// mark, as Helm replaces `app.kubernetes.io/managed-by` on what it installs.
+pub const LABEL_INJECT_CA_BUNDLE: &str = "ferrofluid.io/inject-ca-bundle";
+
 /// Label on ferrofluid-created objects naming the dataset they belong to (`<ns>-<name>`, bounded).
 pub const LABEL_DATASET_ID: &str = "fluid.io/dataset-id";
 

@@ -9,11 +9,14 @@
 //! nodes and PVs are cluster-scoped anyway). The flow: Secret + Dataset with an `encryptOptions` metaurl,
 //! JuiceFSRuntime → Dataset Bound, PVC Bound, worker node labelled, `cacheStates` written by the collector
 //! (its scrape target is a tiny HTTP server on the worker pod's kwok IP) → Dataset deleted → PV, PVC,
-//! workloads, node labels and the runtime all gone. No component may log a 403/Forbidden.
+//! workloads, node labels and the runtime all gone. The webhook runs beside them with its own token: it
+//! creates its certificate Secret in the release namespace, publishes its CA into the chart's
+//! MutatingWebhookConfiguration (applied too; it selects no namespace of this test) and becomes ready on
+//! its dataset and node caches. No component may log a 403/Forbidden.
 //!
 //! "Nothing more": `kubectl auth can-i --list --as=system:serviceaccount:<ns>:<sa>` of every component
 //! (csi-plugin included) must equal the table below — no wildcard, no Secret access beyond the
-//! dataset-controller's `get`, Leases only by name for get/update.
+//! dataset-controller's `get` and the webhook's own certificate Secret, Leases only by name for get/patch.
 
 use anyhow::{Context, Result, bail, ensure};
 use ferrofluid_api::DatasetKey;
@@ -34,9 +37,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(90);
-const COMPONENTS: [&str; 5] =
-    ["dataset-controller", "runtime-controller", "dataops-controller", "metrics-collector", "csi-plugin"];
+const COMPONENTS: [&str; 6] =
+    ["dataset-controller", "runtime-controller", "dataops-controller", "metrics-collector", "webhook", "csi-plugin"];
 const RBAC_KINDS: [&str; 5] = ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"];
+/// Components without leader election (no Lease).
+const NO_LEASE: [&str; 2] = ["webhook", "csi-plugin"];
 
 /// One granted permission as `kubectl auth can-i --list` prints it: resource, resource names, verbs.
 type Grant = (String, String, String);
@@ -45,9 +50,10 @@ fn grant(resource: &str, names: &str, verbs: &str) -> Grant {
     (resource.to_string(), names.to_string(), verbs.to_string())
 }
 
-/// What each component may do, derived from the API calls in its code (docs/helm.md explains each).
-/// `in_release_ns`: the listing for the release namespace, which adds the leader-election Lease.
-fn expected(component: &str, in_release_ns: bool) -> BTreeSet<Grant> {
+/// What each component of release `release` may do, derived from the API calls in its code (docs/helm.md
+/// explains each). `in_release_ns`: the listing for the release namespace, which adds the leader-election
+/// Lease (and the webhook's certificate Secret).
+fn expected(component: &str, release: &str, in_release_ns: bool) -> BTreeSet<Grant> {
     let events = grant("events.events.k8s.io", "[]", "[create patch]");
     let mut set: BTreeSet<Grant> = match component {
         "dataset-controller" => [
@@ -97,12 +103,27 @@ fn expected(component: &str, in_release_ns: bool) -> BTreeSet<Grant> {
             grant("datasets.data.fluid.io/status", "[]", "[patch]"),
         ]
         .into(),
+        "webhook" => [
+            grant("datasets.data.fluid.io", "[]", "[list watch]"),
+            grant("persistentvolumeclaims", "[]", "[list watch]"),
+            grant("nodes", "[]", "[list watch]"),
+            grant(
+                "mutatingwebhookconfigurations.admissionregistration.k8s.io",
+                &format!("[{release}-ferrofluid-webhook]"),
+                "[list watch patch]",
+            ),
+        ]
+        .into(),
         "csi-plugin" => {
             [grant("juicefsruntimes.data.fluid.io", "[]", "[get]"), grant("nodes", "[]", "[get patch]"), events].into()
         }
         other => panic!("unknown component {other}"),
     };
-    if in_release_ns && component != "csi-plugin" {
+    if in_release_ns && component == "webhook" {
+        set.insert(grant("secrets", "[]", "[create]"));
+        set.insert(grant("secrets", &format!("[{release}-ferrofluid-webhook-cert]"), "[list watch update]"));
+    }
+    if in_release_ns && !NO_LEASE.contains(&component) {
         set.insert(grant("leases.coordination.k8s.io", "[]", "[create]"));
         set.insert(grant("leases.coordination.k8s.io", &format!("[ferrofluid-{component}]"), "[get patch]"));
     }
@@ -122,7 +143,8 @@ struct Release {
 impl Drop for Release {
     fn drop(&mut self) {
         let selector = format!("app.kubernetes.io/instance={}", self.name);
-        let _ = kubectl(&["delete", "clusterrole,clusterrolebinding", "-l", &selector, "--ignore-not-found"], None);
+        let kinds = "clusterrole,clusterrolebinding,mutatingwebhookconfiguration";
+        let _ = kubectl(&["delete", kinds, "-l", &selector, "--ignore-not-found"], None);
     }
 }
 
@@ -355,9 +377,16 @@ async fn wait_gone(ns: &str, what: &[&str]) {
 
 #[test]
 fn chart_rbac_grants_no_wildcards_and_no_secret_writes() -> Result<()> {
-    for values in
-        [&[][..], &["--set", "watchNamespace=somewhere", "--set", "rbac.ownerReferencesPermissionEnforcement=true"]]
-    {
+    for values in [
+        &[][..],
+        &["--set", "watchNamespace=somewhere", "--set", "rbac.ownerReferencesPermissionEnforcement=true"],
+        &[
+            "--set",
+            "datasetController.checkSecrets.enabled=true",
+            "--set",
+            "datasetController.checkSecrets.namespaces={a}",
+        ],
+    ] {
         let docs = render("static", "ferrofluid-system", values)?;
         let roles: Vec<&Value> =
             docs.iter().filter(|d| matches!(d["kind"].as_str(), Some("ClusterRole" | "Role"))).collect();
@@ -381,8 +410,24 @@ fn chart_rbac_grants_no_wildcards_and_no_secret_writes() -> Result<()> {
                 let resources: Vec<&str> =
                     rule["resources"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
                 if resources.contains(&"secrets") {
-                    ensure!(name.ends_with("dataset-controller"), "{name} may not touch Secrets: {rule}");
-                    ensure!(verbs == BTreeSet::from(["get"]), "{name}: Secrets beyond get: {rule}");
+                    ensure!(resources == ["secrets"], "{name}: Secrets in a rule with other resources: {rule}");
+                    let names: Vec<&str> =
+                        rule["resourceNames"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                    if name.ends_with("dataset-controller-secrets") {
+                        ensure!(verbs == BTreeSet::from(["get"]), "{name}: Secrets beyond get: {rule}");
+                    } else if name.ends_with("webhook-cert") {
+                        // The webhook's certificate Secret: created (not restrictable by name), then watched and
+                        // replaced by name only; no other Secret.
+                        ensure!(role["kind"] == "Role", "{name}: the certificate rules must be namespaced: {rule}");
+                        let own = names == ["static-ferrofluid-webhook-cert"];
+                        ensure!(
+                            (names.is_empty() && verbs == BTreeSet::from(["create"]))
+                                || (own && verbs == BTreeSet::from(["list", "update", "watch"])),
+                            "{name}: Secrets beyond creating and updating its own certificate Secret: {rule}"
+                        );
+                    } else {
+                        bail!("{name} may not touch Secrets: {rule}");
+                    }
                 }
             }
         }
@@ -398,20 +443,23 @@ async fn chart_rbac_runs_the_seed_flow_with_exactly_the_granted_rules() -> Resul
     let work = TempDir::new("ferrofluid-chart-rbac")?;
     let _cleanup = FlowCleanup { key: DatasetKey::new(&flow.name, "jfsdemo") };
 
-    // 1. The chart's ServiceAccounts and RBAC, applied as the chart renders them.
+    // 1. The chart's ServiceAccounts and RBAC, applied as the chart renders them, and its webhook
+    //    configuration (its namespaceSelector matches no namespace of this test: nothing is sent to it).
     let docs = render(&release.name, &release_ns.name, &[])?;
-    let rbac: Vec<Value> =
-        docs.into_iter().filter(|d| d["kind"].as_str().is_some_and(|k| RBAC_KINDS.contains(&k))).collect();
+    let rbac = chart::of_kinds(&docs, &RBAC_KINDS);
     ensure!(!rbac.is_empty(), "the chart renders no RBAC");
-    let list = json!({"apiVersion": "v1", "kind": "List", "items": rbac});
-    kubectl_ok(&["apply", "--server-side", "--field-manager", "chart-rbac-test", "-f", "-"], Some(&list.to_string()))?;
+    chart::apply(&rbac, "chart-rbac-test")?;
+    let config = format!("{}-ferrofluid-webhook", release.name);
+    let configs = chart::of_kinds(&docs, &["MutatingWebhookConfiguration"]);
+    ensure!(configs.len() == 1, "the chart renders {} webhook configurations", configs.len());
+    chart::apply(&configs, "chart-rbac-test")?;
     let sa = |component: &str| format!("{}-ferrofluid-{component}", release.name);
 
     // 2. Nothing more than the table says, for every component, in the release namespace and elsewhere.
     for component in COMPONENTS {
         for (ns, in_release_ns) in [(&release_ns.name, true), (&flow.name, false)] {
             let got = can_i_list(&release_ns.name, &sa(component), ns)?;
-            let want = expected(component, in_release_ns);
+            let want = expected(component, &release.name, in_release_ns);
             let extra: Vec<_> = got.difference(&want).collect();
             let missing: Vec<_> = want.difference(&got).collect();
             ensure!(
@@ -457,6 +505,22 @@ async fn chart_rbac_runs_the_seed_flow_with_exactly_the_granted_rules() -> Resul
             &work.0,
             &lease_args(&["--scrape-interval", "1s", "--scrape-timeout", "1s"])?,
         )?,
+        // Not leader-elected; its Secret and configuration are the chart's names, in the release namespace.
+        Proc::start(
+            "webhook",
+            &token_kubeconfig(&work.0, &sa("webhook"), &release_ns.name)?,
+            &work.0,
+            &[
+                "--http-addr".to_string(),
+                http()?,
+                "--tls-addr".to_string(),
+                format!("127.0.0.1:{}", free_port()?),
+                "--cert-hosts=127.0.0.1".to_string(),
+                format!("--cert-namespace={}", release_ns.name),
+                format!("--cert-secret={}-cert", config),
+                format!("--webhook-config={config}"),
+            ],
+        )?,
     ];
 
     // Each serves /readyz (a standby is ready too, so this does not wait for leadership).
@@ -473,6 +537,16 @@ async fn chart_rbac_runs_the_seed_flow_with_exactly_the_granted_rules() -> Resul
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+
+    // The webhook made its certificate Secret and published its CA in the configuration (both before it
+    // became ready; waited for all the same, as the runner reports ready for an instant before the
+    // webhook's own work says otherwise).
+    wait_for(&release_ns.name, &["secret", &format!("{config}-cert")], "{.type}", "kubernetes.io/tls").await;
+    eventually(&format!("the webhook's CA in {config}"), T, || async {
+        let path = "{.webhooks[0].clientConfig.caBundle}";
+        Ok((!jsonpath(&release_ns.name, &["mutatingwebhookconfiguration", &config], path)?.is_empty()).then_some(()))
+    })
+    .await;
 
     // 4. The seed flow in the flow namespace.
     let ns = flow.name.as_str();

@@ -1,5 +1,6 @@
-//! What `helm template` renders for the Deployments, the csi-plugin DaemonSet and the CSIDriver, with
-//! default and non-default values: the contract with the binaries' flags, kubelet and Prometheus.
+//! What `helm template` renders for the Deployments, the csi-plugin DaemonSet, the CSIDriver and the
+//! webhook's configuration, with default and non-default values: the contract with the binaries' flags,
+//! kubelet, the API server and Prometheus.
 //! (Applying the renderings to the API server is hack/chart-test.sh; RBAC is chart_rbac.rs.)
 
 use anyhow::{Context, Result, ensure};
@@ -178,7 +179,13 @@ fn csidriver_storageclass_and_optional_objects() -> Result<()> {
         let rb = find(&scoped, "RoleBinding", &format!("ff-ferrofluid-{component}"))?;
         ensure!(rb["metadata"]["namespace"] == "team-a" && rb["roleRef"]["kind"] == "ClusterRole", "{rb}");
     }
-    ensure!(!scoped.iter().any(|d| d["kind"] == "Role"), "no Lease Role without leader election");
+    ensure!(
+        !scoped
+            .iter()
+            .any(|d| d["kind"] == "Role"
+                && d["metadata"]["name"].as_str().is_some_and(|n| n.ends_with("-leader-election"))),
+        "no Lease Role without leader election"
+    );
     // Cluster-scoped rules stay cluster-wide; the plugin is never namespace-scoped.
     for name in [
         "ff-ferrofluid-runtime-controller-cluster",
@@ -208,6 +215,8 @@ fn rendered_command_lines_parse_with_the_real_binaries() -> Result<()> {
             "csiPlugin.fuseRecovery=false",
             "--set",
             "metricsCollector.scrapeInterval=30s",
+            "--set",
+            "webhook.preferNodesWithoutCache=true",
         ],
     ];
     let mut checked = 0;
@@ -236,6 +245,130 @@ fn rendered_command_lines_parse_with_the_real_binaries() -> Result<()> {
             }
         }
     }
-    ensure!(checked == 10, "expected 5 components x 2 renderings, checked {checked}");
+    ensure!(checked == 12, "expected 6 components x 2 renderings, checked {checked}");
+    Ok(())
+}
+
+/// The webhook: a Deployment whose replicas all serve (no leader election) on port `https` with a certificate
+/// for the Service's names, the Service on 443, and a MutatingWebhookConfiguration calling it — with the
+/// label the webhook requires before it patches `caBundle`, no `caBundle` of its own (Helm must never reset
+/// the one the webhook published), and the release namespace never selected.
+#[test]
+fn webhook_serves_its_configuration_through_its_service() -> Result<()> {
+    let docs = render(&[])?;
+    let name = "ff-ferrofluid-webhook";
+    let d = find(&docs, "Deployment", name)?;
+    ensure!(d["spec"]["replicas"] == 2, "replicas");
+    let pod = &d["spec"]["template"]["spec"];
+    ensure!(pod["serviceAccountName"] == name, "service account");
+    let c = &pod["containers"][0];
+    ensure!(c["command"][0] == "/usr/local/bin/webhook", "command");
+    let args = strings(&c["args"]);
+    let svc = "ff-ferrofluid-webhook.ferrofluid-system";
+    for want in [
+        "--http-addr=0.0.0.0:8080".to_string(),
+        "--tls-addr=0.0.0.0:9443".to_string(),
+        format!("--cert-hosts={name},{svc},{svc}.svc,{svc}.svc.cluster.local"),
+        "--cert-secret=ff-ferrofluid-webhook-cert".to_string(),
+        format!("--webhook-config={name}"),
+        "--cert-check-interval=1h".to_string(),
+    ] {
+        ensure!(args.contains(&want), "webhook args {args:?} lack {want}");
+    }
+    ensure!(!args.iter().any(|a| a.starts_with("--prefer-nodes-without-cache")), "{args:?}");
+    ensure!(
+        env(c, "POD_NAMESPACE").is_some_and(|e| e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"),
+        "POD_NAMESPACE (the certificate Secret's namespace) from the downward API"
+    );
+    ensure!(env(c, "FERROFLUID_LEADER_ELECT").is_none(), "the webhook is not leader-elected");
+    ensure!(env(c, "FERROFLUID_WATCH_NAMESPACE").is_none(), "reads datasets of all namespaces by default");
+    let ports = c["ports"].as_array().context("ports")?;
+    ensure!(ports.iter().any(|p| p["name"] == "https" && p["containerPort"] == 9443), "{ports:?}");
+    ensure!(c["readinessProbe"]["httpGet"]["path"] == "/readyz", "readiness");
+    ensure!(c["readinessProbe"]["httpGet"]["port"] == "http", "readiness on the http port");
+    ensure!(c["securityContext"]["readOnlyRootFilesystem"] == true, "read-only root");
+    find(&docs, "Service", &format!("{name}-metrics"))?;
+
+    let service = find(&docs, "Service", name)?;
+    let sp = &service["spec"]["ports"][0];
+    ensure!(sp["port"] == 443 && sp["targetPort"] == "https", "{sp}");
+    ensure!(service["spec"]["selector"]["app.kubernetes.io/component"] == "webhook", "{}", service["spec"]);
+
+    let cfg = find(&docs, "MutatingWebhookConfiguration", name)?;
+    ensure!(cfg["metadata"]["labels"]["ferrofluid.io/inject-ca-bundle"] == "true", "{}", cfg["metadata"]);
+    let hooks = cfg["webhooks"].as_array().context("webhooks")?;
+    ensure!(hooks.len() == 1, "one webhook: {hooks:?}");
+    let w = &hooks[0];
+    ensure!(w["name"].as_str().is_some_and(|n| n.matches('.').count() >= 2), "a fully qualified name: {}", w["name"]);
+    ensure!(w["clientConfig"].get("caBundle").is_none(), "the chart sets no caBundle: {}", w["clientConfig"]);
+    let s = &w["clientConfig"]["service"];
+    ensure!(
+        s["name"] == name && s["namespace"] == "ferrofluid-system" && s["path"] == "/mutate" && s["port"] == 443,
+        "{s}"
+    );
+    ensure!(strings(&w["admissionReviewVersions"]) == ["v1"], "{}", w["admissionReviewVersions"]);
+    ensure!(w["sideEffects"] == "None" && w["reinvocationPolicy"] == "IfNeeded", "{w}");
+    ensure!(w["failurePolicy"] == "Ignore" && w["timeoutSeconds"] == 5, "{w}");
+    let rule = &w["rules"][0];
+    ensure!(
+        strings(&rule["operations"]) == ["CREATE"]
+            && strings(&rule["apiGroups"]) == [""]
+            && strings(&rule["resources"]) == ["pods"],
+        "{rule}"
+    );
+    let own_ns_excluded = |sel: &Value| {
+        sel["matchExpressions"].as_array().into_iter().flatten().any(|e| {
+            e["key"] == "kubernetes.io/metadata.name"
+                && e["operator"] == "NotIn"
+                && strings(&e["values"]) == ["ferrofluid-system"]
+        })
+    };
+    let sel = &w["namespaceSelector"];
+    ensure!(sel["matchLabels"]["fluid.io/enable-injection"] == "true", "Fluid's opt-in label: {sel}");
+    ensure!(own_ns_excluded(sel), "the release namespace is excluded: {sel}");
+    let obj = &w["objectSelector"]["matchExpressions"][0];
+    ensure!(
+        obj["key"] == "fluid.io/enable-injection" && obj["operator"] == "NotIn" && strings(&obj["values"]) == ["false"],
+        "Fluid's per-pod opt-out: {obj}"
+    );
+
+    // Non-default values.
+    let other = render(&[
+        "--set",
+        "webhook.failurePolicy=Fail",
+        "--set",
+        "webhook.preferNodesWithoutCache=true",
+        "--set",
+        "webhook.timeoutSeconds=10",
+        "--set",
+        "webhook.port=8443",
+        "--set",
+        "webhook.namespaceSelector=null",
+        "--set",
+        "webhook.objectSelector=null",
+        "--set",
+        "watchNamespace=team-a",
+    ])?;
+    let d = find(&other, "Deployment", name)?;
+    let c = &d["spec"]["template"]["spec"]["containers"][0];
+    let args = strings(&c["args"]);
+    ensure!(args.contains(&"--prefer-nodes-without-cache".to_string()), "{args:?}");
+    ensure!(args.contains(&"--tls-addr=0.0.0.0:8443".to_string()), "{args:?}");
+    ensure!(c["ports"].as_array().into_iter().flatten().any(|p| p["containerPort"] == 8443), "{}", c["ports"]);
+    ensure!(env(c, "FERROFLUID_WATCH_NAMESPACE").is_some_and(|e| e["value"] == "team-a"), "watchNamespace");
+    let rb = find(&other, "RoleBinding", name)?;
+    ensure!(rb["metadata"]["namespace"] == "team-a", "datasets read in team-a only: {rb}");
+    let w = &find(&other, "MutatingWebhookConfiguration", name)?["webhooks"][0];
+    ensure!(w["failurePolicy"] == "Fail" && w["timeoutSeconds"] == 10, "{w}");
+    let sel = &w["namespaceSelector"];
+    ensure!(sel.get("matchLabels").is_none() && own_ns_excluded(sel), "every namespace but the release's: {sel}");
+    ensure!(w.get("objectSelector").is_none(), "every pod: {w}");
+
+    ensure!(render(&["--set", "webhook.failurePolicy=fail"]).is_err(), "an unknown failurePolicy is refused");
+    let off = render(&["--set", "webhook.enabled=false"])?;
+    ensure!(
+        !off.iter().any(|d| d["metadata"]["name"].as_str().is_some_and(|n| n.starts_with(name))),
+        "webhook.enabled=false still renders webhook objects"
+    );
     Ok(())
 }

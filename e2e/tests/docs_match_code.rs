@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
-const COMPONENTS: [&str; 5] =
-    ["dataset-controller", "runtime-controller", "dataops-controller", "metrics-collector", "csi-plugin"];
+const COMPONENTS: [&str; 6] =
+    ["dataset-controller", "runtime-controller", "dataops-controller", "metrics-collector", "webhook", "csi-plugin"];
 const CONTROLLERS: [&str; 3] = ["dataset-controller", "runtime-controller", "dataops-controller"];
 
 fn repo(path: &str) -> PathBuf {

@@ -1,6 +1,9 @@
 {{/*
-The Deployment of a leader-elected component (dataset-controller, runtime-controller, metrics-collector).
-Call with (dict "ctx" $ "component" "<name>" "values" .Values.<component> "args" (list …) "env" (list …)).
+The Deployment of a component: the leader-elected ones (dataset-controller, runtime-controller,
+dataops-controller, metrics-collector) and the webhook.
+Call with (dict "ctx" $ "component" "<name>" "values" .Values.<component> "args" (list …) "env" (list …));
+optional: "noLeaderElection" true (no leader-election environment: the webhook's replicas all serve) and
+"ports" (list of extra container ports, after `http`).
 */}}
 {{- define "ferrofluid.deployment" -}}
 {{- $ctx := .ctx -}}
@@ -55,7 +58,9 @@ spec:
             {{- end }}
           env:
             {{- include "ferrofluid.commonEnv" $ctx | nindent 12 }}
+            {{- if not .noLeaderElection }}
             {{- include "ferrofluid.leaderEnv" $ctx | nindent 12 }}
+            {{- end }}
             {{- with .env }}
             {{- toYaml . | nindent 12 }}
             {{- end }}
@@ -63,6 +68,9 @@ spec:
             - name: http
               containerPort: 8080
               protocol: TCP
+            {{- with .ports }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
           livenessProbe:
             httpGet:
               path: /healthz

@@ -98,3 +98,13 @@ prometheus.io/path: /metrics
 {{- define "ferrofluid.leaseName" -}}
 {{- printf "ferrofluid-%s" .component -}}
 {{- end -}}
+
+{{/* The webhook's Service and MutatingWebhookConfiguration name (its Deployment's too): (dict "ctx" $). */}}
+{{- define "ferrofluid.webhookName" -}}
+{{- include "ferrofluid.componentName" (dict "ctx" .ctx "component" "webhook") -}}
+{{- end -}}
+
+{{/* The Secret in the release namespace where the webhook keeps its CA and serving certificate: (dict "ctx" $). */}}
+{{- define "ferrofluid.webhookCertSecret" -}}
+{{- printf "%s-cert" (include "ferrofluid.webhookName" .) -}}
+{{- end -}}

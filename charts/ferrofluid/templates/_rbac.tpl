@@ -8,7 +8,8 @@ Rules on namespaced resources ("ferrofluid.rules.<component>") go into the Clust
 component honours it. Rules on cluster-scoped resources ("ferrofluid.clusterRules.<component>") go into
 `<fullname>-<component>-cluster`, always bound cluster-wide. The leader-election Lease is granted by a Role
 in the release namespace, limited to the component's own Lease name (Lease creation cannot be limited by
-name in RBAC).
+name in RBAC). Rules on objects of the release namespace itself ("ferrofluid.releaseRules.<component>", the
+webhook's certificate Secret) are a Role `<fullname>-<component>-<releaseRole>` there.
 */}}
 
 {{- define "ferrofluid.rules.dataset-controller" -}}
@@ -136,6 +137,44 @@ name in RBAC).
   verbs: ["patch"]
 {{- end -}}
 
+{{- define "ferrofluid.rules.webhook" -}}
+# Watch caches of the datasets (their nodeAffinity and tolerations) and of ferrofluid's PVCs (metadata
+# only, by label: a pod's PVC is a dataset's only when it is ferrofluid's PVC of that dataset). Read only.
+- apiGroups: ["data.fluid.io"]
+  resources: ["datasets"]
+  verbs: ["list", "watch"]
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["list", "watch"]
+{{- end -}}
+
+{{- define "ferrofluid.clusterRules.webhook" -}}
+# A watch cache of the nodes (only their metadata is kept): whether a dataset has cache nodes
+# (`fluid.io/s-<ns>-<name>=true`) decides between a required and a preferred term.
+- apiGroups: [""]
+  resources: ["nodes"]
+  verbs: ["list", "watch"]
+# The chart's own configuration, and only that one: watched by name (a change re-publishes the CA at
+# once), and a strategic merge patch of the webhooks whose `caBundle` differs.
+- apiGroups: ["admissionregistration.k8s.io"]
+  resources: ["mutatingwebhookconfigurations"]
+  resourceNames: [{{ include "ferrofluid.webhookName" . | quote }}]
+  verbs: ["list", "watch", "patch"]
+{{- end -}}
+
+{{- define "ferrofluid.releaseRules.webhook" -}}
+# The first replica creates the certificate Secret when it is missing; creation cannot be limited by name.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["create"]
+# Its own certificate Secret, watched by name (another replica's renewal is loaded at once) and replaced
+# (resourceVersion-guarded) when a certificate is renewed. No other Secret.
+- apiGroups: [""]
+  resources: ["secrets"]
+  resourceNames: [{{ include "ferrofluid.webhookCertSecret" . | quote }}]
+  verbs: ["list", "watch", "update"]
+{{- end -}}
+
 {{- define "ferrofluid.rules.csi-plugin" -}}
 # The runtime's FUSE clean policy (and whether it is being deleted) decides if NodeUnstage removes the
 # node's FUSE label. Everything else the plugin needs comes in the CSI requests (volume attributes).
@@ -164,7 +203,8 @@ name in RBAC).
 {{/*
 ServiceAccount, roles and bindings of one component:
 (dict "ctx" $ "component" "…" "values" .Values.<component> "namespaced" <honours watchNamespace>
-      "cluster" <has cluster-scoped rules> "lease" <is leader-elected>).
+      "cluster" <has cluster-scoped rules> "lease" <is leader-elected>
+      ["releaseRole" <suffix of a Role with ferrofluid.releaseRules.<component> in the release namespace>]).
 */}}
 {{- define "ferrofluid.rbac" -}}
 {{- $ctx := .ctx -}}
@@ -238,6 +278,34 @@ roleRef:
   apiGroup: rbac.authorization.k8s.io
   kind: ClusterRole
   name: {{ $name }}-cluster
+subjects:
+  - kind: ServiceAccount
+    name: {{ $sa }}
+    namespace: {{ $ctx.Release.Namespace }}
+{{- end }}
+{{- with .releaseRole }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: {{ $name }}-{{ . }}
+  namespace: {{ $ctx.Release.Namespace }}
+  labels:
+    {{- include "ferrofluid.labels" $ | nindent 4 }}
+rules:
+  {{- include (printf "ferrofluid.releaseRules.%s" $.component) $ | nindent 2 }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: {{ $name }}-{{ . }}
+  namespace: {{ $ctx.Release.Namespace }}
+  labels:
+    {{- include "ferrofluid.labels" $ | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: {{ $name }}-{{ . }}
 subjects:
   - kind: ServiceAccount
     name: {{ $sa }}
