@@ -5,7 +5,8 @@
 //!   moves forward, in parts, files and bytes; two loads of one dataset never run at once; a load of a
 //!   missing dataset fails saying which field is wrong; chains, TTL, a controller crash and
 //!   cancellation; an `OnEvent` load runs again on a new cache node when the runtime scales out.
-//! - DataMigrate copies a tree into the dataset byte-identical (two key ranges at once), then a DataLoad
+//! - DataMigrate copies a tree into the dataset byte-identical (two key ranges at once, its files and bytes
+//!   counted from juicefs sync's summary), then a DataLoad
 //!   and a DataProcess run after it, in order; a Cron DataLoad runs twice and stops when deleted, and an
 //!   `OnEvent` DataProcess after it runs after each of its runs.
 
@@ -478,8 +479,26 @@ async fn a_migration_then_a_load_then_a_process_run_in_order_and_cron_repeats() 
     );
     rig.apply(&migrate);
     wait_field(&ns, "datamigrate", "import", ".status.phase", "Complete", Duration::from_secs(240)).await;
+    // Seven files: the counts exact, the bytes as juicefs sync prints them (3 significant digits).
+    let src_bytes: i64 = rig
+        .cluster
+        .exec(&node, &format!("find {src} -type f -exec stat -c %s {{}} + | awk '{{s += $1}} END {{print s}}'"))
+        .expect("source size")
+        .trim()
+        .parse()
+        .expect("a number");
     let progress = rig.get(&["get", "datamigrate", "import", "-o", "jsonpath={.status.progress.summary}"]);
-    assert_eq!(progress, "2/2 parts (100%)");
+    assert!(progress.starts_with("2/2 parts, 7/7 files, "), "{progress}");
+    let counts = rig.get(&[
+        "get",
+        "datamigrate",
+        "import",
+        "-o",
+        "jsonpath={.status.progress.filesDone} {.status.progress.files} {.status.progress.bytesDone}",
+    ]);
+    let v: Vec<i64> = counts.split(' ').map(|n| n.parse().expect("number")).collect();
+    assert_eq!(v[..2], [7, 7], "{counts}");
+    assert!((v[2] - src_bytes).abs() * 100 < src_bytes, "bytes copied {} of {src_bytes}", v[2]);
     rig.phase("load-imported", "Complete").await;
     wait_field(&ns, "dataprocess", "prep", ".status.phase", "Complete", Duration::from_secs(240)).await;
 

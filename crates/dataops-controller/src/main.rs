@@ -16,6 +16,7 @@ mod process_job;
 mod reconcile;
 mod schedule;
 mod status;
+mod sync_report;
 mod triggers;
 mod warmup_job;
 mod work;
@@ -147,13 +148,17 @@ async fn main() -> anyhow::Result<()> {
             let (load_jobs, load_job_changes) = jobs(keys::ROLE_DATALOAD);
             let (migrate_jobs, migrate_job_changes) = jobs(keys::ROLE_DATAMIGRATE);
             let (process_jobs, process_job_changes) = jobs(keys::ROLE_DATAPROCESS);
-            // The warm-up pods: each part's report is its termination message.
-            let (load_pods, load_pod_changes) = reflect(
-                scoped_api::<Pod>(&client, ns),
-                cfg().labels(&jobs_of_role(keys::ROLE_DATALOAD)),
-                triggers::pod,
-                triggers::slim_pod,
-            );
+            // The warm-up and copy pods: each one's report is its termination message.
+            let pods = |role: &str| {
+                reflect(
+                    scoped_api::<Pod>(&client, ns),
+                    cfg().labels(&jobs_of_role(role)),
+                    triggers::pod,
+                    triggers::slim_pod,
+                )
+            };
+            let (load_pods, load_pod_changes) = pods(keys::ROLE_DATALOAD);
+            let (migrate_pods, migrate_pod_changes) = pods(keys::ROLE_DATAMIGRATE);
             let (datasets, dataset_changes) =
                 reflect(scoped_api::<Dataset>(&client, ns), cfg(), triggers::dataset, triggers::slim_dataset);
             let (runtimes, runtime_changes) =
@@ -206,8 +211,12 @@ async fn main() -> anyhow::Result<()> {
                 processes: processes.clone(),
                 datasets,
                 runtimes,
-                jobs: reconcile::JobStores { load: load_jobs.clone(), migrate: migrate_jobs, process: process_jobs },
-                load_pods,
+                jobs: reconcile::JobStores {
+                    load: load_jobs.clone(),
+                    migrate: migrate_jobs.clone(),
+                    process: process_jobs,
+                },
+                pods: reconcile::PodStores { load: load_pods, migrate: migrate_pods },
                 nodes,
                 ready: Default::default(),
                 parts: args.dataload_parts,
@@ -228,6 +237,10 @@ async fn main() -> anyhow::Result<()> {
                 .reconcile_on(load_rx);
             let migrate_ctl = Controller::for_stream(migrate_changes, migrates)
                 .watches_stream(migrate_job_changes, |j| triggers::owner_of::<DataMigrate>(&j))
+                .watches_stream(migrate_pod_changes, move |p| {
+                    let job = migrate_jobs.get(&triggers::job_of(&p)?)?;
+                    triggers::owner_of::<DataMigrate>(&job)
+                })
                 .reconcile_on(migrate_rx);
             let process_ctl = Controller::for_stream(process_changes, processes)
                 .watches_stream(process_job_changes, |j| triggers::owner_of::<DataProcess>(&j))

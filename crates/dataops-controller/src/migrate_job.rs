@@ -1,5 +1,6 @@
-//! The copy Jobs of a DataMigrate, pure: `juicefs sync <from> <to>`, exec-form (no shell), one Job per
-//! key range when `parallelism` > 1. A dataset side is `jfs://FF_<SIDE>_META/<subdir>/<path>/`, where
+//! The copy Jobs of a DataMigrate, pure: `juicefs sync <from> <to>` as the arguments of a fixed script
+//! that reports its summary (`sync_report`; the arguments are never parsed by a shell), one Job per key
+//! range when `parallelism` > 1. A dataset side is `jfs://FF_<SIDE>_META/<subdir>/<path>/`, where
 //! `FF_<SIDE>_META` is an environment variable holding the metadata URL from the dataset's Secret (juicefs
 //! reads `jfs://<VAR>/` that way), so no credential is ever in the command line; an external storage's
 //! `access-key`/`secret-key` come from Secrets as the storage clients' environment credentials.
@@ -7,6 +8,7 @@
 use crate::job_parts::{labels, owner, pod_meta};
 use crate::op::job_name;
 use crate::plan::{Unit, Why, why};
+use crate::warmup_job::TERMINATION_LOG;
 use ferrofluid_api::common::{EncryptOption, SecretKeySelector};
 use ferrofluid_api::datamigrate::DataMigrate;
 use ferrofluid_api::keys;
@@ -239,6 +241,14 @@ pub fn command(m: &DataMigrate, from: &str, to: &str, range: (Option<String>, Op
     argv
 }
 
+/// `argv` under the report script (`sync_report`): its output and exit code unchanged, its summary
+/// reported.
+pub fn wrapped(argv: Vec<String>) -> Vec<String> {
+    let mut out = vec!["sh".to_string(), "-c".into(), crate::sync_report::SCRIPT.into(), "ferrofluid-sync".into()];
+    out.extend(argv);
+    out
+}
+
 pub struct MigrateInputs<'a> {
     pub op: &'a DataMigrate,
     pub image: String,
@@ -277,6 +287,8 @@ pub fn build(inp: &MigrateInputs<'_>, unit: &str) -> Job {
     let (from, mut env) = side("FROM", &inp.from);
     let (to, to_env) = side("TO", &inp.to);
     env.extend(to_env);
+    env.push(EnvVar { name: "FF_PART".into(), value: Some(i.to_string()), ..Default::default() });
+    env.push(EnvVar { name: "FF_RESULT".into(), value: Some(TERMINATION_LOG.into()), ..Default::default() });
     Job {
         metadata: ObjectMeta {
             name: Some(job_name(&m.name_any(), unit)),
@@ -300,9 +312,10 @@ pub fn build(inp: &MigrateInputs<'_>, unit: &str) -> Job {
                     containers: vec![Container {
                         name: CONTAINER.into(),
                         image: Some(inp.image.clone()),
-                        command: Some(command(m, &from, &to, key_range(i, n))),
+                        command: Some(wrapped(command(m, &from, &to, key_range(i, n)))),
                         env: Some(env),
                         resources: m.spec.resources.clone(),
+                        termination_message_path: Some(TERMINATION_LOG.into()),
                         termination_message_policy: Some("FallbackToLogsOnError".into()),
                         ..Default::default()
                     }],

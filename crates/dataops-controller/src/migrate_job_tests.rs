@@ -51,10 +51,10 @@ fn the_command_is_argv_with_no_credentials() {
     };
     let job = build(&inp, "range-0");
     let c = &job.spec.as_ref().and_then(|s| s.template.spec.as_ref()).expect("pod").containers[0];
-    assert_eq!(
-        c.command.as_deref().expect("command"),
-        ["juicefs", "sync", "--threads=20", "--update", "file:///src/", "jfs://FF_TO_META/demo/in/"]
-    );
+    let argv = c.command.as_deref().expect("command");
+    assert_eq!(argv[..4], ["sh", "-c", crate::sync_report::SCRIPT, "ferrofluid-sync"]);
+    assert_eq!(argv[4..], ["juicefs", "sync", "--threads=20", "--update", "file:///src/", "jfs://FF_TO_META/demo/in/"]);
+    assert_eq!(c.termination_message_path.as_deref(), Some(crate::warmup_job::TERMINATION_LOG));
     let env = c.env.as_ref().expect("env");
     assert_eq!(env[0].name, "FF_TO_META");
     assert!(env[0].value.is_none() && env[0].value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()).is_some());

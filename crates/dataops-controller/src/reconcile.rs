@@ -49,8 +49,8 @@ pub struct Shared {
     pub runtimes: Store<JuiceFSRuntime>,
     /// Each kind's Jobs (watched by their role label).
     pub jobs: JobStores,
-    /// The DataLoads' pods (their parts' reports).
-    pub load_pods: Store<Pod>,
+    /// The pods of the DataLoads' and the DataMigrates' Jobs (their reports).
+    pub pods: PodStores,
     pub nodes: Store<Node>,
     pub ready: ReadyOnce,
     pub parts: i32,
@@ -61,6 +61,22 @@ pub struct JobStores {
     pub load: Store<Job>,
     pub migrate: Store<Job>,
     pub process: Store<Job>,
+}
+
+/// The pods of the kinds whose pods report (by their role label).
+pub struct PodStores {
+    pub load: Store<Pod>,
+    pub migrate: Store<Pod>,
+}
+
+impl PodStores {
+    pub fn of(&self, kind: &str) -> Option<&Store<Pod>> {
+        match kind {
+            keys::KIND_DATALOAD => Some(&self.load),
+            keys::KIND_DATAMIGRATE => Some(&self.migrate),
+            _ => None,
+        }
+    }
 }
 
 impl JobStores {
@@ -86,7 +102,8 @@ impl Shared {
                 self.jobs.load.wait_until_ready().await?;
                 self.jobs.migrate.wait_until_ready().await?;
                 self.jobs.process.wait_until_ready().await?;
-                self.load_pods.wait_until_ready().await?;
+                self.pods.load.wait_until_ready().await?;
+                self.pods.migrate.wait_until_ready().await?;
                 self.nodes.wait_until_ready().await
             })
             .await
@@ -176,11 +193,11 @@ fn jobs_of<'a, K: Op>(op: &K, all: &'a [Arc<Job>]) -> BTreeMap<String, &'a Job> 
         .collect()
 }
 
-/// What the pods of these Jobs reported, by Job name (a DataLoad's parts; other kinds' pods are not
-/// watched and report nothing).
-fn reports_of(ns: &str, jobs: &BTreeMap<String, &Job>, pods: &Store<Pod>) -> BTreeMap<String, Vec<PartReport>> {
+/// What the pods of these Jobs reported, by Job name (a DataLoad's parts, a DataMigrate's ranges; a
+/// DataProcess's pods are not watched and report nothing).
+fn reports_of(ns: &str, jobs: &BTreeMap<String, &Job>, pods: Option<&Store<Pod>>) -> BTreeMap<String, Vec<PartReport>> {
     let mut out: BTreeMap<String, Vec<PartReport>> = BTreeMap::new();
-    for p in pods.state() {
+    for p in pods.map(Store::state).unwrap_or_default() {
         let Some(job) = triggers::job_of(&p) else { continue };
         if job.namespace.as_deref() != Some(ns) || !jobs.contains_key(&job.name) {
             continue;
@@ -244,7 +261,7 @@ async fn apply<K: Work>(op: &K, sh: &Shared) -> Result<Action, Error> {
     let all_jobs = sh.jobs.of(K::KIND).state();
     let (units, no_units) = op.units(sh);
     let jobs = jobs_of(op, &all_jobs);
-    let reports = reports_of(&ns, &jobs, &sh.load_pods);
+    let reports = reports_of(&ns, &jobs, sh.pods.of(K::KIND));
     let view = View {
         kind: K::KIND,
         name: &name,
