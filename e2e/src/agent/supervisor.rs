@@ -6,9 +6,11 @@ use crate::agent::pod;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
+use kube::runtime::utils::Backoff;
 use kube::runtime::{WatchStreamExt, watcher};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +44,41 @@ fn finished(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_some() || (terminal && !phase_is_kwoks)
 }
 
+/// The pod watch's retry delays: 200 ms, doubling, at most 1 s. kube's default grows to 30 s over an
+/// API server outage, and a stand-in kubelet that sleeps that long misses pods whose whole life falls in
+/// the gap — a cache-cleanup pod that kwok marks Succeeded at once is deleted with its Job seconds later,
+/// never run (seen after a kube-apiserver restart in `faults_control_plane`).
+struct PodWatchBackoff {
+    next: Duration,
+}
+
+impl PodWatchBackoff {
+    const FIRST: Duration = Duration::from_millis(200);
+    const MAX: Duration = Duration::from_secs(1);
+}
+
+impl Default for PodWatchBackoff {
+    fn default() -> Self {
+        Self { next: Self::FIRST }
+    }
+}
+
+impl Iterator for PodWatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let now = self.next;
+        self.next = (now * 2).min(Self::MAX);
+        Some(now)
+    }
+}
+
+impl Backoff for PodWatchBackoff {
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
 impl Supervisor {
     pub fn new(ctx: Arc<AgentCtx>) -> Self {
         Self { ctx, pods: HashMap::new(), tasks: JoinSet::new(), ready: false }
@@ -52,7 +89,7 @@ impl Supervisor {
     pub async fn run(mut self, shutdown: CancellationToken) {
         let api: Api<Pod> = Api::all(self.ctx.client.clone());
         let cfg = watcher::Config::default().fields(&format!("spec.nodeName={}", self.ctx.node));
-        let mut events = watcher(api, cfg).default_backoff().boxed();
+        let mut events = watcher(api, cfg).backoff(PodWatchBackoff::default()).boxed();
         let mut listing: Option<HashSet<String>> = None;
         loop {
             tokio::select! {
@@ -162,6 +199,15 @@ mod tests {
 
     const OURS: (&str, &str) = (LABEL_MANAGED_BY, MANAGED_BY);
     const OPERATION: (&str, &str) = (LABEL_OPERATION_UID, "0a6c1d1e-5c1f-4d0e-9f3e-2f0f2d9a7b11");
+
+    #[test]
+    fn the_pod_watch_retries_within_a_second_and_starts_over_after_a_reset() {
+        let mut b = PodWatchBackoff::default();
+        let first: Vec<u128> = b.by_ref().take(5).map(|d| d.as_millis()).collect();
+        assert_eq!(first, [200, 400, 800, 1000, 1000]);
+        b.reset();
+        assert_eq!(b.next(), Some(Duration::from_millis(200)));
+    }
 
     #[test]
     fn kwoks_phase_does_not_finish_a_cleanup_job_pod() {
