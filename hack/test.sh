@@ -24,8 +24,20 @@ if ! "$HACK_DIR/local-cluster.sh" status >/dev/null 2>&1; then
 fi
 export KUBECONFIG="$LOCAL_DIR/kubeconfig"
 kubectl apply --server-side --field-manager ferrofluid-crds -f charts/ferrofluid/crds/ >/dev/null
-kubectl wait --for condition=established --timeout 60s crd/datasets.data.fluid.io crd/juicefsruntimes.data.fluid.io \
-  crd/dataloads.data.fluid.io crd/datamigrates.data.fluid.io crd/dataprocesses.data.fluid.io >/dev/null
+# Not `kubectl wait --for condition=established`: it fails outright on a CRD so new that it has no
+# conditions yet (seen in CI); poll each CRD's Established condition instead.
+established() {
+  local c
+  for c in datasets juicefsruntimes dataloads datamigrates dataprocesses; do
+    [ "$(kubectl get "crd/$c.data.fluid.io" -o 'jsonpath={.status.conditions[?(@.type=="Established")].status}' 2>/dev/null)" = True ] ||
+      return 1
+  done
+}
+deadline=$((SECONDS + 60))
+until established; do
+  [ $SECONDS -lt $deadline ] || die "the CRDs were not established within 60 s"
+  sleep 0.5
+done
 
 log "Helm chart: lint, render, apply to the real apiserver, install and uninstall"
 "$HACK_DIR/chart-test.sh"
