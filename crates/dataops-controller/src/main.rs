@@ -230,16 +230,12 @@ async fn main() -> anyhow::Result<()> {
             };
             let load_ctl = Controller::for_stream(load_changes, loads)
                 .watches_stream(load_job_changes, |j| triggers::owner_of::<DataLoad>(&j))
-                .watches_stream(load_pod_changes, move |p| {
-                    let job = load_jobs.get(&triggers::job_of(&p)?)?;
-                    triggers::owner_of::<DataLoad>(&job)
-                })
+                .watches_stream(load_pod_changes, move |p| triggers::owner_through_job::<DataLoad>(&load_jobs, &p))
                 .reconcile_on(load_rx);
             let migrate_ctl = Controller::for_stream(migrate_changes, migrates)
                 .watches_stream(migrate_job_changes, |j| triggers::owner_of::<DataMigrate>(&j))
                 .watches_stream(migrate_pod_changes, move |p| {
-                    let job = migrate_jobs.get(&triggers::job_of(&p)?)?;
-                    triggers::owner_of::<DataMigrate>(&job)
+                    triggers::owner_through_job::<DataMigrate>(&migrate_jobs, &p)
                 })
                 .reconcile_on(migrate_rx);
             let process_ctl = Controller::for_stream(process_changes, processes)

@@ -110,10 +110,16 @@ impl Shared {
             .map_err(Error::Cache)
     }
 
-    /// The phase of operation `kind`/`name` in `ns`; `None` when it does not exist.
-    pub fn phase_of(&self, kind: &str, ns: &str, name: &str) -> Option<OperationPhase> {
-        fn get<K: Op>(s: &Store<K>, ns: &str, name: &str) -> Option<OperationPhase> {
-            s.get(&ObjectRef::new(name).within(ns)).map(|o| o.op_status().map(|s| s.phase).unwrap_or_default())
+    /// What a pass reads of another operation `kind`/`name` in `ns`; `None` when it does not exist.
+    fn other(&self, kind: &str, ns: &str, name: &str) -> Option<Other> {
+        fn get<K: Op>(s: &Store<K>, ns: &str, name: &str) -> Option<Other> {
+            let o = s.get(&ObjectRef::new(name).within(ns))?;
+            let st = o.op_status();
+            Some(Other {
+                phase: st.map(|s| s.phase).unwrap_or_default(),
+                completion_time: st.and_then(|s| s.completion_time.clone()),
+                run_after: o.run_after().map(|a| (a.kind.clone(), a.name.clone())),
+            })
         }
         match kind {
             keys::KIND_DATALOAD => get(&self.loads, ns, name),
@@ -121,34 +127,20 @@ impl Shared {
             keys::KIND_DATAPROCESS => get(&self.processes, ns, name),
             _ => None,
         }
+    }
+
+    /// The phase of operation `kind`/`name` in `ns`; `None` when it does not exist.
+    pub fn phase_of(&self, kind: &str, ns: &str, name: &str) -> Option<OperationPhase> {
+        self.other(kind, ns, name).map(|o| o.phase)
     }
 
     /// When operation `kind`/`name` in `ns` completed, if it is Complete.
     pub fn completed_at(&self, kind: &str, ns: &str, name: &str) -> Option<String> {
-        fn get<K: Op>(s: &Store<K>, ns: &str, name: &str) -> Option<String> {
-            let o = s.get(&ObjectRef::new(name).within(ns))?;
-            let st = o.op_status()?;
-            (st.phase == OperationPhase::Complete).then(|| st.completion_time.clone()).flatten()
-        }
-        match kind {
-            keys::KIND_DATALOAD => get(&self.loads, ns, name),
-            keys::KIND_DATAMIGRATE => get(&self.migrates, ns, name),
-            keys::KIND_DATAPROCESS => get(&self.processes, ns, name),
-            _ => None,
-        }
+        self.other(kind, ns, name).filter(|o| o.phase == OperationPhase::Complete)?.completion_time
     }
 
     fn run_after_of(&self, kind: &str, ns: &str, name: &str) -> Option<(String, String)> {
-        fn get<K: Op>(s: &Store<K>, ns: &str, name: &str) -> Option<(String, String)> {
-            let o = s.get(&ObjectRef::new(name).within(ns))?;
-            o.run_after().map(|a| (a.kind.clone(), a.name.clone()))
-        }
-        match kind {
-            keys::KIND_DATALOAD => get(&self.loads, ns, name),
-            keys::KIND_DATAMIGRATE => get(&self.migrates, ns, name),
-            keys::KIND_DATAPROCESS => get(&self.processes, ns, name),
-            _ => None,
-        }
+        self.other(kind, ns, name)?.run_after
     }
 
     pub fn dataset(&self, ns: &str, name: &str) -> Option<Arc<Dataset>> {
@@ -158,6 +150,13 @@ impl Shared {
     pub fn runtime(&self, ns: &str, name: &str) -> Option<Arc<JuiceFSRuntime>> {
         self.runtimes.get(&ObjectRef::new(name).within(ns))
     }
+}
+
+/// Another operation as a pass sees it: its phase, completion time and `runAfter` (kind, name).
+struct Other {
+    phase: OperationPhase,
+    completion_time: Option<String>,
+    run_after: Option<(String, String)>,
 }
 
 /// One kind's controller: the shared parts and its own metrics and backoff.

@@ -107,6 +107,11 @@ pub fn job_of(p: &Pod) -> Option<ObjectRef<Job>> {
     Some(ObjectRef::new(&o.name).within(&ns))
 }
 
+/// The operation of kind `K` a pod belongs to: the controller owner of its Job (from that kind's Job cache).
+pub fn owner_through_job<K: Op>(jobs: &Store<Job>, pod: &Pod) -> Option<ObjectRef<K>> {
+    owner_of::<K>(jobs.get(&job_of(pod)?)?.as_ref())
+}
+
 /// Pods are kept with their owner, phase and containers' termination messages.
 pub fn slim_pod(p: &mut Pod) {
     p.metadata.managed_fields = None;
