@@ -32,6 +32,7 @@ pub struct DatasetSpec {
     /// `juicefs:///<subdir>`.
     #[schemars(length(min = 1, max = 32))]
     #[x_kube(validation = Rule::new("self.all(m, !has(m.name) || self.exists_one(o, has(o.name) && o.name == m.name))").message("mount names must be unique"))]
+    #[x_kube(validation = Rule::new("size(self) == 1 || self.all(m, !m.mountPoint.startsWith('dataset://'))").message("a dataset://<namespace>/<name> mount must be the dataset's only mount"))]
     pub mounts: Vec<Mount>,
     /// Options that apply to every mount (merged under each mount's own `options`). Keys are JuiceFS flag
     /// names without `--`; secrets go in `sharedEncryptOptions`.
@@ -69,9 +70,12 @@ pub struct DatasetSpec {
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Mount {
-    /// Where the data is: `<scheme>://<path>`, e.g. `juicefs:///demo` (subdirectory `/demo` of the file system).
+    /// Where the data is: `<scheme>://<path>`, e.g. `juicefs:///demo` (subdirectory `/demo` of the file system),
+    /// or `dataset://<namespace>/<name>` to read through another dataset's cache (its only mount; the
+    /// source must allow it with the annotation `ferrofluid.io/share-with`).
     #[x_kube(validation = Rule::new("self.matches('^[a-z][a-z0-9+.-]*://')").message("mountPoint must be <scheme>://<path>, e.g. juicefs:///demo"))]
     #[x_kube(validation = Rule::new("!self.contains('/../') && !self.endsWith('/..')").message("mountPoint must not contain '..' path segments"))]
+    #[x_kube(validation = Rule::new("!self.startsWith('dataset://') || self.matches('^dataset://[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z]([-a-z0-9]*[a-z0-9])?$')").message("a dataset reference must be dataset://<namespace>/<dataset name>"))]
     #[schemars(length(min = 1, max = 1024))]
     pub mount_point: String,
     /// Mount options (for JuiceFS: `bucket`, `storage`, and `juicefs format`/`mount` settings). Keys are
@@ -145,7 +149,7 @@ pub struct User {
 }
 
 /// Where a dataset is in its life.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum DatasetPhase {
     #[default]
     #[serde(rename = "")]
@@ -189,6 +193,10 @@ pub struct DatasetStatus {
     /// as in Fluid; the others wait. Written only by the dataops-controller.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub operation_ref: BTreeMap<String, String>,
+    /// On a source dataset: the datasets (`<namespace>/<name>`) that refer to it with
+    /// `dataset://<namespace>/<name>`. It is not deleted while any remains. Written by the runtime-controller.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dataset_ref: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -79,6 +79,15 @@ pub const LABEL_RUNTIME_UID: &str = "ferrofluid.io/runtime-uid";
 /// Job's status follows the work actually done.
 pub const LABEL_OPERATION_UID: &str = "ferrofluid.io/operation-uid";
 
+/// Label on the objects the runtime-controller creates for a dataset that refers to another one
+/// (`dataset://<ns>/<name>`: its PV and PVC): the UID of that referring Dataset. With `LABEL_MANAGED_BY`
+/// it is their ownership mark, as `LABEL_RUNTIME_UID` is for a runtime's objects.
+pub const LABEL_DATASET_UID: &str = "ferrofluid.io/dataset-uid";
+
+/// Annotation on a source dataset: the namespaces (comma-separated, or `*` for all) whose datasets may
+/// refer to it with `dataset://<ns>/<name>` and so read through its cache.
+pub const ANNOTATION_SHARE_WITH: &str = "ferrofluid.io/share-with";
+
 /// Annotation on a cache cleanup Job naming the node it cleans.
 pub const ANNOTATION_NODE: &str = "ferrofluid.io/node";
 /// Annotation the runtime-controller sets, once, on a PVC left `Pending` behind its `Bound` PV: the
@@ -96,6 +105,8 @@ pub const ANNOTATION_DESIRED_HASH: &str = "ferrofluid.io/desired-hash";
 /// Finalizers.
 pub const FINALIZER_DATASET: &str = "fluid-dataset-controller-finalizer";
 pub const FINALIZER_RUNTIME: &str = "juicefs-runtime-controller-finalizer";
+/// On a referring dataset while the runtime-controller may hold a PV and PVC for it.
+pub const FINALIZER_SHARE: &str = "ferrofluid.io/dataset-share";
 /// On data operations while the dataops-controller may hold their dataset's operation lock or run Jobs.
 pub const FINALIZER_DATALOAD: &str = "ferrofluid.io/dataload-controller";
 pub const FINALIZER_DATAMIGRATE: &str = "ferrofluid.io/datamigrate-controller";

@@ -14,6 +14,7 @@ pub mod operation;
 pub mod options;
 pub mod quota;
 pub mod redact;
+pub mod sharing;
 
 pub use common::{CacheStates, Condition, EncryptOption};
 pub use dataload::{DataLoad, DataLoadSpec};

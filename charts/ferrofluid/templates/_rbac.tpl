@@ -38,10 +38,12 @@ webhook's certificate Secret) are a Role `<fullname>-<component>-<releaseRole>` 
 - apiGroups: ["data.fluid.io"]
   resources: ["juicefsruntimes/status"]
   verbs: ["patch"]
-# The dataset of the same name: read and watched; its status set to Bound/NotBound.
+# The dataset of the same name: read and watched; its status set to Bound/NotBound. A dataset that
+# refers to another (dataset://) gets the finalizer ferrofluid.io/dataset-share (JSON patch) while it
+# holds a PV and PVC.
 - apiGroups: ["data.fluid.io"]
   resources: ["datasets"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["data.fluid.io"]
   resources: ["datasets/status"]
   verbs: ["patch"]

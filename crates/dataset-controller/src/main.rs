@@ -16,6 +16,7 @@ use ferrofluid_service::reconcile::serve;
 use ferrofluid_service::runner::scoped_api;
 use ferrofluid_service::watch::{no_managed_fields, reflect};
 use ferrofluid_service::{CommonArgs, ControllerArgs, LeaderArgs};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::controller::Controller;
 use kube::runtime::watcher;
@@ -63,8 +64,20 @@ async fn main() -> anyhow::Result<()> {
             );
             let (pods, pod_changes) =
                 reflect(scoped_api::<Pod>(&client, ns), watcher::Config::default(), triggers::pod, triggers::slim_pod);
+            // A referring dataset's change (its deletion above all) wakes its source, whose deletion may
+            // be waiting for it.
+            let (wake, sources) = futures::channel::mpsc::unbounded();
+            let dataset_changes = dataset_changes.inspect(move |ds| {
+                if let Ok(ds) = ds
+                    && let Some(source) = triggers::source_of(ds)
+                {
+                    // A closed channel means the controller is stopping.
+                    let _ = wake.unbounded_send(source);
+                }
+            });
             let ctx = Arc::new(reconcile::Context {
                 client: client.clone(),
+                datasets: datasets.clone(),
                 events: Events::new(client.clone(), reconcile::MANAGER),
                 scaffold: Scaffold::new(reconcile::CONTROLLER, metrics),
                 pods,
@@ -73,7 +86,8 @@ async fn main() -> anyhow::Result<()> {
                 check_secrets: args.check_secrets,
             });
             let controller = Controller::for_stream(dataset_changes, datasets)
-                .watches_stream(pod_changes, |pod| triggers::datasets_of(&pod));
+                .watches_stream(pod_changes, |pod| triggers::datasets_of(&pod))
+                .reconcile_on(sources);
             serve(controller, &args.controller, rt.stop, reconcile::reconcile, reconcile::error_policy, ctx).await;
             Ok(())
         },

@@ -1,9 +1,10 @@
 //! One Dataset's reconcile: `NotBound` on creation, validation conditions and events, and deletion
-//! protection while pods still use the dataset's PVC.
+//! protection while pods still use the dataset's PVC or other datasets refer to it (`dataset://`).
 
 use crate::validate::{self, Problem};
 use ferrofluid_api::common::condition;
-use ferrofluid_api::keys;
+use ferrofluid_api::keys::{self, DatasetKey};
+use ferrofluid_api::sharing;
 use ferrofluid_api::{Dataset, DatasetPhase, DatasetStatus};
 use ferrofluid_service::error::Step;
 use ferrofluid_service::events::Events;
@@ -31,6 +32,8 @@ pub struct Context {
     pub events: Events,
     /// Metrics, backoff and the finalizer-wrapped pass, shared with the other controller.
     pub scaffold: Scaffold,
+    /// Every dataset in scope, from the watch cache: a source's deletion waits for those that refer to it.
+    pub datasets: Store<Dataset>,
     /// Pods (slimmed to their claims), from the watch cache: the deletion wait reads them here.
     pub pods: Store<Pod>,
     /// Passes wait on this for the pod cache, not on the store itself (see `ReadyOnce`).
@@ -65,6 +68,9 @@ pub fn error_policy(ds: Arc<Dataset>, error: &Error, ctx: Arc<Context>) -> Actio
     ctx.scaffold.error_policy(ds.as_ref(), error)
 }
 
+/// When a pass whose NotBound write lost a race looks again.
+const CONFLICT_RETRY: Duration = Duration::from_millis(200);
+
 /// How often a deletion waiting for pods checks again, besides the pod events that wake it first.
 pub const IN_USE_RECHECK: Duration = Duration::from_secs(30);
 
@@ -83,7 +89,7 @@ async fn apply(ds: &Dataset, ctx: &Context) -> Result<Action, Error> {
     } else {
         None
     };
-    let problems = validate::validate(&ds.spec, secrets.as_ref());
+    let problems = validate::validate(&ds.spec, &ns, &name, secrets.as_ref());
     let ok = problems.is_empty();
     let message = if ok { "the dataset's input is valid".to_string() } else { join(&problems) };
     let reason = if ok { "Valid" } else { "InvalidInput" };
@@ -99,13 +105,14 @@ async fn apply(ds: &Dataset, ctx: &Context) -> Result<Action, Error> {
             "metadata": {"resourceVersion": ds.resource_version()},
             "status": {"phase": "NotBound", "conditions": conditions},
         });
-        api.patch_status(
-            &name,
-            &PatchParams { field_manager: Some(MANAGER.into()), ..Default::default() },
-            &Patch::Merge(patch),
-        )
-        .await
-        .step("set NotBound")?;
+        let params = PatchParams { field_manager: Some(MANAGER.into()), ..Default::default() };
+        match api.patch_status(&name, &params, &Patch::Merge(patch)).await {
+            Ok(_) => {}
+            // Written meanwhile (a runtime bound it, or the runtime-controller judged a reference): look
+            // again at once, at the object as the cache has it then — not after an error backoff.
+            Err(kube::Error::Api(s)) if s.code == 409 => return Ok(Action::requeue(CONFLICT_RETRY)),
+            Err(e) => return Err(e).step("set NotBound")?,
+        }
     } else if !unchanged {
         let body = DatasetStatus { conditions: vec![cond], ..Default::default() };
         ssa::status(&api, MANAGER, &name, &body).await.step("validated condition")?;
@@ -161,6 +168,19 @@ pub fn pods_using_claim<'a>(pods: &'a [Pod], claim: &str) -> Vec<&'a Pod> {
 
 async fn cleanup(ds: &Dataset, ctx: &Context) -> Result<Action, Error> {
     let ns = ds.namespace().unwrap_or_default();
+    // A source goes only after every dataset that refers to it (their deletion wakes this one).
+    let datasets = ctx.datasets.state();
+    let referring = sharing::referrers(datasets.iter().map(|d| d.as_ref()), &DatasetKey::new(&ns, ds.name_any()));
+    if !referring.is_empty() {
+        let shown = referring.join(", ");
+        let note = format!("deletion waits: datasets refer to this one with dataset://{ns}/{}: {shown}", ds.name_any());
+        event(ctx, ds, EventType::Warning, "DatasetReferenced", note).await;
+        return Err(Error::waiting(
+            "referenced",
+            format!("dataset {} is referred to by {shown}", ds.name_any()),
+            IN_USE_RECHECK,
+        ));
+    }
     let pods: Vec<Pod> = ctx
         .pods
         .state()

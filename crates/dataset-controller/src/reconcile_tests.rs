@@ -26,26 +26,38 @@ fn context_with(check_secrets: bool) -> (Arc<Context>, Handle) {
 
 /// A context whose pod cache holds `pods` (and is ready).
 fn context_with_pods(check_secrets: bool, pods: Vec<Pod>) -> (Arc<Context>, Handle) {
+    context_with_caches(check_secrets, pods, Vec::new())
+}
+
+/// A ready watch cache holding `objects`; its writer is leaked so the cache outlives the test's use.
+fn cache<K>(objects: Vec<K>) -> reflector::Store<K>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    let (reader, mut writer) = reflector::store();
+    writer.apply_watcher_event(&watcher::Event::Init);
+    for o in objects {
+        writer.apply_watcher_event(&watcher::Event::InitApply(o));
+    }
+    writer.apply_watcher_event(&watcher::Event::InitDone);
+    std::mem::forget(writer);
+    reader
+}
+
+fn context_with_caches(check_secrets: bool, pods: Vec<Pod>, datasets: Vec<Dataset>) -> (Arc<Context>, Handle) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
     let registry = prometheus::Registry::new();
-    let (reader, mut writer) = reflector::store();
-    writer.apply_watcher_event(&watcher::Event::Init);
-    for pod in pods {
-        writer.apply_watcher_event(&watcher::Event::InitApply(pod));
-    }
-    writer.apply_watcher_event(&watcher::Event::InitDone);
     let ctx = Context {
         client: client.clone(),
         events: Events::new(client, "test"),
         scaffold: Scaffold::new("dataset", ReconcileMetrics::register(&registry).expect("metrics")),
-        pods: reader,
+        datasets: cache(datasets),
+        pods: cache(pods),
         pods_ready: Default::default(),
         recheck: Duration::from_secs(7),
         check_secrets,
     };
-    // The writer must outlive the test's use of the cache.
-    std::mem::forget(writer);
     (Arc::new(ctx), handle)
 }
 
@@ -112,6 +124,28 @@ async fn deletion_waits_while_a_pod_uses_the_claim() {
     // No finalizer patch followed: the next request never comes (or the client is gone).
     let next = tokio::time::timeout(Duration::from_millis(100), handle.next_request()).await;
     assert!(matches!(next, Err(_) | Ok(None)), "unexpected request after the InUse error");
+}
+
+#[tokio::test]
+async fn a_source_is_not_deleted_while_datasets_refer_to_it() {
+    let referring: Dataset = serde_json::from_value(json!({
+        "apiVersion": "data.fluid.io/v1alpha1", "kind": "Dataset",
+        "metadata": {"name": "mine", "namespace": "team-b", "uid": "u2"},
+        "spec": {"mounts": [{"mountPoint": "dataset://ns/jfsdemo"}]},
+    }))
+    .expect("dataset");
+    let (ctx, mut handle) = context_with_caches(true, Vec::new(), vec![dataset(true), referring]);
+    let server = tokio::spawn(async move {
+        let ev = expect(&mut handle, Method::POST, EVENTS, event_reply()).await;
+        assert_eq!(ev["reason"], "DatasetReferenced");
+        assert!(ev["note"].as_str().unwrap_or_default().contains("team-b/mine"), "{ev}");
+        handle
+    });
+    let err = reconcile(Arc::new(dataset(true)), ctx).await.expect_err("must not release the finalizer");
+    assert_eq!(err.metric_label(), "referenced", "{err}");
+    let mut handle = server.await.expect("server");
+    let next = tokio::time::timeout(Duration::from_millis(100), handle.next_request()).await;
+    assert!(matches!(next, Err(_) | Ok(None)), "unexpected request after the Referenced error");
 }
 
 #[tokio::test]

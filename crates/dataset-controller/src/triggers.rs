@@ -2,7 +2,7 @@
 //! which the runtime-controller and the metrics-collector write — and pods starting or stopping to use
 //! its claim (the deletion wait). Pods are cached slimmed to what that needs.
 
-use ferrofluid_api::Dataset;
+use ferrofluid_api::{Dataset, sharing};
 use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus, Volume};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
@@ -16,6 +16,12 @@ fn hash_of(value: impl Hash) -> u64 {
 
 pub fn dataset(ds: &Dataset) -> u64 {
     hash_of((ds.meta().generation, ds.meta().deletion_timestamp.is_some(), ds.finalizers(), ds.labels()))
+}
+
+/// The source a referring dataset (`dataset://<ns>/<name>`) names.
+pub fn source_of(ds: &Dataset) -> Option<ObjectRef<Dataset>> {
+    let key = sharing::reference(&ds.spec, &ds.namespace()?, &ds.name_any())?.ok()?;
+    Some(ObjectRef::new(&key.name).within(&key.namespace))
 }
 
 /// The claims a pod mounts.

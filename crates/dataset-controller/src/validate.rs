@@ -2,11 +2,12 @@
 //! controller may read Secrets, `--check-secrets`) that the Secrets it references exist and hold the
 //! keys. Pure: what was found of the Secrets comes in as a map.
 
+use ferrofluid_api::sharing;
 use ferrofluid_api::{DatasetSpec, EncryptOption};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Mount-point schemes a ferrofluid runtime can serve.
-pub const SUPPORTED_SCHEMES: &[&str] = &["juicefs"];
+/// Mount-point schemes ferrofluid serves: a runtime's (`juicefs`), or a reference to another dataset.
+pub const SUPPORTED_SCHEMES: &[&str] = &["juicefs", sharing::SCHEME_NAME];
 
 /// A problem with one field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,9 +48,14 @@ pub enum SecretView {
 /// Each existing Secret the dataset names, by name; a missing one is absent.
 pub type SecretKeys = BTreeMap<String, SecretView>;
 
-/// Checks the spec; with `secrets` (when Secrets are checked) also the references against them.
-pub fn validate(spec: &DatasetSpec, secrets: Option<&SecretKeys>) -> Vec<Problem> {
+/// Checks the spec of dataset `namespace/name`; with `secrets` (when Secrets are checked) also the
+/// references against them.
+pub fn validate(spec: &DatasetSpec, namespace: &str, name: &str, secrets: Option<&SecretKeys>) -> Vec<Problem> {
     let mut problems = Vec::new();
+    if let Some(Err(e)) = sharing::reference(spec, namespace, name) {
+        let (field, message) = e.split_once(": ").unwrap_or(("spec.mounts", e.as_str()));
+        problems.push(Problem { field: field.into(), message: message.into() });
+    }
     for (i, mount) in spec.mounts.iter().enumerate() {
         let scheme = mount.mount_point.split("://").next().unwrap_or_default();
         if !SUPPORTED_SCHEMES.contains(&scheme) {
@@ -115,30 +121,47 @@ mod tests {
         BTreeMap::from([("jfs".to_string(), SecretView::Keys(BTreeSet::from(["metaurl".to_string()])))])
     }
 
+    fn validate_ab(spec: &DatasetSpec, secrets: Option<&SecretKeys>) -> Vec<Problem> {
+        validate(spec, "ns", "d", secrets)
+    }
+
+    #[test]
+    fn references_are_checked_where_the_schema_cannot() {
+        let mut s = spec("dataset://a/src", "jfs", "metaurl");
+        s.mounts[0].encrypt_options.clear();
+        assert!(validate_ab(&s, Some(&secrets())).is_empty());
+        s.mounts[0].mount_point = "dataset://ns/d".into();
+        let p = validate_ab(&s, None);
+        assert_eq!(
+            (p[0].field.as_str(), p[0].message.as_str()),
+            ("spec.mounts[0].mountPoint", "a dataset cannot refer to itself")
+        );
+    }
+
     #[test]
     fn valid_dataset_has_no_problems() {
-        assert!(validate(&spec("juicefs:///demo", "jfs", "metaurl"), Some(&secrets())).is_empty());
+        assert!(validate_ab(&spec("juicefs:///demo", "jfs", "metaurl"), Some(&secrets())).is_empty());
         assert_eq!(referenced_secrets(&spec("juicefs:///", "jfs", "metaurl")), BTreeSet::from(["jfs".to_string()]));
     }
 
     #[test]
     fn problems_name_the_field() {
-        let p = validate(&spec("alluxio://x/y", "jfs", "metaurl"), Some(&secrets()));
+        let p = validate_ab(&spec("alluxio://x/y", "jfs", "metaurl"), Some(&secrets()));
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].field, "spec.mounts[0].mountPoint");
-        let p = validate(&spec("juicefs:///", "nope", "metaurl"), Some(&secrets()));
+        let p = validate_ab(&spec("juicefs:///", "nope", "metaurl"), Some(&secrets()));
         assert_eq!(p[0].field, "spec.mounts[0].encryptOptions[0].valueFrom.secretKeyRef.name");
-        let p = validate(&spec("juicefs:///", "jfs", "url"), Some(&secrets()));
+        let p = validate_ab(&spec("juicefs:///", "jfs", "url"), Some(&secrets()));
         assert_eq!(p[0].field, "spec.mounts[0].encryptOptions[0].valueFrom.secretKeyRef.key");
         assert!(p[0].to_string().contains("has no key \"url\""));
         let forbidden = BTreeMap::from([("jfs".to_string(), SecretView::Forbidden)]);
-        let p = validate(&spec("juicefs:///", "jfs", "metaurl"), Some(&forbidden));
+        let p = validate_ab(&spec("juicefs:///", "jfs", "metaurl"), Some(&forbidden));
         assert!(p[0].message.contains("may not read Secrets"), "{}", p[0]);
     }
 
     #[test]
     fn without_secret_checks_only_the_spec_counts() {
-        assert!(validate(&spec("juicefs:///", "nope", "metaurl"), None).is_empty());
-        assert_eq!(validate(&spec("s3://b/x", "nope", "metaurl"), None).len(), 1);
+        assert!(validate_ab(&spec("juicefs:///", "nope", "metaurl"), None).is_empty());
+        assert_eq!(validate_ab(&spec("s3://b/x", "nope", "metaurl"), None).len(), 1);
     }
 }

@@ -22,6 +22,8 @@ mod reconcile;
 #[cfg(test)]
 mod reconcile_tests;
 mod setup;
+mod share;
+mod share_sync;
 mod status;
 mod status_bodies;
 mod stores;
@@ -74,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let registry = prometheus::Registry::new();
     let metrics = ReconcileMetrics::register(&registry)?;
+    let share_metrics = metrics.clone();
     ferrofluid_service::runner::run(
         "ferrofluid-runtime-controller",
         &args.common,
@@ -94,15 +97,55 @@ async fn main() -> anyhow::Result<()> {
             });
             // Nothing about a node wakes a runtime; its cache is kept current in the background.
             let nodes = tokio::spawn(triggers.nodes.for_each(|()| async {}));
+            // Datasets that refer to another one have a controller of their own, woken through a channel
+            // by the same watches: their datasets, their sources, their PVs and PVCs.
+            let (share_tx, share_rx) = futures::channel::mpsc::unbounded();
+            let wake = move |refs: Vec<kube::runtime::reflector::ObjectRef<ferrofluid_api::Dataset>>| {
+                // A closed channel means the controllers are stopping.
+                refs.into_iter().for_each(|r| drop(share_tx.unbounded_send(r)));
+            };
+            let (w1, w2, w3) = (wake.clone(), wake.clone(), wake);
+            let datasets = stores.datasets.clone();
+            let dataset_changes = triggers.datasets.inspect(move |d| {
+                if let Ok(d) = d {
+                    w1(triggers::share_datasets(d, &datasets));
+                }
+            });
+            let claims = triggers.claims.inspect(move |c| {
+                if let Ok(c) = c {
+                    w2(triggers::share_claim(c).into_iter().collect());
+                }
+            });
+            let volumes = triggers.volumes.inspect(move |v| {
+                if let Ok(v) = v {
+                    w3(triggers::share_volume(v).into_iter().collect());
+                }
+            });
             let controller = Controller::for_stream(triggers.runtimes, stores.runtimes.clone())
                 .owns_stream(triggers.workers)
                 .owns_stream(triggers.fuses)
-                .owns_stream(triggers.claims)
+                .owns_stream(claims)
                 .owns_stream(triggers.jobs)
-                .watches_stream(triggers.volumes, |pv| triggers::pv_runtime(&pv))
-                .watches_stream(triggers.datasets, |ds| triggers::same_name(&ds))
+                .watches_stream(volumes, |pv| triggers::pv_runtime(&pv))
+                .watches_stream(dataset_changes, |ds| triggers::dataset_runtimes(&ds))
                 .watches_stream(triggers.pods, |pod| triggers::pod_runtime(&pod));
-            serve(controller, &args.controller, rt.stop, reconcile::reconcile, reconcile::error_policy, ctx).await;
+            let sharing =
+                Controller::for_stream(futures::stream::pending(), stores.datasets.clone()).reconcile_on(share_rx);
+            let share_ctx = Arc::new(share_sync::ShareContext {
+                ctx: ctx.clone(),
+                scaffold: Scaffold::new(share_sync::CONTROLLER, share_metrics),
+            });
+            tokio::join!(
+                serve(
+                    controller,
+                    &args.controller,
+                    rt.stop.clone(),
+                    reconcile::reconcile,
+                    reconcile::error_policy,
+                    ctx
+                ),
+                serve(sharing, &args.controller, rt.stop, share_sync::reconcile, share_sync::error_policy, share_ctx),
+            );
             nodes.abort();
             Ok(())
         },

@@ -1,9 +1,11 @@
 //! The ownership mark on every object the runtime-controller creates: `app.kubernetes.io/managed-by:
-//! ferrofluid` plus `ferrofluid.io/runtime-uid: <UID of the owning JuiceFSRuntime>`. An object that
-//! lacks either, or names another runtime, is someone else's: it is never applied to or deleted, even
-//! when its name is the one this runtime would use. Pure.
+//! ferrofluid` plus `ferrofluid.io/runtime-uid: <UID of the owning JuiceFSRuntime>` — or, on the PV and
+//! PVC of a dataset that refers to another one, `ferrofluid.io/dataset-uid: <UID of that Dataset>`. An
+//! object that lacks either, or names another owner, is someone else's: it is never applied to or
+//! deleted, even when its name is the one this owner would use. UIDs are unique across kinds, so one
+//! UID names exactly one owner whichever label carries it. Pure.
 
-use ferrofluid_api::keys::{LABEL_MANAGED_BY, LABEL_RUNTIME_UID, MANAGED_BY};
+use ferrofluid_api::keys::{LABEL_DATASET_UID, LABEL_MANAGED_BY, LABEL_RUNTIME_UID, MANAGED_BY};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeMap;
 
@@ -11,6 +13,12 @@ use std::collections::BTreeMap;
 pub fn mark(labels: &mut BTreeMap<String, String>, runtime_uid: &str) {
     labels.insert(LABEL_MANAGED_BY.into(), MANAGED_BY.into());
     labels.insert(LABEL_RUNTIME_UID.into(), runtime_uid.into());
+}
+
+/// Adds the ownership mark of the referring dataset with `dataset_uid` to an object's labels.
+pub fn mark_dataset(labels: &mut BTreeMap<String, String>, dataset_uid: &str) {
+    labels.insert(LABEL_MANAGED_BY.into(), MANAGED_BY.into());
+    labels.insert(LABEL_DATASET_UID.into(), dataset_uid.into());
 }
 
 /// Whose an existing object is.
@@ -27,16 +35,18 @@ pub fn managed_by_ferrofluid(meta: &ObjectMeta) -> bool {
     meta.labels.as_ref().and_then(|l| l.get(LABEL_MANAGED_BY)).map(String::as_str) == Some(MANAGED_BY)
 }
 
-pub fn ownership(meta: &ObjectMeta, runtime_uid: &str) -> Ownership {
+/// Whether the object is the one of the owner (runtime or referring dataset) with `owner_uid`.
+pub fn ownership(meta: &ObjectMeta, owner_uid: &str) -> Ownership {
     let labels = meta.labels.as_ref();
     let label = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
     if !managed_by_ferrofluid(meta) {
         return Ownership::Foreign("is not managed by ferrofluid");
     }
-    match label(LABEL_RUNTIME_UID) {
-        Some(uid) if uid == runtime_uid && !uid.is_empty() => Ownership::Ours,
-        Some(_) => Ownership::Foreign("belongs to another JuiceFSRuntime"),
-        None => Ownership::Foreign("carries no ferrofluid.io/runtime-uid label"),
+    match (label(LABEL_RUNTIME_UID), label(LABEL_DATASET_UID)) {
+        (Some(uid), _) | (None, Some(uid)) if uid == owner_uid && !uid.is_empty() => Ownership::Ours,
+        (Some(_), _) => Ownership::Foreign("belongs to another JuiceFSRuntime"),
+        (None, Some(_)) => Ownership::Foreign("belongs to another dataset (ferrofluid.io/dataset-uid)"),
+        (None, None) => Ownership::Foreign("carries no ferrofluid.io/runtime-uid label"),
     }
 }
 
@@ -58,6 +68,11 @@ mod tests {
         let m = ObjectMeta { labels: Some(labels), ..Default::default() };
         assert_eq!(ownership(&m, "uid-1"), Ownership::Ours);
         assert!(matches!(ownership(&m, "uid-2"), Ownership::Foreign(why) if why.contains("another")));
+        let mut labels = BTreeMap::new();
+        mark_dataset(&mut labels, "ds-1");
+        let d = ObjectMeta { labels: Some(labels), ..Default::default() };
+        assert_eq!(ownership(&d, "ds-1"), Ownership::Ours);
+        assert!(matches!(ownership(&d, "uid-1"), Ownership::Foreign(why) if why.contains("another dataset")));
         assert!(matches!(ownership(&ObjectMeta::default(), "uid-1"), Ownership::Foreign(_)));
         assert!(matches!(ownership(&meta(&[(LABEL_RUNTIME_UID, "uid-1")]), "uid-1"), Ownership::Foreign(_)));
         assert!(matches!(ownership(&meta(&[(LABEL_MANAGED_BY, MANAGED_BY)]), "uid-1"), Ownership::Foreign(_)));

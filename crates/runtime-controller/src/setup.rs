@@ -337,9 +337,15 @@ pub async fn setup(rt: &JuiceFSRuntime, ctx: &Context) -> Result<Action, Error> 
     })
 }
 
+/// The datasets (`<ns>/<name>`) that refer to `key`'s dataset, from the cache.
+pub fn referrers(ctx: &Context, key: &DatasetKey) -> Vec<String> {
+    let datasets = ctx.stores.datasets.state();
+    ferrofluid_api::sharing::referrers(datasets.iter().map(|d| d.as_ref()), key)
+}
+
 /// Touches the claim once if it stays `Pending` behind its `Bound` PV (see [`volume::binding`]); when to
 /// look again if it is still within the grace.
-async fn nudge_claim(
+pub(crate) async fn nudge_claim(
     pvcs: &Api<PersistentVolumeClaim>,
     pv: Option<&PersistentVolume>,
     pvc: &PersistentVolumeClaim,
@@ -386,7 +392,8 @@ async fn write_dataset_status(
     health: &WorkerHealth,
 ) -> Result<(), Error> {
     let current = dataset.status.clone().unwrap_or_default();
-    let body = status_bodies::dataset(&current, key, &dataset.spec.mounts, phase, health, &now());
+    let referrers = referrers(ctx, key);
+    let body = status_bodies::dataset(&current, key, &dataset.spec.mounts, phase, health, referrers, &now());
     if body == status_bodies::dataset_ours(&current) {
         return Ok(());
     }

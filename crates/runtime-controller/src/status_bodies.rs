@@ -155,13 +155,15 @@ pub fn runtime_ours(st: &JuiceFSRuntimeStatus) -> JuiceFSRuntimeStatus {
     }
 }
 
-/// The dataset's status as this runtime binds it: phase, the runtime, the mounts, `RuntimeReady`.
+/// The dataset's status as this runtime binds it: phase, the runtime, the mounts, `RuntimeReady`, and
+/// the datasets that refer to it (`datasetRef`).
 pub fn dataset(
     existing: &DatasetStatus,
     key: &DatasetKey,
     mounts: &[Mount],
     phase: DatasetPhase,
     health: &WorkerHealth,
+    referrers: Vec<String>,
     now: &str,
 ) -> DatasetStatus {
     DatasetStatus {
@@ -183,6 +185,7 @@ pub fn dataset(
             health.message.clone(),
             now,
         )],
+        dataset_ref: referrers,
         ..Default::default()
     }
 }
@@ -194,6 +197,7 @@ pub fn dataset_ours(st: &DatasetStatus) -> DatasetStatus {
         runtimes: st.runtimes.clone(),
         mounts: st.mounts.clone(),
         conditions: st.conditions.iter().filter(|c| c.type_ == DATASET_CONDITION).cloned().collect(),
+        dataset_ref: st.dataset_ref.clone(),
         ..Default::default()
     }
 }
@@ -232,8 +236,10 @@ mod tests {
         let again = serving(&first, &key, &observed, None, Vec::new(), Some(99), "t2");
         assert_eq!(again, first, "a second pass with nothing changed writes nothing");
         assert_eq!(runtime_ours(&first), first);
-        let ds = dataset(&Default::default(), &key, &[], DatasetPhase::Bound, &health, "t1");
-        assert_eq!(dataset(&ds, &key, &[], DatasetPhase::Bound, &health, "t2"), ds);
+        let refs = vec!["b/mine".to_string()];
+        let ds = dataset(&Default::default(), &key, &[], DatasetPhase::Bound, &health, refs.clone(), "t1");
+        assert_eq!(dataset(&ds, &key, &[], DatasetPhase::Bound, &health, refs, "t2"), ds);
+        assert_eq!(ds.dataset_ref, ["b/mine"]);
         assert_eq!(dataset_ours(&ds), ds);
     }
 

@@ -104,7 +104,11 @@ pub async fn teardown(rt: &JuiceFSRuntime, ctx: &Context) -> Result<Action, Erro
         let ours = st.runtimes.iter().all(|r| r.name == key.name && r.type_.as_deref() == Some(keys::JUICEFS));
         if ours && st.phase != Some(DatasetPhase::NotBound) {
             let datasets: Api<Dataset> = Api::namespaced(client.clone(), &ns);
-            let body = DatasetStatus { phase: Some(DatasetPhase::NotBound), ..Default::default() };
+            let body = DatasetStatus {
+                phase: Some(DatasetPhase::NotBound),
+                dataset_ref: crate::setup::referrers(ctx, &key),
+                ..Default::default()
+            };
             apply::status(&datasets, &key.name, &body, "dataset status").await?;
         }
     }

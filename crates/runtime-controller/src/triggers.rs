@@ -4,11 +4,13 @@
 //! `cacheStates`, are in no fingerprint, so writing them wakes nothing.
 
 use ferrofluid_api::keys;
-use ferrofluid_api::{Dataset, JuiceFSRuntime};
+use ferrofluid_api::keys::DatasetKey;
+use ferrofluid_api::{Dataset, JuiceFSRuntime, sharing};
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use std::hash::{Hash, Hasher};
 
@@ -34,9 +36,55 @@ pub fn runtime(rt: &JuiceFSRuntime) -> u64 {
     hash_of((rt.meta().generation, deleting(rt), rt.finalizers(), rt.labels(), cache_nodes))
 }
 
-/// A dataset: its spec and deletion — not its status (phase, cacheStates).
+/// A dataset: its spec, deletion and finalizers, whom it shares with (`ferrofluid.io/share-with`) and
+/// its phase — not the rest of its status (cacheStates, conditions). The phase and the annotation matter
+/// to the datasets that refer to it; a runtime woken by its own dataset's phase change finds nothing to do.
 pub fn dataset(ds: &Dataset) -> u64 {
-    hash_of((ds.meta().generation, deleting(ds)))
+    let phase = ds.status.as_ref().and_then(|s| s.phase);
+    hash_of((
+        ds.meta().generation,
+        deleting(ds),
+        ds.finalizers(),
+        ds.annotations().get(keys::ANNOTATION_SHARE_WITH),
+        phase,
+    ))
+}
+
+/// The runtimes a dataset's change concerns: its own (same name) and, for a dataset that refers to
+/// another, the source's, whose dataset lists it in `datasetRef`.
+pub fn dataset_runtimes(ds: &Dataset) -> Vec<ObjectRef<JuiceFSRuntime>> {
+    let source = ds.namespace().and_then(|ns| sharing::reference(&ds.spec, &ns, &ds.name_any())).and_then(Result::ok);
+    same_name(ds).into_iter().chain(source.map(|k| ObjectRef::new(&k.name).within(&k.namespace))).collect()
+}
+
+/// The referring datasets (`dataset://`) a dataset's change concerns: itself, if it refers to another,
+/// and those that refer to it (looked up in `datasets`).
+pub fn share_datasets(ds: &Dataset, datasets: &Store<Dataset>) -> Vec<ObjectRef<Dataset>> {
+    let own = sharing::is_reference(&ds.spec) || ds.finalizers().iter().any(|f| f == keys::FINALIZER_SHARE);
+    let key = DatasetKey::new(ds.namespace().unwrap_or_default(), ds.name_any());
+    own.then(|| ObjectRef::from_obj(ds)).into_iter().chain(referring(&key, datasets)).collect()
+}
+
+/// The datasets that refer to `key`'s dataset.
+pub fn referring(key: &DatasetKey, datasets: &Store<Dataset>) -> Vec<ObjectRef<Dataset>> {
+    let all = datasets.state();
+    sharing::referrers(all.iter().map(|d| d.as_ref()), key)
+        .into_iter()
+        .filter_map(|r| r.split_once('/').map(|(ns, n)| ObjectRef::new(n).within(ns)))
+        .collect()
+}
+
+/// The referring dataset a PV or PVC belongs to: only objects with a dataset's ownership mark; a PV by
+/// the claim it is pre-bound to (the dataset's namespace and name), a PVC by its own.
+pub fn share_volume(pv: &PersistentVolume) -> Option<ObjectRef<Dataset>> {
+    pv.labels().get(keys::LABEL_DATASET_UID)?;
+    let claim = pv.spec.as_ref()?.claim_ref.as_ref()?;
+    Some(ObjectRef::new(claim.name.as_deref()?).within(claim.namespace.as_deref()?))
+}
+
+pub fn share_claim(pvc: &PersistentVolumeClaim) -> Option<ObjectRef<Dataset>> {
+    pvc.labels().get(keys::LABEL_DATASET_UID)?;
+    Some(ObjectRef::new(&pvc.name_any()).within(pvc.meta().namespace.as_deref()?))
 }
 
 /// A worker StatefulSet: its spec and deletion — not its status: worker readiness is read from the
@@ -146,8 +194,14 @@ mod tests {
 
         let mut ds = Dataset::new("a", Default::default());
         let before = dataset(&ds);
+        ds.status = Some(DatasetStatus { cache_states: Some(Default::default()), ..Default::default() });
+        assert_eq!(dataset(&ds), before, "the collector's cache states wake nothing");
         ds.status = Some(DatasetStatus { phase: Some(DatasetPhase::Bound), ..Default::default() });
-        assert_eq!(dataset(&ds), before);
+        assert_ne!(dataset(&ds), before, "the phase wakes the datasets that refer to it");
+        let before = dataset(&ds);
+        ds.metadata.annotations = Some([(keys::ANNOTATION_SHARE_WITH.to_string(), "b".to_string())].into());
+        assert_ne!(dataset(&ds), before, "so does whom it shares with");
+        let before = dataset(&ds);
         ds.metadata.deletion_timestamp =
             Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
         assert_ne!(dataset(&ds), before, "deletion does");
@@ -211,5 +265,27 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(pv_runtime(&pv), Some(ObjectRef::new("b-c").within("a")));
+        assert_eq!(share_volume(&pv), None, "a runtime's PV concerns no referring dataset");
+    }
+
+    #[test]
+    fn a_reference_wakes_itself_and_its_sources_runtime_a_source_its_referrers() {
+        let mut mine = Dataset::new("mine", Default::default());
+        mine.metadata.namespace = Some("b".into());
+        mine.spec.mounts = vec![ferrofluid_api::Mount { mount_point: "dataset://a/src".into(), ..Default::default() }];
+        let mut src = Dataset::new("src", Default::default());
+        src.metadata.namespace = Some("a".into());
+        let (reader, mut writer) = kube::runtime::reflector::store();
+        writer.apply_watcher_event(&watcher::Event::Apply(mine.clone()));
+        writer.apply_watcher_event(&watcher::Event::Apply(src.clone()));
+        assert_eq!(dataset_runtimes(&mine), [ObjectRef::new("mine").within("b"), ObjectRef::new("src").within("a")]);
+        assert_eq!(share_datasets(&mine, &reader), [ObjectRef::new("mine").within("b")]);
+        assert_eq!(share_datasets(&src, &reader), [ObjectRef::new("mine").within("b")]);
+        let mut pvc = PersistentVolumeClaim::default();
+        pvc.metadata.name = Some("mine".into());
+        pvc.metadata.namespace = Some("b".into());
+        assert_eq!(share_claim(&pvc), None);
+        pvc.metadata.labels = Some([(keys::LABEL_DATASET_UID.to_string(), "u".to_string())].into());
+        assert_eq!(share_claim(&pvc), Some(ObjectRef::new("mine").within("b")));
     }
 }

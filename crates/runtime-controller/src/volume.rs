@@ -38,19 +38,37 @@ pub fn persistent_volume(
 ) -> PersistentVolume {
     let mut labels = labels::common(key);
     labels.insert(key.worker_node_label(), keys::LABEL_TRUE.into());
+    let attributes = volume_attributes(key, mount_root);
+    pre_bound_volume(key, labels::marked(labels, runtime), dataset.effective_access_modes(), attributes)
+}
+
+pub fn persistent_volume_claim(
+    runtime: &JuiceFSRuntime,
+    key: &DatasetKey,
+    dataset: &DatasetSpec,
+) -> PersistentVolumeClaim {
+    let mut pvc = claim(key, labels::marked(labels::common(key), runtime), dataset.effective_access_modes());
+    pvc.metadata.owner_references = labels::owned_by(runtime).map(|o| vec![o]);
+    pvc
+}
+
+/// The PV `<ns>-<name>` of `key`'s dataset, pre-bound to its claim, with the CSI `attributes` that say
+/// which FUSE mount serves it.
+pub fn pre_bound_volume(
+    key: &DatasetKey,
+    labels: BTreeMap<String, String>,
+    access_modes: Vec<String>,
+    attributes: BTreeMap<String, String>,
+) -> PersistentVolume {
     PersistentVolume {
-        metadata: ObjectMeta {
-            name: Some(key.pv_name()),
-            labels: Some(labels::marked(labels, runtime)),
-            ..Default::default()
-        },
+        metadata: ObjectMeta { name: Some(key.pv_name()), labels: Some(labels), ..Default::default() },
         spec: Some(PersistentVolumeSpec {
-            access_modes: Some(dataset.effective_access_modes()),
+            access_modes: Some(access_modes),
             capacity: Some(BTreeMap::from([("storage".to_string(), Quantity(CAPACITY.into()))])),
             csi: Some(CSIPersistentVolumeSource {
                 driver: keys::CSI_DRIVER_NAME.into(),
                 volume_handle: key.pv_name(),
-                volume_attributes: Some(volume_attributes(key, mount_root)),
+                volume_attributes: Some(attributes),
                 ..Default::default()
             }),
             persistent_volume_reclaim_policy: Some("Retain".into()),
@@ -70,21 +88,17 @@ pub fn persistent_volume(
     }
 }
 
-pub fn persistent_volume_claim(
-    runtime: &JuiceFSRuntime,
-    key: &DatasetKey,
-    dataset: &DatasetSpec,
-) -> PersistentVolumeClaim {
+/// The PVC `<name>` of `key`'s dataset, asking for exactly its PV.
+pub fn claim(key: &DatasetKey, labels: BTreeMap<String, String>, access_modes: Vec<String>) -> PersistentVolumeClaim {
     PersistentVolumeClaim {
         metadata: ObjectMeta {
             name: Some(key.pvc_name()),
             namespace: Some(key.namespace.clone()),
-            labels: Some(labels::marked(labels::common(key), runtime)),
-            owner_references: labels::owned_by(runtime).map(|o| vec![o]),
+            labels: Some(labels),
             ..Default::default()
         },
         spec: Some(PersistentVolumeClaimSpec {
-            access_modes: Some(dataset.effective_access_modes()),
+            access_modes: Some(access_modes),
             resources: Some(VolumeResourceRequirements {
                 requests: Some(BTreeMap::from([("storage".to_string(), Quantity(CAPACITY.into()))])),
                 ..Default::default()

@@ -91,6 +91,16 @@ where
     json_patch(api, &obj.name_any(), adding_ops(obj.finalizers(), finalizer), "add finalizer").await
 }
 
+/// When a pass whose finalizer patch lost a race looks again.
+const RACE_RETRY: Duration = Duration::from_millis(200);
+
+/// Whether a JSON patch failed on its `test` operation: the API server answers 422 without naming any
+/// field (a validation failure names the fields it refuses).
+fn test_failed(e: &Error) -> bool {
+    matches!(e, Error::Kube(KubeError { source: kube::Error::Api(s), .. })
+        if s.code == 422 && s.details.as_ref().is_none_or(|d| d.causes.is_empty()))
+}
+
 /// The JSON patch that adds `finalizer` to exactly the list `current`.
 fn adding_ops(current: &[String], finalizer: &str) -> serde_json::Value {
     if current.is_empty() {
@@ -187,9 +197,13 @@ impl Scaffold {
         let api: Api<K> = Api::namespaced(client.clone(), &ns);
         let at = obj.finalizers().iter().position(|f| f == finalizer_name);
         let result = match (obj.meta().deletion_timestamp.is_some(), at) {
-            (false, None) if adding == Adding::Patch => {
-                add_finalizer(&api, obj.as_ref(), finalizer_name).await.map(|()| Action::await_change())
-            }
+            (false, None) if adding == Adding::Patch => match add_finalizer(&api, obj.as_ref(), finalizer_name).await {
+                Ok(()) => Ok(Action::await_change()),
+                // The list changed since it was read (another controller added its own finalizer): the test
+                // failed. Look again shortly, at the object as it is then — no error backoff for a race.
+                Err(e) if test_failed(&e) => Ok(Action::requeue(RACE_RETRY)),
+                Err(e) => Err(e),
+            },
             (false, _) => apply(obj).await,
             (true, None) => Ok(Action::await_change()),
             (true, Some(index)) => match cleanup(obj.clone()).await {

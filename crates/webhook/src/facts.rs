@@ -1,10 +1,11 @@
 //! What a request needs from the watch caches: the datasets the pod's PVCs are (a dataset's PVC is
 //! named after it and labelled ours with its `fluid.io/dataset-id`; a PVC of the same name that is not
-//! ours is not a dataset's), and whether any node carries each one's cache label.
+//! ours is not a dataset's), and whether any node carries each one's cache label — for a dataset that
+//! refers to another (`dataset://`), the cache label of that source.
 
 use crate::mutate::{self, DatasetFacts};
-use ferrofluid_api::Dataset;
 use ferrofluid_api::keys::{self, DatasetKey};
+use ferrofluid_api::{Dataset, sharing};
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -41,11 +42,21 @@ impl Caches {
                 {
                     return None;
                 }
-                let label = key.worker_node_label();
+                // A dataset that refers to another is served by that one's cache, on that one's nodes.
+                let served_by = sharing::reference(&ds.spec, ns, &name).and_then(Result::ok);
+                let cache = match &served_by {
+                    Some(s) => self.datasets.get(&ObjectRef::new(&s.name).within(&s.namespace)),
+                    None => Some(ds),
+                };
+                let label = served_by.as_ref().unwrap_or(&key).worker_node_label();
                 Some(DatasetFacts {
                     has_cache_nodes: self.has_label(&label),
-                    required: ds.spec.node_affinity.as_ref().and_then(|a| a.required.clone()),
-                    tolerations: ds.spec.tolerations.clone(),
+                    required: cache
+                        .as_ref()
+                        .and_then(|c| c.spec.node_affinity.as_ref())
+                        .and_then(|a| a.required.clone()),
+                    tolerations: cache.map(|c| c.spec.tolerations.clone()).unwrap_or_default(),
+                    served_by,
                     name,
                 })
             })

@@ -40,6 +40,9 @@ pub struct DatasetFacts {
     pub required: Option<NodeSelector>,
     /// `spec.tolerations`.
     pub tolerations: Vec<Toleration>,
+    /// The dataset whose cache serves it when that is another one (`dataset://<ns>/<name>`): its cache
+    /// label, node affinity and tolerations are the ones that count.
+    pub served_by: Option<DatasetKey>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -85,7 +88,7 @@ pub fn mutate(pod: &Pod, ns: &str, datasets: &[DatasetFacts], settings: Settings
     }
     let labels = pod.metadata.labels.clone().unwrap_or_default();
     for ds in datasets {
-        let cache_label = DatasetKey::new(ns, &ds.name).worker_node_label();
+        let cache_label = ds.served_by.clone().unwrap_or_else(|| DatasetKey::new(ns, &ds.name)).worker_node_label();
         let wants_required = labels.get(&sched_label(&ds.name)).map(String::as_str) == Some(SCHED_REQUIRED);
         if wants_required && ds.has_cache_nodes {
             require(&mut out, &[requirement(&cache_label, "In", Some(keys::LABEL_TRUE))]);

@@ -113,6 +113,15 @@ fn required_without_cache_nodes_never_makes_an_unschedulable_pod() {
 }
 
 #[test]
+fn a_referring_dataset_prefers_its_sources_cache_nodes() {
+    let ds = DatasetFacts { served_by: Some(ferrofluid_api::DatasetKey::new("team-a", "src")), ..facts(true) };
+    let p = mutate(&pod(&[]), "default", &[ds], Settings::default()).pod.expect("mutated");
+    let preferred = affinity(&p).preferred_during_scheduling_ignored_during_execution.as_ref().expect("preferred");
+    let keys: Vec<&str> = preferred[0].preference.match_expressions.iter().flatten().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["fluid.io/s-team-a-src"]);
+}
+
+#[test]
 fn pods_without_datasets_are_untouched_unless_they_prefer_nodes_without_cache() {
     assert_eq!(mutate(&pod(&[]), "default", &[], Settings::default()), Mutation::default());
     let on = Settings { prefer_nodes_without_cache: true };
