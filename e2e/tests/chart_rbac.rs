@@ -20,7 +20,7 @@
 
 use anyhow::{Context, Result, bail, ensure};
 use ferrofluid_api::DatasetKey;
-use ferrofluid_api::keys::{CapacityKind, LABEL_DATASET_NUM};
+use ferrofluid_api::keys::{self, CapacityKind, LABEL_DATASET_NUM};
 use ferrofluid_e2e::TempDir;
 use ferrofluid_e2e::chart::{self, render};
 use ferrofluid_e2e::process::eventually;
@@ -66,7 +66,7 @@ fn expected(component: &str, release: &str, in_release_ns: bool) -> BTreeSet<Gra
         "runtime-controller" => [
             grant("juicefsruntimes.data.fluid.io", "[]", "[get list watch patch]"),
             grant("juicefsruntimes.data.fluid.io/status", "[]", "[patch]"),
-            grant("datasets.data.fluid.io", "[]", "[get list watch]"),
+            grant("datasets.data.fluid.io", "[]", "[get list watch patch]"),
             grant("datasets.data.fluid.io/status", "[]", "[patch]"),
             grant("statefulsets.apps", "[]", "[get list watch create patch delete]"),
             grant("daemonsets.apps", "[]", "[get list watch create patch delete]"),
@@ -599,6 +599,24 @@ async fn chart_rbac_runs_the_seed_flow_with_exactly_the_granted_rules() -> Resul
             jsonpath(&release_ns.name, &["lease", &format!("ferrofluid-{component}")], "{.spec.holderIdentity}")?;
         ensure!(holder.starts_with(&format!("chart-rbac-{component}_")), "lease of {component} held by {holder:?}");
     }
+
+    // A dataset that refers to this one (in the same namespace: the controllers here watch only this
+    // one), once it is shared: bound onto it (the runtime-controller's finalizer, PV and PVC for it), then
+    // deleted without a trace.
+    let share = format!("{}={ns}", keys::ANNOTATION_SHARE_WITH);
+    kubectl_ok(&["-n", ns, "annotate", "dataset", "jfsdemo", &share], None)?;
+    let referring = format!(
+        "apiVersion: data.fluid.io/v1alpha1\nkind: Dataset\nmetadata:\n  name: shared\nspec:\n  mounts:\n    - \
+         mountPoint: dataset://{ns}/jfsdemo\n"
+    );
+    kubectl_ok(&["apply", "-n", ns, "-f", "-"], Some(&referring))?;
+    wait_for(ns, &["dataset", "shared"], "{.status.phase}", "Bound").await;
+    wait_for(ns, &["pvc", "shared"], "{.status.phase}", "Bound").await;
+    wait_for(ns, &["dataset", "jfsdemo"], "{.status.datasetRef[0]}", &format!("{ns}/shared")).await;
+    kubectl_ok(&["-n", ns, "delete", "dataset", "shared", "--wait=false"], None)?;
+    wait_gone(ns, &["dataset", "shared"]).await;
+    wait_gone(ns, &["pvc", "shared"]).await;
+    wait_gone(ns, &["pv", &DatasetKey::new(ns, "shared").pv_name()]).await;
 
     // 5. Deleting the dataset unwinds everything.
     kubectl_ok(&["-n", ns, "delete", "dataset", "jfsdemo", "--wait=false"], None)?;

@@ -97,19 +97,20 @@ async fn a_dataset_shared_across_namespaces_reads_through_one_fuse_mount() {
     let cluster = AgentCluster::start("share", 41).expect("agent nodes");
     let node = cluster.nodes[0].name.clone();
     let addr = || format!("127.0.0.1:{}", free_port().expect("port"));
-    let (dsctl_addr, rtctl_addr, range) = (addr(), addr(), private_port_range(a));
-    let _dsctl = Component::start(
+    let (dsctl_addr, range) = (addr(), private_port_range(a));
+    let dsctl = Component::start(
         "dataset-controller",
         &format!("dsctl-{a}"),
         &["--http-addr", &dsctl_addr, "--leader-elect=false", "--recheck-seconds", "1"],
     )
     .expect("dataset-controller");
-    let _rtctl = Component::start(
-        "runtime-controller",
-        &format!("rtctl-{a}"),
-        &["--http-addr", &rtctl_addr, "--leader-elect=false", "--resync-seconds", "5", "--host-port-range", &range],
-    )
-    .expect("runtime-controller");
+    let runtime_controller = |label: &str| {
+        let args =
+            ["--http-addr", &addr(), "--leader-elect=false", "--resync-seconds", "5", "--host-port-range", &range];
+        Component::start("runtime-controller", &format!("{label}-{a}"), &args).expect("runtime-controller")
+    };
+    // Both run until the cleanup below has finished (dropped after it).
+    let mut controllers = [dsctl, runtime_controller("rtctl")];
     let _cleanup = Cleanup(vec![a.to_string(), b.to_string()]);
     let (key_a, key_b) = (DatasetKey::new(a, "jfsdemo"), DatasetKey::new(b, "jfsdemo"));
 
@@ -137,8 +138,10 @@ async fn a_dataset_shared_across_namespaces_reads_through_one_fuse_mount() {
     // A lists B among the datasets that refer to it, allowed or not.
     field(a, "dataset", "jfsdemo", ".status.datasetRef[0]", &format!("{b}/jfsdemo")).await;
 
-    // A opts in: B binds onto A's cache.
+    // A opts in: B binds onto A's cache — by a runtime-controller killed and restarted right then.
     share_with(a, &format!("other,{b}"));
+    controllers[1].kill();
+    controllers[1] = runtime_controller("rtctl2");
     field(b, "dataset", "jfsdemo", ".status.phase", "Bound").await;
     field(b, "pvc", "jfsdemo", ".status.phase", "Bound").await;
     assert_eq!(condition(b, "reason"), "SharedFrom");

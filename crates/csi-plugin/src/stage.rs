@@ -95,7 +95,7 @@ impl Driver {
 
         // Another staged volume served by the same FUSE client (a dataset that refers to this one, or the
         // one this refers to) still needs the label.
-        let shared = state.staged.values().any(|r| r.volume_id != volume_id && r.label_key == record.label_key);
+        let shared = state.label_needed_by_another(&volume_id, &record.label_key);
         let remove = match &record.runtime {
             _ if shared => false,
             Some(runtime) => node_label::removal_allowed(&self.client, runtime, &self.cfg.node_id).await?,

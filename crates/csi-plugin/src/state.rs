@@ -41,6 +41,12 @@ impl State {
     pub fn publications_of<'a>(&'a self, volume_id: &'a str) -> impl Iterator<Item = &'a PublishRecord> + 'a {
         self.published.values().filter(move |p| p.volume_id == volume_id)
     }
+
+    /// Whether a staged volume other than `volume_id` needs the FUSE label `label_key` — one served by the
+    /// same FUSE client (a dataset that refers to another with `dataset://`, or the one it refers to).
+    pub fn label_needed_by_another(&self, volume_id: &str, label_key: &str) -> bool {
+        self.staged.values().any(|r| r.volume_id != volume_id && r.label_key == label_key)
+    }
 }
 
 pub struct StateStore {
@@ -117,5 +123,24 @@ mod tests {
         assert_eq!(reopened.snapshot().publications_of("default-jfsdemo").count(), 1);
         assert_eq!(reopened.snapshot().publications_of("other").count(), 0);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_label_is_needed_while_another_volume_of_the_same_fuse_client_is_staged() {
+        let staged = |id: &str, label: &str| StageRecord {
+            volume_id: id.into(),
+            staging_path: format!("/stage/{id}").into(),
+            fluid_path: "/runtime-mnt/juicefs/a/src/juicefs-fuse".into(),
+            runtime: Some(RuntimeRef { namespace: "a".into(), name: "src".into() }),
+            label_key: label.into(),
+        };
+        let mut s = State::default();
+        s.staged.insert("a-src".into(), staged("a-src", "fluid.io/f-a-src"));
+        assert!(!s.label_needed_by_another("a-src", "fluid.io/f-a-src"), "alone: the label may go");
+        s.staged.insert("b-mine".into(), staged("b-mine", "fluid.io/f-a-src"));
+        s.staged.insert("c-other".into(), staged("c-other", "fluid.io/f-c-other"));
+        assert!(s.label_needed_by_another("a-src", "fluid.io/f-a-src"), "the referring volume still needs it");
+        assert!(s.label_needed_by_another("b-mine", "fluid.io/f-a-src"), "and the other way round");
+        assert!(!s.label_needed_by_another("c-other", "fluid.io/f-c-other"));
     }
 }

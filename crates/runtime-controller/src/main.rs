@@ -97,18 +97,20 @@ async fn main() -> anyhow::Result<()> {
             });
             // Nothing about a node wakes a runtime; its cache is kept current in the background.
             let nodes = tokio::spawn(triggers.nodes.for_each(|()| async {}));
-            // Datasets that refer to another one have a controller of their own, woken through a channel
-            // by the same watches: their datasets, their sources, their PVs and PVCs.
+            // Datasets that refer to another one have a controller of their own (its own dataset watch, see
+            // `stores::share_datasets`), also woken through a channel: a source's change wakes the datasets
+            // that refer to it, a change of their PV or PVC wakes them.
             let (share_tx, share_rx) = futures::channel::mpsc::unbounded();
             let wake = move |refs: Vec<kube::runtime::reflector::ObjectRef<ferrofluid_api::Dataset>>| {
                 // A closed channel means the controllers are stopping.
                 refs.into_iter().for_each(|r| drop(share_tx.unbounded_send(r)));
             };
             let (w1, w2, w3) = (wake.clone(), wake.clone(), wake);
-            let datasets = stores.datasets.clone();
-            let dataset_changes = triggers.datasets.inspect(move |d| {
+            let (share_store, share_changes) = stores::share_datasets(&client, args.controller.namespace.as_deref());
+            let referring_store = share_store.clone();
+            let share_changes = share_changes.inspect(move |d| {
                 if let Ok(d) = d {
-                    w1(triggers::share_datasets(d, &datasets));
+                    w1(triggers::referring(&triggers::key_of(d), &referring_store));
                 }
             });
             let claims = triggers.claims.inspect(move |c| {
@@ -127,10 +129,9 @@ async fn main() -> anyhow::Result<()> {
                 .owns_stream(claims)
                 .owns_stream(triggers.jobs)
                 .watches_stream(volumes, |pv| triggers::pv_runtime(&pv))
-                .watches_stream(dataset_changes, |ds| triggers::dataset_runtimes(&ds))
+                .watches_stream(triggers.datasets, |ds| triggers::dataset_runtimes(&ds))
                 .watches_stream(triggers.pods, |pod| triggers::pod_runtime(&pod));
-            let sharing =
-                Controller::for_stream(futures::stream::pending(), stores.datasets.clone()).reconcile_on(share_rx);
+            let sharing = Controller::for_stream(share_changes, share_store).reconcile_on(share_rx);
             let share_ctx = Arc::new(share_sync::ShareContext {
                 ctx: ctx.clone(),
                 scaffold: Scaffold::new(share_sync::CONTROLLER, share_metrics),

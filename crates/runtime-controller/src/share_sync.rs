@@ -13,6 +13,7 @@ use crate::in_sync::fingerprinted;
 use crate::setup::{now, nudge_claim};
 use crate::share::{self, Share};
 use crate::stores;
+use crate::triggers::key_of;
 use ferrofluid_api::keys::{self, DatasetKey};
 use ferrofluid_api::{Dataset, DatasetPhase, sharing};
 use ferrofluid_service::reconcile::{Adding, Scaffold};
@@ -67,10 +68,6 @@ async fn ensure_finalizer(ds: &Dataset, ctx: &Context) -> Result<(), Error> {
     let fields = serde_json::json!({"metadata": {"name": ds.name_any(), "finalizers": [keys::FINALIZER_SHARE]}});
     ferrofluid_service::ssa::fields(&api, MANAGER, &ds.name_any(), fields, false).await.step("add finalizer")?;
     Ok(())
-}
-
-fn key_of(ds: &Dataset) -> DatasetKey {
-    DatasetKey::new(ds.namespace().unwrap_or_default(), ds.name_any())
 }
 
 async fn apply(ds: &Dataset, ctx: &Context) -> Result<Action, Error> {

@@ -131,12 +131,24 @@ pub fn start(client: &kube::Client, namespace: Option<&str>) -> (Stores, Trigger
     )
 }
 
+/// A reflector over datasets of its own for the dataset-share controller: kube's runner waits for its
+/// controller's store to be listed, and a store wakes only one waiter at a time — sharing
+/// `Stores::datasets`, that wait would race the runtime passes' wait in [`Stores::ready`].
+pub fn share_datasets(
+    client: &kube::Client,
+    namespace: Option<&str>,
+) -> (Store<Dataset>, BoxStream<'static, Result<Dataset, watcher::Error>>) {
+    reflect(scoped_api(client, namespace), watcher::Config::default(), triggers::dataset, no_managed_fields)
+}
+
 impl Stores {
-    /// Waits until every cache holds its initial list; any number of passes may wait at once.
+    /// Waits until every cache holds its initial list; any number of passes may wait at once. All but
+    /// the runtimes: the runtime controller's own runner waits for that one before any of its passes
+    /// starts (kube's applier), and a second waiter on one store at the same time would never be woken
+    /// (see `ReadyOnce`); the dataset-share controller, whose passes may start first, reads no runtime.
     pub async fn ready(&self) -> Result<(), String> {
         self.ready
             .wait(|| async {
-                self.runtimes.wait_until_ready().await?;
                 self.datasets.wait_until_ready().await?;
                 self.workers.wait_until_ready().await?;
                 self.fuses.wait_until_ready().await?;

@@ -57,12 +57,9 @@ pub fn dataset_runtimes(ds: &Dataset) -> Vec<ObjectRef<JuiceFSRuntime>> {
     same_name(ds).into_iter().chain(source.map(|k| ObjectRef::new(&k.name).within(&k.namespace))).collect()
 }
 
-/// The referring datasets (`dataset://`) a dataset's change concerns: itself, if it refers to another,
-/// and those that refer to it (looked up in `datasets`).
-pub fn share_datasets(ds: &Dataset, datasets: &Store<Dataset>) -> Vec<ObjectRef<Dataset>> {
-    let own = sharing::is_reference(&ds.spec) || ds.finalizers().iter().any(|f| f == keys::FINALIZER_SHARE);
-    let key = DatasetKey::new(ds.namespace().unwrap_or_default(), ds.name_any());
-    own.then(|| ObjectRef::from_obj(ds)).into_iter().chain(referring(&key, datasets)).collect()
+/// The namespace and name of a dataset.
+pub fn key_of(ds: &Dataset) -> DatasetKey {
+    DatasetKey::new(ds.namespace().unwrap_or_default(), ds.name_any())
 }
 
 /// The datasets that refer to `key`'s dataset.
@@ -279,8 +276,8 @@ mod tests {
         writer.apply_watcher_event(&watcher::Event::Apply(mine.clone()));
         writer.apply_watcher_event(&watcher::Event::Apply(src.clone()));
         assert_eq!(dataset_runtimes(&mine), [ObjectRef::new("mine").within("b"), ObjectRef::new("src").within("a")]);
-        assert_eq!(share_datasets(&mine, &reader), [ObjectRef::new("mine").within("b")]);
-        assert_eq!(share_datasets(&src, &reader), [ObjectRef::new("mine").within("b")]);
+        assert_eq!(referring(&key_of(&src), &reader), [ObjectRef::new("mine").within("b")]);
+        assert!(referring(&key_of(&mine), &reader).is_empty());
         let mut pvc = PersistentVolumeClaim::default();
         pvc.metadata.name = Some("mine".into());
         pvc.metadata.namespace = Some("b".into());
