@@ -163,3 +163,15 @@ pub fn pod_volume_dir(ns: &str, pod: &str, pv: &str) -> Result<String> {
 pub fn is_juicefs(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == "juicefs")
 }
+
+/// Runs `script` with `sh -c` in `node`'s mount namespace; its stdout, or an error with its stderr.
+pub fn sh(agents: &NodeAgents, node: &str, script: &str) -> Result<String> {
+    let out = agents.exec(node, &["sh", "-c", script])?;
+    ensure!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The JuiceFS FUSE mounts `node` sees (its mountinfo lines).
+pub fn fuse_mounts(agents: &NodeAgents, node: &str) -> String {
+    sh(agents, node, "grep fuse.juicefs /proc/self/mountinfo || true").expect("mountinfo")
+}

@@ -12,7 +12,7 @@ use ferrofluid_api::DatasetKey;
 use ferrofluid_api::keys::{self, ANNOTATION_SHARE_WITH};
 use ferrofluid_e2e::TempDir;
 use ferrofluid_e2e::agent::harness::NodeAgents;
-use ferrofluid_e2e::agent_cluster::{self, AgentCluster, dataset_yaml, pod_yaml};
+use ferrofluid_e2e::agent_cluster::{self, AgentCluster, dataset_yaml, fuse_mounts, pod_yaml};
 use ferrofluid_e2e::cluster::{kubectl_in as get, leftovers, wait_field};
 use ferrofluid_e2e::controllers::private_port_range;
 use ferrofluid_e2e::process::{Component, eventually};
@@ -27,13 +27,7 @@ async fn field(ns: &str, kind: &str, name: &str, path: &str, want: &str) {
 }
 
 fn exec(agents: &NodeAgents, node: &str, script: &str) -> anyhow::Result<String> {
-    let out = agents.exec(node, &["sh", "-c", script])?;
-    anyhow::ensure!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn fuse_mounts(agents: &NodeAgents, node: &str) -> String {
-    exec(agents, node, "grep fuse.juicefs /proc/self/mountinfo || true").expect("mountinfo")
+    agent_cluster::sh(agents, node, script)
 }
 
 /// The referring dataset: B's `jfsdemo`, served by A's `jfsdemo` (so the seed pod's claim name fits both).

@@ -7,7 +7,7 @@ use ferrofluid_api::DatasetKey;
 use ferrofluid_api::keys;
 use ferrofluid_e2e::TempDir;
 use ferrofluid_e2e::agent::harness::{NodeAgents, namespace_pids};
-use ferrofluid_e2e::agent_cluster::{self, AgentCluster, dataset_yaml, pod_yaml};
+use ferrofluid_e2e::agent_cluster::{self, AgentCluster, dataset_yaml, fuse_mounts, pod_yaml};
 use ferrofluid_e2e::cluster::{kubectl_in as get, leftovers, wait_field};
 use ferrofluid_e2e::controllers::Controllers;
 use ferrofluid_e2e::process::{Component, eventually};
@@ -22,9 +22,7 @@ async fn field(ns: &str, kind: &str, name: &str, path: &str, want: &str) {
 }
 
 fn exec(agents: &NodeAgents, node: &str, script: &str) -> anyhow::Result<String> {
-    let out = agents.exec(node, &["sh", "-c", script])?;
-    anyhow::ensure!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    agent_cluster::sh(agents, node, script)
 }
 
 fn agent_nodes(tag: &str, first_ip: u8) -> AgentCluster {
@@ -33,10 +31,6 @@ fn agent_nodes(tag: &str, first_ip: u8) -> AgentCluster {
 
 fn pod_volume_dir(ns: &str, pod: &str, pv: &str) -> String {
     agent_cluster::pod_volume_dir(ns, pod, pv).expect("pod volume dir")
-}
-
-fn fuse_mounts(agents: &NodeAgents, node: &str) -> String {
-    exec(agents, node, "grep fuse.juicefs /proc/self/mountinfo || true").expect("mountinfo")
 }
 
 fn juicefs_processes(agents: &NodeAgents, node: &str) -> Vec<u32> {
