@@ -72,6 +72,7 @@ NON_DEFAULT=(
   --set datasetController.checkSecrets.enabled=true
   --set runtimePolicy.enabled=true --set 'runtimePolicy.allowedImages={registry.example.com/juicefs/}'
   --set 'runtimePolicy.allowedCachePaths={/dev/shm,/var/jfsCache}'
+  --set metricsCollector.customMetrics.enabled=true
 )
 MINIMAL=(--set metricsCollector.enabled=false --set csiPlugin.enabled=false --set webhook.enabled=false)
 
@@ -97,6 +98,8 @@ grep -q '^kind: PodMonitor' "$OUT/monitors.yaml" || die "PodMonitor missing with
 ! grep -qE '^kind: (ServiceMonitor|PodMonitor)' "$OUT/monitors-absent.yaml" \
   || die "monitors rendered although the cluster does not serve them"
 grep -q '^kind: ConfigMap' "$OUT/non-default.yaml" || die "dashboards ConfigMap missing"
+grep -q '^kind: APIService' "$OUT/non-default.yaml" || die "custom metrics APIService missing"
+! grep -q '^kind: APIService' "$OUT/default.yaml" || die "the custom metrics APIService is on by default"
 if helm template "$RELEASE" "$CHART" --set datasetController.checkSecrets.enabled=true >/dev/null 2>&1; then
   die "checkSecrets without namespaces must not render (Secret reads are never granted cluster-wide)"
 fi

@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod control_plane;
 pub mod controllers;
 pub mod dns_recorder;
+pub mod fake_metrics;
 pub mod http;
 pub mod process;
 pub mod redis;

@@ -23,17 +23,16 @@ use ferrofluid_api::DatasetKey;
 use ferrofluid_api::keys::{self, CapacityKind, LABEL_DATASET_NUM};
 use ferrofluid_e2e::TempDir;
 use ferrofluid_e2e::chart::{self, render};
+use ferrofluid_e2e::fake_metrics::{self, MetricsEndpoint};
 use ferrofluid_e2e::process::eventually;
 use ferrofluid_e2e::redis::free_port;
 use ferrofluid_e2e::{TestNamespace, bin_path, kubectl, kubectl_ok, manifest};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(90);
@@ -280,55 +279,6 @@ impl Drop for Proc {
     }
 }
 
-/// Answers every HTTP request with a fixed JuiceFS metrics exposition, until dropped.
-struct FakeMetrics {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-const EXPOSITION: &str = "# TYPE juicefs_blockcache_bytes gauge\njuicefs_blockcache_bytes 1048576\n\
-# TYPE juicefs_blockcache_hits counter\njuicefs_blockcache_hits 3\n\
-# TYPE juicefs_blockcache_miss counter\njuicefs_blockcache_miss 1\n\
-# TYPE juicefs_used_space gauge\njuicefs_used_space 4194304\n";
-
-impl FakeMetrics {
-    fn start(addr: SocketAddr) -> Result<Self> {
-        let listener =
-            TcpListener::bind(addr).with_context(|| format!("binding the worker pod's metrics address {addr}"))?;
-        listener.set_nonblocking(true)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((mut s, _)) => {
-                        let _ = s.set_nonblocking(false);
-                        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                        let mut buf = [0u8; 4096];
-                        let _ = s.read(&mut buf);
-                        let resp = format!(
-                            "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{EXPOSITION}",
-                            EXPOSITION.len()
-                        );
-                        let _ = s.write_all(resp.as_bytes());
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
-                }
-            }
-        });
-        Ok(Self { stop, thread: Some(thread) })
-    }
-}
-
-impl Drop for FakeMetrics {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// Parses `kubectl auth can-i --list` into resource grants (non-resource URL lines are skipped).
 fn parse_can_i(text: &str) -> Result<BTreeSet<Grant>> {
     let mut grants = BTreeSet::new();
@@ -571,7 +521,7 @@ async fn chart_rbac_runs_the_seed_flow_with_exactly_the_granted_rules() -> Resul
         "{.items[0].spec.containers[0].ports[?(@.name==\"metrics\")].containerPort}",
     )?;
     let addr: SocketAddr = format!("{ip}:{port}").parse().with_context(|| format!("worker endpoint {ip}:{port}"))?;
-    let metrics = FakeMetrics::start(addr)?;
+    let metrics = MetricsEndpoint::fixed(addr, fake_metrics::exposition(1048576, 3, 1, 4194304))?;
     wait_for(ns, &["juicefsruntime", "jfsdemo"], "{.status.cacheStates.cached}", "1.00MiB").await;
     wait_for(ns, &["dataset", "jfsdemo"], "{.status.cacheStates.cached}", "1.00MiB").await;
     drop(metrics);

@@ -217,6 +217,8 @@ fn rendered_command_lines_parse_with_the_real_binaries() -> Result<()> {
             "metricsCollector.scrapeInterval=30s",
             "--set",
             "webhook.preferNodesWithoutCache=true",
+            "--set",
+            "metricsCollector.customMetrics.enabled=true",
         ],
     ];
     let mut checked = 0;
@@ -370,5 +372,51 @@ fn webhook_serves_its_configuration_through_its_service() -> Result<()> {
         !off.iter().any(|d| d["metadata"]["name"].as_str().is_some_and(|n| n.starts_with(name))),
         "webhook.enabled=false still renders webhook objects"
     );
+    Ok(())
+}
+
+/// The custom metrics API: off by default (one provider per cluster); on, the APIService names the
+/// Service, whose target is the collector container's `custom-metrics` port, which the collector serves
+/// (`--custom-metrics-addr`); its RBAC: SubjectAccessReviews and the front proxy's ConfigMap, nothing more.
+#[test]
+fn custom_metrics_api_is_registered_through_its_service() -> Result<()> {
+    ensure!(!render(&[])?.iter().any(|d| d["kind"] == "APIService"), "an APIService by default");
+    let docs = render(&["--set", "metricsCollector.customMetrics.enabled=true"])?;
+    let api = docs.iter().find(|d| d["kind"] == "APIService").context("APIService")?;
+    ensure!(api["metadata"]["name"] == "v1beta2.custom.metrics.k8s.io", "{api}");
+    let svc_name = api["spec"]["service"]["name"].as_str().context("service name")?;
+    let svc = docs
+        .iter()
+        .find(|d| d["kind"] == "Service" && d["metadata"]["name"] == svc_name)
+        .with_context(|| format!("Service {svc_name}"))?;
+    ensure!(svc["metadata"]["namespace"] == api["spec"]["service"]["namespace"], "{svc}");
+    let port = &svc["spec"]["ports"][0];
+    ensure!(port["port"] == api["spec"]["service"]["port"] && port["targetPort"] == "custom-metrics", "{svc}");
+    let collector = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "Deployment"
+                && d["metadata"]["name"].as_str().is_some_and(|n| n.ends_with("metrics-collector"))
+        })
+        .context("collector")?;
+    let c = &collector["spec"]["template"]["spec"]["containers"][0];
+    let named = c["ports"].as_array().into_iter().flatten().find(|p| p["name"] == "custom-metrics").context("port")?;
+    ensure!(strings(&c["args"]).contains(&format!("--custom-metrics-addr=0.0.0.0:{}", named["containerPort"])), "{c}");
+    for (k, v) in svc["spec"]["selector"].as_object().context("selector")? {
+        ensure!(collector["spec"]["template"]["metadata"]["labels"][k] == *v, "the Service selects the collector pods");
+    }
+    let rules = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "ClusterRole" && d["metadata"]["name"].as_str().is_some_and(|n| n.ends_with("-custom-metrics"))
+        })
+        .context("ClusterRole")?;
+    ensure!(rules["rules"].as_array().map(Vec::len) == Some(1), "{rules}");
+    ensure!(rules["rules"][0]["resources"][0] == "subjectaccessreviews" && rules["rules"][0]["verbs"][0] == "create");
+    let reader = docs
+        .iter()
+        .find(|d| d["kind"] == "RoleBinding" && d["metadata"]["namespace"] == "kube-system")
+        .context("RoleBinding in kube-system")?;
+    ensure!(reader["roleRef"]["name"] == "extension-apiserver-authentication-reader", "{reader}");
     Ok(())
 }

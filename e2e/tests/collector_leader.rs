@@ -11,16 +11,15 @@ use ferrofluid_api::keys::{
 };
 use ferrofluid_api::{Dataset, DatasetSpec, JuiceFSRuntime, JuiceFSRuntimeSpec, Mount};
 use ferrofluid_e2e::cluster::wait_for_loopback_pod_ip;
+use ferrofluid_e2e::fake_metrics::MetricsEndpoint;
 use ferrofluid_e2e::http::http_get;
 use ferrofluid_e2e::redis::free_port;
 use ferrofluid_e2e::{TestNamespace, bin_path};
 use k8s_openapi::api::core::v1::{Container, ContainerPort, Pod, PodSpec};
 use kube::api::{Api, ObjectMeta, PostParams};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,7 +50,7 @@ async fn only_the_leader_writes_and_the_standby_takes_over() -> Result<()> {
     pods.create(&PostParams::default(), &fuse_pod(port)).await?;
     let ip = wait_for_loopback_pod_ip(&pods, "leased-fuse", DEADLINE).await?;
     let body = Arc::new(Mutex::new(fixture.clone()));
-    let _endpoint = Endpoint::serve(SocketAddr::new(ip.parse()?, port), body.clone())?;
+    let _endpoint = MetricsEndpoint::serve(SocketAddr::new(ip.parse()?, port), body.clone())?;
 
     let start = |http: u16| -> Result<Child> {
         Command::new(&collector_bin)
@@ -154,44 +153,5 @@ impl Drop for Reaped {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// Serves the current `body` as /metrics on `addr` until dropped.
-struct Endpoint {
-    stop: Arc<AtomicBool>,
-}
-
-impl Endpoint {
-    fn serve(addr: SocketAddr, body: Arc<Mutex<String>>) -> Result<Self> {
-        let listener = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
-        listener.set_nonblocking(true)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let halt = stop.clone();
-        std::thread::spawn(move || {
-            while !halt.load(Ordering::Relaxed) {
-                let Ok((mut stream, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                };
-                let _ = stream.set_nonblocking(false);
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-                let mut buf = [0u8; 2048];
-                let _ = stream.read(&mut buf);
-                let text = body.lock().map(|b| b.clone()).unwrap_or_default();
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
-                    text.len()
-                );
-            }
-        });
-        Ok(Self { stop })
-    }
-}
-
-impl Drop for Endpoint {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
     }
 }

@@ -68,18 +68,20 @@ webhooks:
 }
 
 /// The dataset (no controller runs for it: only the webhook reads it), a second one without cache
-/// nodes, and their PVCs pre-bound to PVs, labelled as the runtime-controller labels a dataset's PVC.
-fn datasets(ns: &str, pvs: &[&str; 2]) -> String {
+/// nodes, a third that refers to the first (`dataset://`), and their PVCs pre-bound to PVs, labelled as
+/// the runtime-controller labels a dataset's PVC.
+fn datasets(ns: &str, pvs: &[&str; 3]) -> String {
     let mut out = String::new();
-    for (ds, pv) in ["jfsdemo", "cold"].iter().zip(pvs) {
+    for (ds, pv) in ["jfsdemo", "cold", "ref"].iter().zip(pvs) {
         let id = DatasetKey::new(ns, *ds).dataset_id();
+        let mount_point = if *ds == "ref" { format!("dataset://{ns}/jfsdemo") } else { "juicefs:///demo".into() };
         out.push_str(&format!(
             r#"---
 apiVersion: data.fluid.io/v1alpha1
 kind: Dataset
 metadata: {{name: {ds}, namespace: {ns}}}
 spec:
-  mounts: [{{name: m, mountPoint: "juicefs:///demo"}}]
+  mounts: [{{name: m, mountPoint: "{mount_point}"}}]
 ---
 apiVersion: v1
 kind: PersistentVolume
@@ -212,9 +214,9 @@ async fn pods_land_near_their_cache_through_the_webhook() -> Result<()> {
         &["label", "node", &cache_node, &format!("fluid.io/s-{}-jfsdemo=true", ns.name), "fluid.io/dataset-num=1"],
         None,
     )?;
-    let pv_names = [format!("webhook-{pid}-jfsdemo"), format!("webhook-{pid}-cold")];
-    let _pvs = [Pv(pv_names[0].clone()), Pv(pv_names[1].clone())];
-    kubectl_ok(&["apply", "-f", "-"], Some(&datasets(&ns.name, &[&pv_names[0], &pv_names[1]])))?;
+    let pv_names = [format!("webhook-{pid}-jfsdemo"), format!("webhook-{pid}-cold"), format!("webhook-{pid}-ref")];
+    let _pvs = pv_names.clone().map(Pv);
+    kubectl_ok(&["apply", "-f", "-"], Some(&datasets(&ns.name, &[&pv_names[0], &pv_names[1], &pv_names[2]])))?;
 
     let port = free_port()?;
     let config = format!("ferrofluid-webhook-{pid}");
@@ -285,6 +287,24 @@ async fn pods_land_near_their_cache_through_the_webhook() -> Result<()> {
         ],
     );
     assert!(cold_req.is_empty(), "a required term without cache nodes: {cold_req}");
+
+    // A dataset that refers to another is placed by that one's cache: required on its cache node.
+    apply(
+        pod("shared", &scenario, Some("ref"), ", fluid.io/dataset.ref.sched: required")
+            .replace("cpu: \"1\"", "cpu: \"0\""),
+    )?;
+    assert_eq!(placed(&ns.name, &["shared".to_string()]).await[0], cache_node);
+    let shared = get(
+        &ns.name,
+        &[
+            "get",
+            "pod",
+            "shared",
+            "-o",
+            "jsonpath={.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[*].key}",
+        ],
+    );
+    assert_eq!(shared, format!("fluid.io/s-{}-jfsdemo", ns.name), "the source's cache label");
 
     // A pod without dataset: stored as it is without the webhook (compared with the other namespace's).
     let plain = pod("plain", &scenario, None, "");

@@ -29,6 +29,12 @@ pub struct Args {
     /// Largest metrics answer accepted from one endpoint, in bytes.
     #[arg(long, env = "FERROFLUID_SCRAPE_MAX_BYTES", default_value_t = 4 << 20)]
     pub scrape_max_bytes: usize,
+    /// Serve the custom metrics API (`custom.metrics.k8s.io/v1beta2`: capacity_used_rate, cached_percentage,
+    /// cache_hit_ratio, cached_bytes of Datasets and JuiceFSRuntimes, for HorizontalPodAutoscalers) over
+    /// TLS on this address, on every replica. Needs the API server's front proxy (request-header
+    /// authentication) and `create` on SubjectAccessReviews. Off when unset.
+    #[arg(long, env = "FERROFLUID_CUSTOM_METRICS_ADDR")]
+    pub custom_metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Args {

@@ -59,7 +59,7 @@ impl Stores {
     }
 }
 
-fn watch<K>(
+pub fn watch<K>(
     api: Api<K>,
     config: watcher::Config,
     prune: impl FnMut(&mut K) + Send + 'static,

@@ -3,9 +3,12 @@
 mod args;
 mod cache_states;
 mod collector;
+mod custom_metrics;
 mod discovery;
 mod exposition;
 mod metrics;
+mod metrics_api;
+mod requestheader;
 mod scrape;
 mod status;
 mod targets;
@@ -29,7 +32,18 @@ async fn main() -> ExitCode {
     let registry = prometheus::Registry::new();
     let result = match metrics::CollectorMetrics::register(&registry) {
         Ok(metrics) => {
-            runner::run(COMPONENT, &args.common, Some(&args.leader), registry, |rt| work(rt, &args, metrics)).await
+            let (api_addr, namespace) = (args.custom_metrics_addr, args.namespace.clone());
+            // The custom metrics API runs on every replica, leader or not.
+            let serving = move |client: kube::Client, stop| async move {
+                match api_addr {
+                    Some(addr) => metrics_api::serve(client, namespace, addr, stop).await,
+                    None => Ok(()),
+                }
+            };
+            runner::run_serving(COMPONENT, &args.common, Some(&args.leader), registry, serving, |rt| {
+                work(rt, &args, metrics)
+            })
+            .await
         }
         Err(e) => Err(e).context("registering metrics"),
     };

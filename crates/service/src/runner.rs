@@ -33,6 +33,26 @@ where
     F: FnOnce(Runtime) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
+    run_serving(component, common, leader, registry, |_, _| async { Ok(()) }, work).await
+}
+
+/// Like [`run`], with `serving` started on every replica, leader or not, before the election: it gets
+/// the client and the process's shutdown token, runs beside `work` and is awaited before the process
+/// ends; its failure ends the process.
+pub async fn run_serving<S, SFut, F, Fut>(
+    component: &str,
+    common: &CommonArgs,
+    leader: Option<&LeaderArgs>,
+    registry: Registry,
+    serving: S,
+    work: F,
+) -> anyhow::Result<()>
+where
+    S: FnOnce(kube::Client, CancellationToken) -> SFut,
+    SFut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    F: FnOnce(Runtime) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
     crate::telemetry::init(common.log_json);
     let shutdown = crate::shutdown::shutdown_on_signal();
     let limit = crate::client::RateLimit { qps: common.api_qps, burst: common.api_burst };
@@ -42,6 +62,17 @@ where
     let server = http::serve(common.http_addr, health.clone(), registry.clone(), shutdown.clone())
         .await
         .with_context(|| format!("binding {}", common.http_addr))?;
+    let always = tokio::spawn(serving(client.clone(), shutdown.clone()));
+    // A serving part that fails stops the process (its Deployment restarts it).
+    let failed = shutdown.clone();
+    let always = async move {
+        let result = always.await.map_err(anyhow::Error::from).and_then(|r| r);
+        if result.is_err() {
+            failed.cancel();
+        }
+        result
+    };
+    let always = tokio::spawn(always);
 
     let leadership = match leader.filter(|l| l.leader_elect) {
         None => None,
@@ -53,7 +84,7 @@ where
             health.set_ready(true); // a healthy standby is ready
             match leader::acquire(client.clone(), cfg, shutdown.clone()).await {
                 Some(l) => Some(l),
-                None => return Ok(()),
+                None => return always.await?,
             }
         }
     };
@@ -75,6 +106,7 @@ where
     shutdown.cancel();
     let _ = server.await;
     result?;
+    always.await??;
     if lost {
         bail!("{component}: lost leadership");
     }
