@@ -120,7 +120,7 @@ async fn handle(app: &App, path: &str, h: &HeaderMap) -> Response {
         return failure(StatusCode::NOT_FOUND, "NotFound", &format!("{path} is not served here"));
     };
     let attributes = match &request {
-        Request::Object { namespace, resource, name, metric } => Attributes::Resource(ResourceAttributes {
+        Request::Object { namespace, resource, name, metric } => Attributes::Resource(Box::new(ResourceAttributes {
             namespace: Some(namespace.to_string()),
             verb: Some("get".into()),
             group: Some(custom_metrics::GROUP.into()),
@@ -128,7 +128,7 @@ async fn handle(app: &App, path: &str, h: &HeaderMap) -> Response {
             subresource: Some(metric.to_string()),
             name: Some(name.to_string()),
             ..Default::default()
-        }),
+        })),
         _ => Attributes::Path(NonResourceAttributes { path: Some(path.into()), verb: Some("get".into()) }),
     };
     match app.allowed(&who, attributes).await {
@@ -151,7 +151,7 @@ async fn handle(app: &App, path: &str, h: &HeaderMap) -> Response {
 }
 
 enum Attributes {
-    Resource(ResourceAttributes),
+    Resource(Box<ResourceAttributes>),
     Path(NonResourceAttributes),
 }
 
@@ -193,7 +193,7 @@ impl App {
             ..Default::default()
         };
         match attributes {
-            Attributes::Resource(r) => spec.resource_attributes = Some(r),
+            Attributes::Resource(r) => spec.resource_attributes = Some(*r),
             Attributes::Path(p) => spec.non_resource_attributes = Some(p),
         }
         let key = serde_json::to_string(&spec).unwrap_or_default();
