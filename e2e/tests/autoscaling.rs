@@ -26,7 +26,6 @@ const GIB: u64 = 1 << 30;
 /// Where the collector serves the API: a loopback address of its own. The API server reaches it through
 /// an ExternalName Service naming that address (there is no Service network here).
 const API_IP: &str = "127.0.250.1";
-const API_PORT: u16 = 6443;
 
 /// Removes the cluster-wide APIService when the test ends, passed or not.
 struct ApiService;
@@ -37,7 +36,7 @@ impl Drop for ApiService {
     }
 }
 
-fn registration(ns: &str) -> String {
+fn registration(ns: &str, port: u16) -> String {
     format!(
         r#"apiVersion: v1
 kind: Service
@@ -45,7 +44,7 @@ metadata: {{name: custom-metrics, namespace: {ns}}}
 spec:
   type: ExternalName
   externalName: "{API_IP}"
-  ports: [{{name: https, port: {API_PORT}}}]
+  ports: [{{name: https, port: {port}}}]
 ---
 apiVersion: apiregistration.k8s.io/v1
 kind: APIService
@@ -53,7 +52,7 @@ metadata: {{name: v1beta2.custom.metrics.k8s.io}}
 spec:
   group: custom.metrics.k8s.io
   version: v1beta2
-  service: {{name: custom-metrics, namespace: {ns}, port: {API_PORT}}}
+  service: {{name: custom-metrics, namespace: {ns}, port: {port}}}
   insecureSkipTLSVerify: true
   groupPriorityMinimum: 100
   versionPriority: 200
@@ -107,7 +106,8 @@ async fn an_hpa_scales_the_runtime_on_its_cache_fill() -> Result<()> {
     let _ctl = Controllers::start(&ns.name)?;
     let key = DatasetKey::new(&ns.name, "jfsdemo");
     let http = format!("127.0.0.1:{}", free_port()?);
-    let api = format!("{API_IP}:{API_PORT}");
+    let port = std::net::TcpListener::bind((API_IP, 0))?.local_addr()?.port();
+    let api = format!("{API_IP}:{port}");
     let _collector = Component::start(
         "metrics-collector",
         &format!("collector-{}", ns.name),
@@ -126,7 +126,7 @@ async fn an_hpa_scales_the_runtime_on_its_cache_fill() -> Result<()> {
         ],
     )?;
     let _registered = ApiService;
-    kubectl_ok(&["apply", "-f", "-"], Some(&registration(&ns.name)))?;
+    kubectl_ok(&["apply", "-f", "-"], Some(&registration(&ns.name, port)))?;
     eventually("APIService available", T, || async {
         let v = kubectl_ok(
             &[
@@ -162,6 +162,10 @@ async fn an_hpa_scales_the_runtime_on_its_cache_fill() -> Result<()> {
     );
     let answer: serde_json::Value = serde_json::from_str(&kubectl_ok(&["get", "--raw", &path], None)?)?;
     assert_eq!(answer["items"][0]["value"], "95000m", "{answer}");
+    // A caller without RBAC for custom metrics is refused by the collector's SubjectAccessReview.
+    let nobody = format!("system:serviceaccount:{}:default", ns.name);
+    let refused = kubectl(&["get", "--raw", &path, "--as", &nobody], None)?;
+    assert!(!refused.ok && refused.stderr.contains("Forbidden"), "{}", refused.stderr);
     let missing = kubectl(&["get", "--raw", &path.replace("capacity_used_rate", "nonsense")], None)?;
     assert!(!missing.ok && missing.stderr.contains("NotFound"), "{}", missing.stderr);
 
@@ -173,7 +177,7 @@ async fn an_hpa_scales_the_runtime_on_its_cache_fill() -> Result<()> {
             .replace("periodSeconds: 300", "periodSeconds: 15");
     kubectl_ok(&["apply", "-n", &ns.name, "-f", "-"], Some(&hpa))?;
 
-    // Out: 95 > 90 → two workers; the second worker's node gets the labels.
+    // Out: 95 / 80 → two workers; the second worker's node gets the labels.
     eventually("two workers, two labelled nodes", T, || async {
         let replicas = get(&ns.name, &["get", "juicefsruntime", "jfsdemo", "-o", "jsonpath={.spec.replicas}"])?;
         let ready = get(&ns.name, &["get", "juicefsruntime", "jfsdemo", "-o", "jsonpath={.status.workerNumberReady}"])?;

@@ -139,6 +139,12 @@ pub fn value_list(kind: &str, namespace: &str, name: &str, metric: Metric, value
     })
 }
 
+/// An OpenAPI v2 document without paths: the API server merges every aggregated API's into its own, and
+/// logs an error for one that has none. (The metric values are described by discovery, not OpenAPI.)
+pub fn openapi_v2() -> Value {
+    json!({"swagger": "2.0", "info": {"title": "ferrofluid custom metrics", "version": VERSION}, "paths": {}})
+}
+
 /// A `Status` failure the API server passes to its client as is.
 pub fn status(code: u16, reason: &str, message: &str) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,

@@ -33,6 +33,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// The group of every authenticated user.
+const AUTHENTICATED: &str = "system:authenticated";
 /// How long an authorization answer is reused.
 const AUTHZ_TTL: Duration = Duration::from_secs(10);
 /// Answers kept at most; the cache is emptied when it grows past this.
@@ -99,7 +101,12 @@ fn caller(rh: &RequestHeader, h: &HeaderMap) -> Option<Caller> {
     let values =
         |name: &str| h.get_all(name).iter().filter_map(|v| v.to_str().ok()).map(String::from).collect::<Vec<_>>();
     let user = rh.username_headers.iter().find_map(|n| values(n).into_iter().next()).filter(|u| !u.is_empty())?;
-    let groups = rh.group_headers.iter().flat_map(|n| values(n)).collect();
+    let mut groups: Vec<String> = rh.group_headers.iter().flat_map(|n| values(n)).collect();
+    // As every Kubernetes API server does for an authenticated user (the aggregator's own discovery
+    // requests name no group at all).
+    if !groups.iter().any(|g| g == AUTHENTICATED) {
+        groups.push(AUTHENTICATED.into());
+    }
     let mut extra: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, value) in h {
         let lower = name.as_str();
@@ -116,6 +123,14 @@ async fn handle(app: &App, path: &str, h: &HeaderMap) -> Response {
     let Some(who) = caller(&app.headers, h) else {
         return failure(StatusCode::UNAUTHORIZED, "Unauthorized", "no user named by the front proxy");
     };
+    // What the API server's aggregator asks of every aggregated API besides its group version.
+    match path {
+        // Aggregated discovery: not served, so the aggregator reads this group version's own discovery.
+        "/apis" | "/api" => return failure(StatusCode::NOT_ACCEPTABLE, "NotAcceptable", "no aggregated discovery"),
+        "/openapi/v2" => return json(StatusCode::OK, custom_metrics::openapi_v2()),
+        "/openapi/v3" => return json(StatusCode::OK, serde_json::json!({"paths": {}})),
+        _ => {}
+    }
     let Some(request) = custom_metrics::route(path) else {
         return failure(StatusCode::NOT_FOUND, "NotFound", &format!("{path} is not served here"));
     };
@@ -320,7 +335,10 @@ mod tests {
         h.insert("x-remote-extra-scopes", "a".parse().unwrap());
         let c = caller(&rh(), &h).expect("caller");
         assert!(c.user.ends_with("horizontal-pod-autoscaler"));
-        assert_eq!(c.groups, ["system:serviceaccounts", "system:authenticated"]);
+        assert_eq!(c.groups, ["system:serviceaccounts", "system:authenticated"], "not added twice");
+        let mut bare = HeaderMap::new();
+        bare.insert("x-remote-user", "system:kube-aggregator".parse().unwrap());
+        assert_eq!(caller(&rh(), &bare).expect("caller").groups, ["system:authenticated"], "added");
         assert_eq!(c.extra.get("scopes"), Some(&vec!["a".to_string()]));
     }
 
