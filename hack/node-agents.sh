@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Node agents: each agent-backed node is its own mount namespace, with private /runtime-mnt and
 # /var/lib/kubelet bound from .local/nodes/<node>/{runtime-mnt,kubelet}, and a node-agent (the kubelet
-# stand-in, e2e/src/agent) running the node's ferrofluid pods and its csi-plugin inside it.
+# stand-in, e2e/node-agent) running the node's ferrofluid pods and its csi-plugin inside it.
 #
 #   hack/node-agents.sh start NODE...    start agents (idempotent: a running agent is left as it is)
 #   hack/node-agents.sh stop [NODE...]   stop agents (all when no node is named): no process, mount or

@@ -1,26 +1,6 @@
-//! The node agent: stands in for the kubelet on an agent-backed kwok node. kwok fakes node and pod
-//! status; the agent makes the pods real. For the pods bound to its node it stages and publishes
-//! `fuse.csi.fluid.io` volumes through the node's own csi-plugin, and runs the containers of the pods
-//! ferrofluid created (worker and FUSE pods) as host processes in the node's mount namespace, with
-//! their environment resolved as kubelet resolves it; a data-operation container gets a mount namespace
-//! of its own below the node's, for its termination-message file (`termination.rs`).
-//! `hack/node-agents.sh` sets up the namespace and starts it; `docs/local-cluster.md` describes the
-//! whole arrangement.
+//! The node agent's test side: `harness` starts agent-backed nodes and reads what their agents write.
+//! The agent itself (the kubelet stand-in) is the `ferrofluid-node-agent` crate, re-exported here so
+//! the tests name its parts as `agent::<module>`.
 
-pub mod args;
-pub mod container;
-pub mod csi;
-pub mod csi_plugin_process;
-pub mod ctx;
-pub mod env;
-pub mod expand;
 pub mod harness;
-pub mod layout;
-pub mod pod;
-pub mod pod_status;
-pub mod probe;
-pub mod process;
-pub mod status;
-pub mod supervisor;
-pub mod termination;
-pub mod volumes;
+pub use node_agent::*;

@@ -2,11 +2,11 @@
 //! published (any pod), and — for pods ferrofluid created — its init containers run to completion,
 //! then its containers run until the pod goes away, after which everything is undone in reverse.
 
-use crate::agent::container::{self, Kind, Outcome};
-use crate::agent::ctx::AgentCtx;
-use crate::agent::pod_status::{self, PodStatusReporter};
-use crate::agent::status::{self, PodRecord};
-use crate::agent::volumes::{self, CsiVolume};
+use crate::container::{self, Kind, Outcome};
+use crate::ctx::AgentCtx;
+use crate::pod_status::{self, PodStatusReporter};
+use crate::status::{self, PodRecord};
+use crate::volumes::{self, CsiVolume};
 use ferrofluid_api::keys::{LABEL_MANAGED_BY, LABEL_OPERATION_UID, MANAGED_BY};
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::events::EventType;

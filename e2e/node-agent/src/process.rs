@@ -2,7 +2,7 @@
 //! signalled with it), stdout and stderr appended to a log file, environment exactly as given; with a
 //! termination-message file, in a mount namespace of its own (`termination.rs`).
 
-use crate::agent::termination::TerminationLog;
+use crate::termination::TerminationLog;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};

@@ -4,13 +4,13 @@
 
 use anyhow::Context;
 use clap::Parser;
-use ferrofluid_e2e::agent::args::Args;
-use ferrofluid_e2e::agent::csi::CsiClient;
-use ferrofluid_e2e::agent::csi_plugin_process::{self, PluginConfig};
-use ferrofluid_e2e::agent::ctx::{AgentCtx, Backoff};
-use ferrofluid_e2e::agent::layout::NodeLayout;
-use ferrofluid_e2e::agent::supervisor::Supervisor;
-use ferrofluid_e2e::agent::volumes::CsiVolumes;
+use node_agent::args::Args;
+use node_agent::csi::CsiClient;
+use node_agent::csi_plugin_process::{self, PluginConfig};
+use node_agent::ctx::{AgentCtx, Backoff};
+use node_agent::layout::NodeLayout;
+use node_agent::supervisor::Supervisor;
+use node_agent::volumes::CsiVolumes;
 use kube::runtime::events::{Recorder, Reporter};
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! directory; only its exit code counts — its output is discarded and never reaches status, events or
 //! logs.
 
-use crate::agent::process::{self, ProcessSpec};
+use crate::process::{self, ProcessSpec};
 use k8s_openapi::api::core::v1::{Container, Probe};
 use std::process::Stdio;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! What every pod task of one agent shares.
 
-use crate::agent::layout::NodeLayout;
-use crate::agent::volumes::CsiVolumes;
+use crate::layout::NodeLayout;
+use crate::volumes::CsiVolumes;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder};

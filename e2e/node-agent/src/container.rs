@@ -2,14 +2,14 @@
 //! resolved at each start, restarts per `restartPolicy` with exponential backoff, `preStop` exec hook
 //! then SIGTERM, then SIGKILL after the grace period when the pod goes away.
 
-use crate::agent::ctx::AgentCtx;
-use crate::agent::env::{self, Fetched};
-use crate::agent::pod;
-use crate::agent::pod_status::{self, PodStatusReporter};
-use crate::agent::probe::{self, AbortOnDrop, Readiness};
-use crate::agent::process::{self, ProcessSpec};
-use crate::agent::status::{self, ContainerRecord};
-use crate::agent::termination::TerminationLog;
+use crate::ctx::AgentCtx;
+use crate::env::{self, Fetched};
+use crate::pod;
+use crate::pod_status::{self, PodStatusReporter};
+use crate::probe::{self, AbortOnDrop, Readiness};
+use crate::process::{self, ProcessSpec};
+use crate::status::{self, ContainerRecord};
+use crate::termination::TerminationLog;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, ContainerStateTerminated, ContainerStatus, Pod, Secret};
 use kube::Api;
 use kube::runtime::events::EventType;

@@ -1,8 +1,8 @@
 //! The node's own csi-plugin, run (and restarted with backoff if it exits) inside the node's mount
 //! namespace, so the mounts it makes are the node's mounts.
 
-use crate::agent::ctx::Backoff;
-use crate::agent::process::{self, ProcessSpec};
+use crate::ctx::Backoff;
+use crate::process::{self, ProcessSpec};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;

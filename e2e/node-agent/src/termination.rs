@@ -20,8 +20,8 @@
 //! exist on the node fails the container's start with a message saying so. Other containers (FUSE,
 //! workers, CSI) run in the node's namespace, unchanged.
 
-use crate::agent::layout::NodeLayout;
-use crate::agent::process::SpawnError;
+use crate::layout::NodeLayout;
+use crate::process::SpawnError;
 use rustix::mount::MountPropagationFlags;
 use rustix::thread::UnshareFlags;
 use std::io::{self, Read};
@@ -145,6 +145,24 @@ impl TerminationLog {
 mod tests {
     use super::*;
 
+    /// `<tmp>/<prefix>-<pid>`, removed when dropped.
+    struct TempDir(std::path::PathBuf);
+
+    impl TempDir {
+        fn new(prefix: &str) -> std::io::Result<Self> {
+            let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir)?;
+            Ok(Self(dir))
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
     fn log_in(dir: &Path, path: &Path) -> TerminationLog {
         TerminationLog { host_file: dir.join("pod/containers/c/termination-log"), path: path.to_path_buf() }
     }
@@ -160,7 +178,7 @@ mod tests {
 
     #[test]
     fn reset_empties_the_file_and_read_caps_it() {
-        let dir = crate::TempDir::new("ferrofluid-termination-reset").expect("tempdir");
+        let dir = TempDir::new("ferrofluid-termination-reset").expect("tempdir");
         let t = log_in(&dir.0, &dir.0.join("target"));
         t.reset().expect("reset");
         assert_eq!(t.read(), "");
@@ -174,7 +192,7 @@ mod tests {
 
     #[test]
     fn the_target_is_created_empty_but_never_its_directory() {
-        let dir = crate::TempDir::new("ferrofluid-termination-target").expect("tempdir");
+        let dir = TempDir::new("ferrofluid-termination-target").expect("tempdir");
         let target = dir.0.join("termination-log");
         log_in(&dir.0, &target).ensure_target().expect("created");
         assert_eq!(std::fs::read(&target).expect("target").len(), 0);
@@ -198,7 +216,7 @@ mod tests {
             eprintln!("skipped: mount namespaces need root");
             return;
         }
-        let dir = crate::TempDir::new("ferrofluid-termination-spawn").expect("tempdir");
+        let dir = TempDir::new("ferrofluid-termination-spawn").expect("tempdir");
         let target = dir.0.join("termination-log");
         let t = log_in(&dir.0, &target);
         t.reset().expect("reset");
@@ -212,7 +230,7 @@ mod tests {
         let ours = std::fs::read_link("/proc/thread-self/ns/mnt").expect("own namespace");
         let its = std::fs::read_to_string(dir.0.join("ns")).expect("its namespace");
         assert_ne!(its.trim(), ours.to_string_lossy(), "the process had a namespace of its own");
-        let mounts = crate::agent::volumes::mounts_under(&dir.0).expect("mountinfo");
+        let mounts = crate::volumes::mounts_under(&dir.0).expect("mountinfo");
         assert!(mounts.is_empty(), "nothing mounted here: {mounts:?}");
     }
 }

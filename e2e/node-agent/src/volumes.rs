@@ -2,8 +2,8 @@
 //! the node namespace's own filesystem); PVCs bound to a `fuse.csi.fluid.io` PV are staged and
 //! published through the CSI plugin as kubelet does, and unpublished/unstaged when the pod goes.
 
-use crate::agent::csi::{self, CsiClient};
-use crate::agent::layout::NodeLayout;
+use crate::csi::{self, CsiClient};
+use crate::layout::NodeLayout;
 use csi_plugin::proto::{NodePublishVolumeRequest, NodeStageVolumeRequest, VolumeCapability};
 use ferrofluid_api::keys::CSI_DRIVER_NAME;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod, Secret, SecretReference};

@@ -5,7 +5,7 @@
 //! Pure: [`referenced`] says which Secrets and ConfigMaps to fetch, the caller fetches them, and
 //! [`resolve`] builds the environment from the pod and what was fetched.
 
-use crate::agent::expand::expand;
+use crate::expand::expand;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvVarSource, Pod, Secret};
 use std::collections::{BTreeMap, BTreeSet};
 

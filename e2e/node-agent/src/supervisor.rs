@@ -1,8 +1,8 @@
 //! The agent's main loop: watch the pods bound to this node and keep one task per pod, started when
 //! the pod appears and cancelled when it is deleted (or marked for deletion, or finished).
 
-use crate::agent::ctx::AgentCtx;
-use crate::agent::pod;
+use crate::ctx::AgentCtx;
+use crate::pod;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
