@@ -1,16 +1,18 @@
 //! One container of a pod, run as a host process and supervised like kubelet does: environment
-//! resolved at each start, restarts per `restartPolicy` with exponential backoff, `preStop` exec hook
-//! then SIGTERM, then SIGKILL after the grace period when the pod goes away.
+//! resolved at each start, restarts per `restartPolicy` with exponential backoff (the decisions in
+//! `lifecycle.rs`), `preStop` exec hook then SIGTERM, then SIGKILL after the grace period when the pod
+//! goes away.
 
 use crate::ctx::AgentCtx;
 use crate::env::{self, Fetched};
+use crate::lifecycle::{Ended, Lifecycle, Next, Run};
 use crate::pod;
 use crate::pod_status::{self, PodStatusReporter};
 use crate::probe::{self, AbortOnDrop, Readiness};
 use crate::process::{self, ProcessSpec};
 use crate::status::{self, ContainerRecord};
 use crate::termination::TerminationLog;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, ContainerStateTerminated, ContainerStatus, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, ContainerState, ContainerStatus, Pod, Secret};
 use kube::Api;
 use kube::runtime::events::EventType;
 use std::path::PathBuf;
@@ -19,53 +21,50 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// Runs to successful completion before the regular containers start.
-    Init,
-    Regular,
-}
+pub use crate::lifecycle::{Kind, Outcome};
 
-#[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// An init container exited 0.
-    Completed,
-    /// Failed and will not be restarted (`restartPolicy: Never`).
-    Failed,
-    /// The pod went away.
-    Stopped,
-}
-
-enum Run {
-    Succeeded,
-    Failed,
-}
-
-/// What a regular container reports in the pod's status (kubelet's container status).
+/// What a container reports in the pod's status (kubelet's container status).
 struct Reported {
     reporter: Option<Arc<PodStatusReporter>>,
     /// An init container (reported in `initContainerStatuses`, ready only once completed).
     init: bool,
     name: String,
     image: String,
-    restarts: i32,
-    last: Option<ContainerStateTerminated>,
 }
 
 impl Reported {
-    async fn report(&self, ready: bool, state: k8s_openapi::api::core::v1::ContainerState) {
+    async fn report(&self, life: &Lifecycle, ready: bool, state: ContainerState) {
         if let Some(r) = &self.reporter {
             // kubelet: a running init container is not ready; it counts once it has completed.
             let ready = ready && (!self.init || state.terminated.is_some());
             let status: ContainerStatus =
-                pod_status::container_status(&self.name, &self.image, ready, self.restarts, state, self.last.clone());
+                pod_status::container_status(&self.name, &self.image, ready, life.restarts, state, life.last.clone());
             r.report(status, self.init).await;
         }
     }
 }
 
+/// What stays the same across the runs of one container.
+struct Setup<'a> {
+    ctx: &'a AgentCtx,
+    pod_rx: &'a watch::Receiver<Pod>,
+    container: &'a Container,
+    status_path: PathBuf,
+    log_path: PathBuf,
+    readiness: Readiness,
+    reported: Reported,
+    cancel: &'a CancellationToken,
+}
+
+impl Setup<'_> {
+    fn write(&self, life: &Lifecycle) {
+        status::write(&self.status_path, &life.rec);
+    }
+}
+
 /// Supervises `container` until it completes (init containers) or `cancel` fires. With a `reporter`
-/// its state is reported in the pod's status as kubelet does.
+/// its state is reported in the pod's status as kubelet does. The decisions are `lifecycle.rs`'s; this
+/// is the I/O around them.
 pub async fn supervise(
     ctx: Arc<AgentCtx>,
     pod_rx: watch::Receiver<Pod>,
@@ -77,257 +76,177 @@ pub async fn supervise(
     let pod = pod_rx.borrow().clone();
     let (ns, name, uid) = ids(&pod);
     let policy = pod.spec.as_ref().and_then(|s| s.restart_policy.clone()).unwrap_or_else(|| "Always".into());
-    let status_path = ctx.layout.container_status(&ns, &name, &container.name);
-    let log_path = ctx.layout.container_log(&ns, &name, &container.name);
     // A data-operation container reports what it writes to its terminationMessagePath.
     let termination = pod::reports_phase(&pod).then(|| {
         TerminationLog::new(&ctx.layout, &uid, &container.name, container.termination_message_path.as_deref())
     });
-    let mut rec = ContainerRecord {
+    let mut life = Lifecycle::new(ContainerRecord {
         namespace: ns.clone(),
         pod: name.clone(),
         uid,
         container: container.name.clone(),
         state: "waiting".into(),
         ..Default::default()
+    });
+    let s = Setup {
+        ctx: &ctx,
+        pod_rx: &pod_rx,
+        container: &container,
+        status_path: ctx.layout.container_status(&ns, &name, &container.name),
+        log_path: ctx.layout.container_log(&ns, &name, &container.name),
+        readiness: probe::readiness(&container),
+        reported: Reported {
+            reporter,
+            init: kind == Kind::Init,
+            name: container.name.clone(),
+            image: container.image.clone().unwrap_or_default(),
+        },
+        cancel: &cancel,
     };
-    status::write(&status_path, &rec);
-    let mut reported = Reported {
-        reporter,
-        init: kind == Kind::Init,
-        name: container.name.clone(),
-        image: container.image.clone().unwrap_or_default(),
-        restarts: 0,
-        last: None,
-    };
-    let readiness = probe::readiness(&container);
-    if let Readiness::Unsupported(kind) = &readiness {
+    s.write(&life);
+    if let Readiness::Unsupported(kind) = &s.readiness {
         tracing::warn!(pod = %name, namespace = %ns, container = %container.name, kind, "readiness probe type not supported: ignored, ready while running");
-        process::log_line(&log_path, &format!("readiness probe ignored: {kind} probes are not supported, only exec"));
+        process::log_line(&s.log_path, &format!("readiness probe ignored: {kind} probes are not supported, only exec"));
     }
-    let mut backoff: Option<Duration> = None;
     loop {
-        // Why the container waits while in backoff (kubelet: CrashLoopBackOff, or the config error).
-        let waiting_reason;
         let pod = pod_rx.borrow().clone();
-        let run = match build_spec(&ctx, &pod, &container, log_path.clone(), termination.clone()).await {
+        let run = match build_spec(&ctx, &pod, &container, s.log_path.clone(), termination.clone()).await {
             Err(msg) => {
-                rec.state = "config-error".into();
-                rec.failures += 1;
-                process::log_line(&log_path, &format!("cannot create container config: {msg}"));
+                process::log_line(&s.log_path, &format!("cannot create container config: {msg}"));
                 ctx.event(&pod, EventType::Warning, "Failed", format!("Error: {msg}")).await;
-                waiting_reason = "CreateContainerConfigError";
-                reported.report(false, pod_status::waiting(waiting_reason, msg.clone())).await;
-                rec.message = Some(msg);
-                status::write(&status_path, &rec);
-                Run::Failed
+                let run = life.ended(Ended::ConfigError(msg.clone()), ctx.backoff.reset_after);
+                s.reported.report(&life, false, pod_status::waiting(life.waiting_reason, msg)).await;
+                s.write(&life);
+                run
             }
-            Ok(spec) => {
-                // Where this run's output starts in the log (before the process can write any).
-                let log_offset = std::fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
-                // Each run starts with an empty termination-message file.
-                let spawned = spec.termination.as_ref().map_or(Ok(()), TerminationLog::reset);
-                match spawned.and_then(|()| process::spawn(&spec)) {
-                    Err(e) => {
-                        let msg = e.to_string();
-                        tracing::warn!(pod = %name, namespace = %ns, container = %container.name, error = %msg, "container failed to start");
-                        rec.state = "start-failed".into();
-                        rec.failures += 1;
-                        process::log_line(&log_path, &format!("failed to start: {msg}"));
-                        ctx.event(&pod, EventType::Warning, "Failed", format!("Error: {msg}")).await;
-                        let t = pod_status::now();
-                        reported.last = Some(ContainerStateTerminated {
-                            exit_code: 128,
-                            reason: Some("StartError".into()),
-                            message: Some(msg.clone()),
-                            started_at: Some(t.clone()),
-                            finished_at: Some(t),
-                            ..Default::default()
-                        });
-                        waiting_reason = "CrashLoopBackOff";
-                        rec.message = Some(msg);
-                        status::write(&status_path, &rec);
-                        Run::Failed
-                    }
-                    Ok(mut child) => {
-                        let pid = child.id();
-                        let started = Instant::now();
-                        let started_at = pod_status::now();
-                        waiting_reason = "CrashLoopBackOff";
-                        rec.starts += 1;
-                        rec.state = "running".into();
-                        rec.pid = pid;
-                        rec.message = None;
-                        status::write(&status_path, &rec);
-                        tracing::info!(pod = %name, namespace = %ns, container = %container.name, pid, "container started");
-                        ctx.event(&pod, EventType::Normal, "Started", format!("Started container {}", container.name))
-                            .await;
-                        // Ready right away on a first clean start, otherwise once it has kept running a while.
-                        // With an exec readiness probe, ready only once it succeeds (a prober per run).
-                        let (probe_tx, mut probe_rx) = mpsc::unbounded_channel();
-                        let prober = match (&readiness, reported.reporter.is_some()) {
-                            (Readiness::Exec(p), true) => {
-                                Some(AbortOnDrop(tokio::spawn(probe::run(p.clone(), spec.clone(), probe_tx.clone()))))
-                            }
-                            _ => None,
-                        };
-                        let mut pending_ready = prober.is_none() && (rec.failures > 0 || reported.restarts > 0);
-                        reported
-                            .report(prober.is_none() && !pending_ready, pod_status::running(started_at.clone()))
-                            .await;
-                        let ready_timer = tokio::time::sleep(ctx.ready_after);
-                        tokio::pin!(ready_timer);
-                        let exit = loop {
-                            tokio::select! {
-                                exit = child.wait() => break Some(exit),
-                                _ = &mut ready_timer, if pending_ready => {
-                                    pending_ready = false;
-                                    reported.report(true, pod_status::running(started_at.clone())).await;
-                                }
-                                Some((ready, failure)) = probe_rx.recv() => {
-                                    if let Some(f) = &failure {
-                                        process::log_line(&log_path, f);
-                                        ctx.event(&pod, EventType::Warning, "Unhealthy", f.clone()).await;
-                                    }
-                                    reported.report(ready, pod_status::running(started_at.clone())).await;
-                                }
-                                _ = cancel.cancelled() => break None,
-                            }
-                        };
-                        drop(prober);
-                        drop(probe_tx);
-                        match exit {
-                            Some(exit) => {
-                                process::reap_group(pid);
-                                rec.pid = None;
-                                if started.elapsed() >= ctx.backoff.reset_after {
-                                    backoff = None;
-                                }
-                                match exit {
-                                    Ok(st) => {
-                                        use std::os::unix::process::ExitStatusExt;
-                                        rec.last_exit_code = st.code();
-                                        rec.last_signal = st.signal();
-                                        let exit_code = st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0));
-                                        let file =
-                                            spec.termination.as_ref().map(TerminationLog::read).unwrap_or_default();
-                                        reported.last = Some(ContainerStateTerminated {
-                                            exit_code,
-                                            signal: st.signal(),
-                                            reason: Some(if st.success() { "Completed" } else { "Error" }.into()),
-                                            message: pod_status::termination_message(
-                                                container.termination_message_policy.as_deref(),
-                                                exit_code,
-                                                &file,
-                                                || pod_status::read_log_tail(&log_path, log_offset),
-                                            ),
-                                            started_at: Some(started_at.clone()),
-                                            finished_at: Some(pod_status::now()),
-                                            ..Default::default()
-                                        });
-                                        let msg = format!("exited: {st}");
-                                        process::log_line(&log_path, &msg);
-                                        tracing::info!(pod = %name, namespace = %ns, container = %container.name, %st, "container exited");
-                                        if st.success() {
-                                            rec.state = "completed".into();
-                                            rec.message = None;
-                                            status::write(&status_path, &rec);
-                                            Run::Succeeded
-                                        } else {
-                                            rec.state = "exited".into();
-                                            rec.failures += 1;
-                                            rec.message = Some(msg);
-                                            status::write(&status_path, &rec);
-                                            Run::Failed
-                                        }
-                                    }
-                                    Err(e) => {
-                                        rec.state = "exited".into();
-                                        rec.failures += 1;
-                                        reported.last = Some(ContainerStateTerminated {
-                                            exit_code: 128,
-                                            reason: Some("Error".into()),
-                                            message: Some(format!("cannot wait for the process: {e}")),
-                                            started_at: Some(started_at.clone()),
-                                            finished_at: Some(pod_status::now()),
-                                            ..Default::default()
-                                        });
-                                        rec.message = Some(format!("cannot wait for the process: {e}"));
-                                        status::write(&status_path, &rec);
-                                        Run::Failed
-                                    }
-                                }
-                            }
-                            None => {
-                                let pod = pod_rx.borrow().clone();
-                                stop(&ctx, &pod, &container, &spec, &mut child).await;
-                                rec.pid = None;
-                                rec.state = "stopped".into();
-                                status::write(&status_path, &rec);
-                                return Outcome::Stopped;
-                            }
-                        }
-                    }
-                }
-            }
+            Ok(spec) => match run_once(&s, &mut life, &spec).await {
+                Some(run) => run,
+                None => return Outcome::Stopped,
+            },
         };
-        let restart = match (kind, &run, policy.as_str()) {
-            (Kind::Init, Run::Succeeded, _) => {
-                if let Some(last) = reported.last.take() {
-                    reported.report(true, pod_status::terminated(last)).await;
+        match Lifecycle::next(kind, run, &policy) {
+            Next::Completed => {
+                if let Some(last) = life.last.take() {
+                    s.reported.report(&life, true, pod_status::terminated(last)).await;
                 }
                 return Outcome::Completed;
             }
-            (Kind::Regular, Run::Succeeded, "Always") => true,
-            (_, Run::Succeeded, _) => false,
-            (_, Run::Failed, "Never") => false,
-            (_, Run::Failed, _) => true,
-        };
-        if !restart {
-            if let Some(last) = reported.last.take() {
-                reported.report(false, pod_status::terminated(last)).await;
+            Next::Finish(outcome) => {
+                if let Some(last) = life.last.take() {
+                    s.reported.report(&life, false, pod_status::terminated(last)).await;
+                }
+                cancel.cancelled().await;
+                return outcome;
             }
-            let outcome = if matches!(run, Run::Failed) { Outcome::Failed } else { Outcome::Stopped };
-            cancel.cancelled().await;
-            if rec.state == "running" {
-                rec.state = "stopped".into();
-                status::write(&status_path, &rec);
-            }
-            return outcome;
+            Next::Restart => {}
         }
-        let delay = ctx.backoff.next(backoff);
-        backoff = Some(delay);
-        rec.backoff_secs = Some(delay.as_secs_f64());
-        status::write(&status_path, &rec);
+        let (delay, crash) = life.back_off(&ctx.backoff, &name);
+        s.write(&life);
+        if let Some(msg) = crash {
+            s.reported.report(&life, false, pod_status::waiting(life.waiting_reason, msg)).await;
+        }
         let pod = pod_rx.borrow().clone();
-        if reported.last.is_some() && waiting_reason == "CrashLoopBackOff" {
-            reported.restarts += 1;
-            let msg = format!(
-                "back-off {}s restarting failed container={} pod={name}_{ns}({})",
-                delay.as_secs_f64(),
-                container.name,
-                rec.uid
-            );
-            reported.report(false, pod_status::waiting(waiting_reason, msg)).await;
-        }
-        ctx.event(
-            &pod,
-            EventType::Warning,
-            "BackOff",
-            format!("Back-off {}s restarting container {}", delay.as_secs_f64(), container.name),
-        )
-        .await;
+        let note = format!("Back-off {}s restarting container {}", delay.as_secs_f64(), container.name);
+        ctx.event(&pod, EventType::Warning, "BackOff", note).await;
         tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
+            _ = tokio::time::sleep(delay) => life.backoff_over(),
             _ = cancel.cancelled() => {
-                rec.backoff_secs = None;
-                rec.state = "stopped".into();
-                status::write(&status_path, &rec);
+                life.stopped();
+                s.write(&life);
                 return Outcome::Stopped;
             }
         }
-        rec.backoff_secs = None;
     }
+}
+
+/// One run: start the process, report it, watch readiness until it exits (`Some`: how the run went) or
+/// the pod goes away (`None`: stopped as kubelet stops it).
+async fn run_once(s: &Setup<'_>, life: &mut Lifecycle, spec: &ProcessSpec) -> Option<Run> {
+    let (ctx, container) = (s.ctx, s.container);
+    let pod = s.pod_rx.borrow().clone();
+    let (ns, name, _) = ids(&pod);
+    // Where this run's output starts in the log (before the process can write any).
+    let log_offset = std::fs::metadata(&s.log_path).map(|m| m.len()).unwrap_or(0);
+    // Each run starts with an empty termination-message file.
+    let spawned = spec.termination.as_ref().map_or(Ok(()), TerminationLog::reset).and_then(|()| process::spawn(spec));
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            let msg = e.to_string();
+            tracing::warn!(pod = %name, namespace = %ns, container = %container.name, error = %msg, "container failed to start");
+            process::log_line(&s.log_path, &format!("failed to start: {msg}"));
+            ctx.event(&pod, EventType::Warning, "Failed", format!("Error: {msg}")).await;
+            let run = life.ended(Ended::StartFailed { message: msg, at: pod_status::now() }, ctx.backoff.reset_after);
+            s.write(life);
+            return Some(run);
+        }
+    };
+    let pid = child.id();
+    let started = Instant::now();
+    let started_at = pod_status::now();
+    life.started(pid);
+    s.write(life);
+    tracing::info!(pod = %name, namespace = %ns, container = %container.name, pid, "container started");
+    ctx.event(&pod, EventType::Normal, "Started", format!("Started container {}", container.name)).await;
+    // With an exec readiness probe, ready only once it succeeds (a prober per run).
+    let (probe_tx, mut probe_rx) = mpsc::unbounded_channel();
+    let prober = match (&s.readiness, s.reported.reporter.is_some()) {
+        (Readiness::Exec(p), true) => {
+            Some(AbortOnDrop(tokio::spawn(probe::run(p.clone(), spec.clone(), probe_tx.clone()))))
+        }
+        _ => None,
+    };
+    let (ready_now, mut pending_ready) = life.readiness_at_start(prober.is_some());
+    s.reported.report(life, ready_now, pod_status::running(started_at.clone())).await;
+    let ready_timer = tokio::time::sleep(ctx.ready_after);
+    tokio::pin!(ready_timer);
+    let exit = loop {
+        tokio::select! {
+            exit = child.wait() => break Some(exit),
+            _ = &mut ready_timer, if pending_ready => {
+                pending_ready = false;
+                s.reported.report(life, true, pod_status::running(started_at.clone())).await;
+            }
+            Some((ready, failure)) = probe_rx.recv() => {
+                if let Some(f) = &failure {
+                    process::log_line(&s.log_path, f);
+                    ctx.event(&pod, EventType::Warning, "Unhealthy", f.clone()).await;
+                }
+                s.reported.report(life, ready, pod_status::running(started_at.clone())).await;
+            }
+            _ = s.cancel.cancelled() => break None,
+        }
+    };
+    drop(prober);
+    drop(probe_tx);
+    let Some(exit) = exit else {
+        let pod = s.pod_rx.borrow().clone();
+        stop(ctx, &pod, container, spec, &mut child).await;
+        life.stopped();
+        s.write(life);
+        return None;
+    };
+    process::reap_group(pid);
+    let (ran_for, finished_at) = (started.elapsed(), pod_status::now());
+    let end = match exit {
+        Ok(status) => {
+            let file = spec.termination.as_ref().map(TerminationLog::read).unwrap_or_default();
+            let code = status
+                .code()
+                .unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0));
+            let message =
+                pod_status::termination_message(container.termination_message_policy.as_deref(), code, &file, || {
+                    pod_status::read_log_tail(&s.log_path, log_offset)
+                });
+            process::log_line(&s.log_path, &format!("exited: {status}"));
+            tracing::info!(pod = %name, namespace = %ns, container = %container.name, %status, "container exited");
+            Ended::Exited { status, message, started_at, finished_at, ran_for }
+        }
+        Err(e) => Ended::Lost { error: e.to_string(), started_at, finished_at, ran_for },
+    };
+    let run = life.ended(end, ctx.backoff.reset_after);
+    s.write(life);
+    Some(run)
 }
 
 fn ids(pod: &Pod) -> (String, String, String) {

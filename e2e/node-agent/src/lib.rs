@@ -16,6 +16,7 @@ pub mod ctx;
 pub mod env;
 pub mod expand;
 pub mod layout;
+pub mod lifecycle;
 pub mod pod;
 pub mod pod_status;
 pub mod probe;

@@ -4,6 +4,7 @@
 
 use anyhow::Context;
 use clap::Parser;
+use kube::runtime::events::{Recorder, Reporter};
 use node_agent::args::Args;
 use node_agent::csi::CsiClient;
 use node_agent::csi_plugin_process::{self, PluginConfig};
@@ -11,7 +12,6 @@ use node_agent::ctx::{AgentCtx, Backoff};
 use node_agent::layout::NodeLayout;
 use node_agent::supervisor::Supervisor;
 use node_agent::volumes::CsiVolumes;
-use kube::runtime::events::{Recorder, Reporter};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
