@@ -23,5 +23,6 @@ pub mod probe;
 pub mod process;
 pub mod status;
 pub mod supervisor;
+pub mod temp_dir;
 pub mod termination;
 pub mod volumes;

@@ -145,23 +145,7 @@ impl TerminationLog {
 mod tests {
     use super::*;
 
-    /// `<tmp>/<prefix>-<pid>`, removed when dropped.
-    struct TempDir(std::path::PathBuf);
-
-    impl TempDir {
-        fn new(prefix: &str) -> std::io::Result<Self> {
-            let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir)?;
-            Ok(Self(dir))
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::temp_dir::TempDir;
 
     fn log_in(dir: &Path, path: &Path) -> TerminationLog {
         TerminationLog { host_file: dir.join("pod/containers/c/termination-log"), path: path.to_path_buf() }
