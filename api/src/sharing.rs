@@ -38,6 +38,17 @@ pub fn reference(spec: &DatasetSpec, namespace: &str, name: &str) -> Option<Resu
     })
 }
 
+/// The namespace and name of a dataset.
+pub fn key_of(ds: &Dataset) -> DatasetKey {
+    DatasetKey::new(ds.namespace().unwrap_or_default(), ds.name_any())
+}
+
+/// The source a dataset validly refers to; `None` for one that refers to none or names it wrongly.
+pub fn source_of(ds: &Dataset) -> Option<DatasetKey> {
+    let key = key_of(ds);
+    reference(&ds.spec, &key.namespace, &key.name)?.ok()
+}
+
 /// A dataset name as the CRD accepts it: a DNS-1035 label of at most 52 characters.
 fn is_dataset_name(name: &str) -> bool {
     name.len() <= 52 && is_dns1123_label(name) && name.starts_with(|c: char| c.is_ascii_lowercase())
@@ -52,19 +63,18 @@ pub fn shared_with(source: &Dataset, namespace: &str) -> bool {
         .is_some_and(|list| list.split(',').map(str::trim).any(|n| n == ANY_NAMESPACE || n == namespace))
 }
 
-/// `<namespace>/<name>` of every dataset among `datasets` that refers to `source` (whether allowed or
-/// not), sorted: what the source's `status.datasetRef` lists and what its deletion waits for.
-pub fn referrers<'a>(datasets: impl IntoIterator<Item = &'a Dataset>, source: &DatasetKey) -> Vec<String> {
-    let mut found: Vec<String> = datasets
-        .into_iter()
-        .filter(|d| {
-            let (ns, name) = (d.namespace().unwrap_or_default(), d.name_any());
-            matches!(reference(&d.spec, &ns, &name), Some(Ok(k)) if &k == source)
-        })
-        .map(|d| format!("{}/{}", d.namespace().unwrap_or_default(), d.name_any()))
-        .collect();
+/// Every dataset among `datasets` that refers to `source` (whether allowed or not), sorted.
+pub fn referring<'a>(datasets: impl IntoIterator<Item = &'a Dataset>, source: &DatasetKey) -> Vec<DatasetKey> {
+    let mut found: Vec<DatasetKey> =
+        datasets.into_iter().filter(|d| source_of(d).as_ref() == Some(source)).map(key_of).collect();
     found.sort();
     found
+}
+
+/// `<namespace>/<name>` of each of [`referring`]: what the source's `status.datasetRef` lists and what its
+/// deletion waits for.
+pub fn referrers<'a>(datasets: impl IntoIterator<Item = &'a Dataset>, source: &DatasetKey) -> Vec<String> {
+    referring(datasets, source).into_iter().map(|k| format!("{}/{}", k.namespace, k.name)).collect()
 }
 
 #[cfg(test)]
@@ -123,5 +133,8 @@ mod tests {
         ];
         assert_eq!(referrers(&all, &DatasetKey::new("a", "src")), ["b/one", "c/two"]);
         assert!(referrers(&all, &DatasetKey::new("b", "one")).is_empty());
+        assert_eq!(source_of(&all[0]), Some(DatasetKey::new("a", "src")));
+        assert_eq!(source_of(&all[3]), None);
+        assert_eq!(source_of(&dataset("a", "src", &["dataset://a/src"], None)), None, "not itself");
     }
 }

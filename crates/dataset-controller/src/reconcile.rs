@@ -3,7 +3,7 @@
 
 use crate::validate::{self, Problem};
 use ferrofluid_api::common::condition;
-use ferrofluid_api::keys::{self, DatasetKey};
+use ferrofluid_api::keys;
 use ferrofluid_api::sharing;
 use ferrofluid_api::{Dataset, DatasetPhase, DatasetStatus};
 use ferrofluid_service::error::Step;
@@ -46,8 +46,8 @@ pub struct Context {
 }
 
 use ferrofluid_service::ready::ReadyOnce;
-use ferrofluid_service::reconcile::Adding;
 pub use ferrofluid_service::reconcile::Error;
+use ferrofluid_service::reconcile::{Adding, RACE_RETRY};
 
 pub async fn reconcile(ds: Arc<Dataset>, ctx: Arc<Context>) -> Result<Action, Error> {
     ctx.pods_ready.wait(|| ctx.pods.wait_until_ready()).await.map_err(Error::Cache)?;
@@ -67,9 +67,6 @@ pub async fn reconcile(ds: Arc<Dataset>, ctx: Arc<Context>) -> Result<Action, Er
 pub fn error_policy(ds: Arc<Dataset>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.scaffold.error_policy(ds.as_ref(), error)
 }
-
-/// When a pass whose NotBound write lost a race looks again.
-const CONFLICT_RETRY: Duration = Duration::from_millis(200);
 
 /// How often a deletion waiting for pods checks again, besides the pod events that wake it first.
 pub const IN_USE_RECHECK: Duration = Duration::from_secs(30);
@@ -108,9 +105,8 @@ async fn apply(ds: &Dataset, ctx: &Context) -> Result<Action, Error> {
         let params = PatchParams { field_manager: Some(MANAGER.into()), ..Default::default() };
         match api.patch_status(&name, &params, &Patch::Merge(patch)).await {
             Ok(_) => {}
-            // Written meanwhile (a runtime bound it, or the runtime-controller judged a reference): look
-            // again at once, at the object as the cache has it then — not after an error backoff.
-            Err(kube::Error::Api(s)) if s.code == 409 => return Ok(Action::requeue(CONFLICT_RETRY)),
+            // Written meanwhile (a runtime bound it, or the runtime-controller judged a reference).
+            Err(kube::Error::Api(s)) if s.code == 409 => return Ok(Action::requeue(RACE_RETRY)),
             Err(e) => return Err(e).step("set NotBound")?,
         }
     } else if !unchanged {
@@ -170,7 +166,7 @@ async fn cleanup(ds: &Dataset, ctx: &Context) -> Result<Action, Error> {
     let ns = ds.namespace().unwrap_or_default();
     // A source goes only after every dataset that refers to it (their deletion wakes this one).
     let datasets = ctx.datasets.state();
-    let referring = sharing::referrers(datasets.iter().map(|d| d.as_ref()), &DatasetKey::new(&ns, ds.name_any()));
+    let referring = sharing::referrers(datasets.iter().map(|d| d.as_ref()), &sharing::key_of(ds));
     if !referring.is_empty() {
         let shown = referring.join(", ");
         let note = format!("deletion waits: datasets refer to this one with dataset://{ns}/{}: {shown}", ds.name_any());

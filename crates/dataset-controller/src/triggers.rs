@@ -20,7 +20,7 @@ pub fn dataset(ds: &Dataset) -> u64 {
 
 /// The source a referring dataset (`dataset://<ns>/<name>`) names.
 pub fn source_of(ds: &Dataset) -> Option<ObjectRef<Dataset>> {
-    let key = sharing::reference(&ds.spec, &ds.namespace()?, &ds.name_any())?.ok()?;
+    let key = sharing::source_of(ds)?;
     Some(ObjectRef::new(&key.name).within(&key.namespace))
 }
 

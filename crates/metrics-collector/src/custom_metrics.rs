@@ -9,9 +9,35 @@ use serde_json::{Value, json};
 pub const GROUP: &str = "custom.metrics.k8s.io";
 pub const VERSION: &str = "v1beta2";
 
-/// Kinds whose objects have cache metrics: (resource as the API names it, kind).
-pub const OBJECTS: [(&str, &str); 2] =
-    [("datasets.data.fluid.io", "Dataset"), ("juicefsruntimes.data.fluid.io", "JuiceFSRuntime")];
+/// The kinds whose objects have cache metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Object {
+    Dataset,
+    JuiceFSRuntime,
+}
+
+impl Object {
+    pub const ALL: [Object; 2] = [Object::Dataset, Object::JuiceFSRuntime];
+
+    /// The resource as the custom metrics API names it.
+    pub fn resource(self) -> &'static str {
+        match self {
+            Object::Dataset => "datasets.data.fluid.io",
+            Object::JuiceFSRuntime => "juicefsruntimes.data.fluid.io",
+        }
+    }
+
+    pub fn kind(self) -> &'static str {
+        match self {
+            Object::Dataset => "Dataset",
+            Object::JuiceFSRuntime => "JuiceFSRuntime",
+        }
+    }
+
+    pub fn parse(resource: &str) -> Option<Object> {
+        Object::ALL.into_iter().find(|o| o.resource() == resource)
+    }
+}
 
 /// One metric of an object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,11 +138,11 @@ pub fn route(path: &str) -> Option<Request<'_>> {
 
 /// The discovery document: each metric of each kind, namespaced, `get` only.
 pub fn discovery() -> Value {
-    let resources: Vec<Value> = OBJECTS
+    let resources: Vec<Value> = Object::ALL
         .iter()
-        .flat_map(|(resource, _)| {
+        .flat_map(|o| {
             Metric::ALL.iter().map(move |m| {
-                json!({"name": format!("{resource}/{}", m.name()), "singularName": "", "namespaced": true,
+                json!({"name": format!("{}/{}", o.resource(), m.name()), "singularName": "", "namespaced": true,
                        "kind": "MetricValueList", "verbs": ["get"]})
             })
         })
@@ -125,13 +151,13 @@ pub fn discovery() -> Value {
 }
 
 /// The answer for one object's metric.
-pub fn value_list(kind: &str, namespace: &str, name: &str, metric: Metric, value: f64, now: &str) -> Value {
+pub fn value_list(object: Object, namespace: &str, name: &str, metric: Metric, value: f64, now: &str) -> Value {
     json!({
         "kind": "MetricValueList",
         "apiVersion": format!("{GROUP}/{VERSION}"),
         "metadata": {},
         "items": [{
-            "describedObject": {"kind": kind, "namespace": namespace, "name": name, "apiVersion": "data.fluid.io/v1alpha1"},
+            "describedObject": {"kind": object.kind(), "namespace": namespace, "name": name, "apiVersion": "data.fluid.io/v1alpha1"},
             "metric": {"name": metric.name()},
             "timestamp": now,
             "value": quantity(value),
@@ -219,9 +245,11 @@ mod tests {
             d["resources"].as_array().expect("list").iter().filter_map(|r| r["name"].as_str()).collect();
         assert!(names.contains(&"datasets.data.fluid.io/capacity_used_rate"), "{names:?}");
         assert!(names.contains(&"juicefsruntimes.data.fluid.io/cache_hit_ratio"), "{names:?}");
-        let v = value_list("Dataset", "a", "d", Metric::CapacityUsedRate, 95.0, "2026-12-06T00:00:00Z");
+        let v = value_list(Object::Dataset, "a", "d", Metric::CapacityUsedRate, 95.0, "2026-12-06T00:00:00Z");
         assert_eq!(v["items"][0]["value"], "95000m");
         assert_eq!(v["items"][0]["describedObject"]["kind"], "Dataset");
         assert_eq!(status(404, "NotFound", "x")["code"], 404);
+        assert_eq!(Object::parse("juicefsruntimes.data.fluid.io"), Some(Object::JuiceFSRuntime));
+        assert_eq!(Object::parse("pods"), None);
     }
 }

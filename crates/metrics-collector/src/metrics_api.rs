@@ -5,7 +5,7 @@
 //! (`requestheader.rs`); each caller the proxy names is authorized with a SubjectAccessReview (answers
 //! kept 10 s). Values are read from this replica's own watch caches of the objects' status.
 
-use crate::custom_metrics::{self, Metric, Request};
+use crate::custom_metrics::{self, Metric, Object, Request};
 use crate::discovery;
 use crate::requestheader::{self, RequestHeader};
 use axum::Router;
@@ -174,26 +174,23 @@ impl App {
     fn object(&self, namespace: &str, resource: &str, name: &str, metric: &str) -> Response {
         let not_found = |what: String| failure(StatusCode::NOT_FOUND, "NotFound", &what);
         let Some(m) = Metric::parse(metric) else { return not_found(format!("no metric {metric:?}")) };
-        let (kind, states): (&str, Option<Option<CacheStates>>) = match resource {
-            "datasets.data.fluid.io" => (
-                "Dataset",
-                self.datasets
-                    .get(&ObjectRef::new(name).within(namespace))
-                    .map(|d| d.status.as_ref().and_then(|s| s.cache_states.clone())),
-            ),
-            "juicefsruntimes.data.fluid.io" => (
-                "JuiceFSRuntime",
-                self.runtimes
-                    .get(&ObjectRef::new(name).within(namespace))
-                    .map(|r| r.status.as_ref().and_then(|s| s.cache_states.clone())),
-            ),
-            _ => return not_found(format!("no metrics for {resource}")),
+        let Some(object) = Object::parse(resource) else { return not_found(format!("no metrics for {resource}")) };
+        let states: Option<Option<CacheStates>> = match object {
+            Object::Dataset => self
+                .datasets
+                .get(&ObjectRef::new(name).within(namespace))
+                .map(|d| d.status.as_ref().and_then(|s| s.cache_states.clone())),
+            Object::JuiceFSRuntime => self
+                .runtimes
+                .get(&ObjectRef::new(name).within(namespace))
+                .map(|r| r.status.as_ref().and_then(|s| s.cache_states.clone())),
         };
+        let kind = object.kind();
         let Some(states) = states else { return not_found(format!("{kind} {namespace}/{name} not found")) };
         match states.as_ref().and_then(|s| m.value(s)) {
             Some(v) => {
                 let now = k8s_openapi::jiff::Timestamp::now().to_string();
-                json(StatusCode::OK, custom_metrics::value_list(kind, namespace, name, m, v, &now))
+                json(StatusCode::OK, custom_metrics::value_list(object, namespace, name, m, v, &now))
             }
             None => not_found(format!("{kind} {namespace}/{name} has no {metric} yet (status.cacheStates)")),
         }

@@ -110,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
             let referring_store = share_store.clone();
             let share_changes = share_changes.inspect(move |d| {
                 if let Ok(d) = d {
-                    w1(triggers::referring(&triggers::key_of(d), &referring_store));
+                    w1(triggers::referring(&ferrofluid_api::sharing::key_of(d), &referring_store));
                 }
             });
             let claims = triggers.claims.inspect(move |c| {

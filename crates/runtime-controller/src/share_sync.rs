@@ -13,9 +13,9 @@ use crate::in_sync::fingerprinted;
 use crate::setup::{now, nudge_claim};
 use crate::share::{self, Share};
 use crate::stores;
-use crate::triggers::key_of;
 use ferrofluid_api::keys::{self, DatasetKey};
-use ferrofluid_api::{Dataset, DatasetPhase, sharing};
+use ferrofluid_api::sharing::{self, key_of};
+use ferrofluid_api::{Dataset, DatasetPhase};
 use ferrofluid_service::reconcile::{Adding, Scaffold};
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kube::api::Api;
@@ -77,8 +77,8 @@ async fn apply(ds: &Dataset, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::await_change());
     }
     let key = key_of(ds);
-    let source_key = sharing::reference(&ds.spec, &key.namespace, &key.name).and_then(Result::ok);
-    let source = source_key.as_ref().and_then(|k| stores::get(&ctx.stores.datasets, Some(&k.namespace), &k.name));
+    let source = sharing::source_of(ds);
+    let source = source.as_ref().and_then(|k| stores::get(&ctx.stores.datasets, Some(&k.namespace), &k.name));
     let mut decision = share::decide(ds, source.as_deref());
     let mut bind_check = None;
     match &decision {

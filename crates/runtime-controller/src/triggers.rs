@@ -53,21 +53,16 @@ pub fn dataset(ds: &Dataset) -> u64 {
 /// The runtimes a dataset's change concerns: its own (same name) and, for a dataset that refers to
 /// another, the source's, whose dataset lists it in `datasetRef`.
 pub fn dataset_runtimes(ds: &Dataset) -> Vec<ObjectRef<JuiceFSRuntime>> {
-    let source = ds.namespace().and_then(|ns| sharing::reference(&ds.spec, &ns, &ds.name_any())).and_then(Result::ok);
+    let source = sharing::source_of(ds);
     same_name(ds).into_iter().chain(source.map(|k| ObjectRef::new(&k.name).within(&k.namespace))).collect()
-}
-
-/// The namespace and name of a dataset.
-pub fn key_of(ds: &Dataset) -> DatasetKey {
-    DatasetKey::new(ds.namespace().unwrap_or_default(), ds.name_any())
 }
 
 /// The datasets that refer to `key`'s dataset.
 pub fn referring(key: &DatasetKey, datasets: &Store<Dataset>) -> Vec<ObjectRef<Dataset>> {
     let all = datasets.state();
-    sharing::referrers(all.iter().map(|d| d.as_ref()), key)
+    sharing::referring(all.iter().map(|d| d.as_ref()), key)
         .into_iter()
-        .filter_map(|r| r.split_once('/').map(|(ns, n)| ObjectRef::new(n).within(ns)))
+        .map(|k| ObjectRef::new(&k.name).within(&k.namespace))
         .collect()
 }
 
@@ -276,8 +271,8 @@ mod tests {
         writer.apply_watcher_event(&watcher::Event::Apply(mine.clone()));
         writer.apply_watcher_event(&watcher::Event::Apply(src.clone()));
         assert_eq!(dataset_runtimes(&mine), [ObjectRef::new("mine").within("b"), ObjectRef::new("src").within("a")]);
-        assert_eq!(referring(&key_of(&src), &reader), [ObjectRef::new("mine").within("b")]);
-        assert!(referring(&key_of(&mine), &reader).is_empty());
+        assert_eq!(referring(&sharing::key_of(&src), &reader), [ObjectRef::new("mine").within("b")]);
+        assert!(referring(&sharing::key_of(&mine), &reader).is_empty());
         let mut pvc = PersistentVolumeClaim::default();
         pvc.metadata.name = Some("mine".into());
         pvc.metadata.namespace = Some("b".into());

@@ -91,8 +91,9 @@ where
     json_patch(api, &obj.name_any(), adding_ops(obj.finalizers(), finalizer), "add finalizer").await
 }
 
-/// When a pass whose finalizer patch lost a race looks again.
-const RACE_RETRY: Duration = Duration::from_millis(200);
+/// When a pass whose guarded write lost a race with another writer looks again: at once, at the object as
+/// the cache has it then — not after an error backoff.
+pub const RACE_RETRY: Duration = Duration::from_millis(200);
 
 /// Whether a JSON patch failed on its `test` operation: the API server answers 422 without naming any
 /// field (a validation failure names the fields it refuses).

@@ -63,7 +63,8 @@ where
         .await
         .with_context(|| format!("binding {}", common.http_addr))?;
     let always = tokio::spawn(serving(client.clone(), shutdown.clone()));
-    // A serving part that fails stops the process (its Deployment restarts it).
+    // A serving part that fails — returns an error or panics (its task's join error) — stops the process
+    // (its Deployment restarts it): a second task watches the first, so a panic is caught too.
     let failed = shutdown.clone();
     let always = async move {
         let result = always.await.map_err(anyhow::Error::from).and_then(|r| r);

@@ -43,7 +43,7 @@ impl Caches {
                     return None;
                 }
                 // A dataset that refers to another is served by that one's cache, on that one's nodes.
-                let served_by = sharing::reference(&ds.spec, ns, &name).and_then(Result::ok);
+                let served_by = sharing::source_of(&ds);
                 let cache = match &served_by {
                     Some(s) => self.datasets.get(&ObjectRef::new(&s.name).within(&s.namespace)),
                     None => Some(ds),
