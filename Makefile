@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help setup tools build crds lint test test-unit csi-sanity bench bench-csi bench-webhook cluster-up cluster-down cluster-status demo up down
+.PHONY: help setup tools build crds lint test test-unit test-real images real-up real-down csi-sanity bench bench-csi bench-webhook cluster-up cluster-down cluster-status demo up down
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -28,6 +28,23 @@ test-unit: ## unit tests only (no cluster)
 
 test: ## everything: lint, unit tests, cluster tests on a real local control plane
 	hack/test.sh
+
+test-real: ## the real-node tests: kubelet + containerd node, helm install, the seed's flow and Fluid's JuiceFS e2e case (make test runs it last)
+	hack/test-real.sh
+
+images: ## build every image the chart references (and the real node's pause, busybox, registrar) offline with buildah
+	hack/setup.sh
+	hack/images.sh build
+
+real-up: ## local control plane + a real kubelet/containerd node, images imported, the chart installed with helm
+	hack/setup.sh
+	hack/real-node.sh up
+	hack/real-node.sh install
+
+real-down: ## uninstall the chart, stop the real node (containers, mounts, containerd, kubelet) and the control plane
+	-hack/real-node.sh uninstall
+	-hack/real-node.sh down
+	FF_NODES=0 hack/local-cluster.sh down
 
 csi-sanity: ## csi-sanity (the CSI conformance suite) against the CSI plugin, with a real JuiceFS mount
 	cargo build --locked -p csi-plugin
@@ -62,5 +79,6 @@ up: ## like demo but leave everything running (KUBECONFIG=.local/kubeconfig; mak
 down: ## stop everything `make up` started: agents, components, cluster
 	-hack/node-agents.sh stop
 	-hack/components.sh stop
+	-hack/minio.sh stop
 	hack/local-cluster.sh down
-	rm -rf .local/bucket .local/dataset.yaml
+	rm -rf .local/dataset.yaml

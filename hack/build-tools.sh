@@ -3,6 +3,11 @@
 # kubectl) and the test tools (kwok, csi-sanity, helm) from Go modules. Each binary is cached under
 # $FF_CACHE/tools/<name>-<version> and only rebuilt when missing; $FF_BIN holds links to the
 # current versions. Safe to run concurrently: a lock serializes builders.
+#
+# On request only (not built by default): `hack/build-tools.sh prometheus promtool` builds Prometheus
+# $PROMETHEUS_VERSION for hack/prometheus.sh, with the build tags Prometheus's README documents to keep
+# only the service discoveries it uses (kubernetes; file, http and static are always in) and without
+# `builtinassets`: no web UI, the HTTP API is all there.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -55,12 +60,25 @@ want=("$@")
 for t in "${want[@]}"; do
   case "$t" in
     etcd) build_module_tool etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 ;;
-    kube-apiserver|kube-controller-manager|kube-scheduler|kubectl)
+    kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|kubelet)
       build_module_tool "$t" "$K8S_VERSION" "k8s.io/kubernetes/cmd/$t" "$K8S_LDFLAGS" ;;
     kwok) go_install_tool kwok "$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" ;;
     csi-sanity) go_install_tool csi-sanity "$CSI_TEST_VERSION" \
       "github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity@$CSI_TEST_VERSION" ;;
     helm) go_install_tool helm "$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" ;;
+    minio) go_install_tool minio "$MINIO_VERSION" "github.com/minio/minio@$MINIO_VERSION" ;;
+    prometheus|promtool)
+      if ! have "$t" "$PROMETHEUS_VERSION"; then
+        log "installing $t $PROMETHEUS_VERSION (first build takes minutes)"
+        pv=${PROMETHEUS_VERSION#v0.}; pv="3.$((${pv%%.*} - 300)).${pv#*.}" # v0.316.0 -> 3.16.0
+        gobin=$(mktemp -d)
+        CGO_ENABLED=0 GOBIN="$gobin" go install -trimpath -tags remove_all_sd,enable_kubernetes_sd \
+          -ldflags "-s -w -X github.com/prometheus/common/version.Version=$pv" \
+          "github.com/prometheus/prometheus/cmd/$t@$PROMETHEUS_VERSION"
+        mv "$gobin/$t" "$FF_CACHE/tools/$t-$PROMETHEUS_VERSION"
+        rm -rf "$gobin"
+      fi
+      link "$t" "$PROMETHEUS_VERSION" ;;
     *) die "unknown tool $t" ;;
   esac
 done

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on this machine: the seed's flow, end to end, on a real local control plane with three
-# agent-backed nodes, real JuiceFS mounts (Redis metadata, local-directory object store), and
+# agent-backed nodes, real JuiceFS mounts (Redis metadata, MinIO object store), and
 # ferrofluid's components — narrated with real kubectl output — then a cache warm-up with a DataLoad, the
 # first read of loaded and of unloaded data compared by the metrics-collector's hit and miss counters.
 # Tears everything down at the end, unless KEEP=1 (what `make up` does; `make down` stops it all).
@@ -17,7 +17,8 @@ down() {
   "$HACK_DIR/node-agents.sh" stop >/dev/null 2>&1 || true
   "$HACK_DIR/components.sh" stop || true
   "$HACK_DIR/local-cluster.sh" down || true
-  rm -rf "$LOCAL_DIR/bucket" "$LOCAL_DIR/dataset.yaml" "$LOCAL_DIR/reader.yaml" "$LOCAL_DIR/dataload.yaml" \
+  "$HACK_DIR/minio.sh" stop || true
+  rm -rf "$LOCAL_DIR/dataset.yaml" "$LOCAL_DIR/reader.yaml" "$LOCAL_DIR/dataload.yaml" \
     "$LOCAL_DIR/write-trees.sh"
 }
 [ "${KEEP:-0}" = 1 ] || trap down EXIT
@@ -57,15 +58,21 @@ fresh=0
 "$HACK_DIR/node-agents.sh" start "${NODES[@]}"
 
 REDIS_URL="redis://127.0.0.1:${FF_REDIS_PORT:-16379}/1"
-BUCKET="$LOCAL_DIR/bucket"
-# A new Redis (the metadata) starts empty, so the object store must too; a running one keeps both.
-[ "$fresh" = 0 ] || rm -rf "$BUCKET"
-mkdir -p "$BUCKET"
-step "1. The seed's Dataset (bucket filled in; metaurl from a Secret; ReadWriteMany, since the demo writes)"
-# Without accessModes a dataset is ReadOnlyMany, as in Fluid: the demo's pod writes, so it asks for more.
-sed -e "s|redis://127.0.0.1:6379/1|$REDIS_URL|" -e "s|/var/lib/ferrofluid/bucket|$BUCKET|" \
-  -e 's|^spec:$|spec:\n  accessModes: [ReadWriteMany]|' \
-  e2e/manifests/seed-dataset-with-secret.yaml > "$LOCAL_DIR/dataset.yaml"
+# The object store: MinIO (built from its Go module) on loopback. A new Redis (the metadata) starts
+# empty, so the object store must too; a running one keeps both.
+[ "$fresh" = 0 ] || "$HACK_DIR/minio.sh" stop
+"$HACK_DIR/minio.sh" start
+eval "$("$HACK_DIR/minio.sh" env)"
+step "1. The seed's Dataset on MinIO (bucket filled in, storage minio; metaurl and MinIO's keys from a Secret; ReadWriteMany)"
+# Filled in by the shell itself (no secret in any command's arguments), readable by root only.
+shopt -u patsub_replacement 2>/dev/null || true # `&` in a value stays `&`
+dataset=$(<e2e/manifests/seed-dataset-minio.yaml)
+dataset=${dataset//<metaurl>/$REDIS_URL}
+dataset=${dataset//<access-key>/$MINIO_ACCESS_KEY}
+dataset=${dataset//<secret-key>/$MINIO_SECRET_KEY}
+dataset=${dataset//<bucket>/$MINIO_ENDPOINT/jfsdemo}
+(umask 077 && printf '%s\n' "$dataset" >"$LOCAL_DIR/dataset.yaml")
+unset dataset MINIO_SECRET_KEY
 show kubectl apply -f "$LOCAL_DIR/dataset.yaml"
 # NotBound (or already Bound when `make up` runs again on a running setup).
 phase_set() { case "$(jp dataset/jfsdemo '{.status.phase}')" in NotBound|Bound) return 0 ;; *) return 1 ;; esac; }

@@ -9,7 +9,10 @@ ETCD_VERSION="v3.6.4"
 KWOK_VERSION="v0.7.0"
 CSI_TEST_VERSION="v5.4.0"
 HELM_VERSION="v3.19.5"
+# MinIO publishes no module versions, only commits: the newest the module proxy lists (2026-02-12).
+MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
 FLUID_VERSION="v1.0.8" # hack/bench.sh runs it side by side (hack/fluid.sh; pinned in hack/fluid/go.mod)
+PROMETHEUS_VERSION="v0.316.0" # Go module version of Prometheus 3.16.0 (v0.3xx.y = 3.xx.y); hack/prometheus.sh
 
 # Built tools live outside the checkout so fresh clones (CI) reuse them.
 FF_CACHE="${FERROFLUID_CACHE:-$HOME/.cache/ferrofluid}"

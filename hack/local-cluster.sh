@@ -141,6 +141,22 @@ gen_front_proxy_pki() {
   )
 }
 
+# The client certificate the apiserver presents to kubelets (logs, exec, port-forward): a real kubelet
+# (hack/real-node.sh) authenticates it against the cluster CA and authorizes it by SubjectAccessReview.
+# kwok's nodes ignore it. Made once, also for a PKI made before it existed.
+gen_kubelet_client_pki() {
+  [ -f "$PKI/apiserver-kubelet-client.crt" ] && return 0
+  (
+    cd "$PKI"
+    openssl req -newkey rsa:2048 -nodes -keyout apiserver-kubelet-client.key -out apiserver-kubelet-client.csr \
+      -subj "/O=system:masters/CN=kube-apiserver-kubelet-client" 2>/dev/null
+    printf 'extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n' > kubelet-client.ext
+    openssl x509 -req -in apiserver-kubelet-client.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
+      -out apiserver-kubelet-client.crt -days 3650 -extfile kubelet-client.ext 2>/dev/null
+    rm -f apiserver-kubelet-client.csr kubelet-client.ext
+  )
+}
+
 write_kubeconfig() {
   cat >"$KUBECONFIG_FILE" <<KC
 apiVersion: v1
@@ -166,6 +182,7 @@ kc() { kubectl --kubeconfig "$KUBECONFIG_FILE" "$@"; }
 
 apply_nodes() {
   local i
+  [ "$NODES" -gt 0 ] || return 0 # a control plane without kwok nodes (hack/real-node.sh)
   for i in $(seq 1 "$NODES"); do
     cat <<NODE
 ---
@@ -206,6 +223,7 @@ cmd_up() {
   fi
   gen_pki
   gen_front_proxy_pki
+  gen_kubelet_client_pki
   write_kubeconfig
   start_dns_recorder
 
@@ -239,6 +257,8 @@ cmd_up() {
     --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
     --requestheader-extra-headers-prefix X-Remote-Extra- \
     --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
+    --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" \
+    --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
     --enable-priority-and-fairness=false --endpoint-reconciler-type none \
     --kubelet-preferred-address-types InternalIP "${audit[@]}"
   wait_for kube-apiserver 120 kubectl --kubeconfig "$KUBECONFIG_FILE" get --raw /readyz

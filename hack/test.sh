@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: style, lints, unit tests, then the cluster suites against a real local
 # control plane. A cluster that is already up (`make up`) is reused and left running; otherwise one is
-# started and always stopped again, also when a test fails.
+# started and always stopped again, also when a test fails. Last, the real-node tests
+# (hack/test-real.sh: a kubelet + containerd node of their own, on a control plane without kwok nodes),
+# which say why and run nothing where the machine cannot run a real node.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -51,3 +53,9 @@ cargo test --locked -p ferrofluid-e2e -- --test-threads 4
 
 log "csi-sanity against the CSI plugin"
 "$HACK_DIR/csi-sanity.sh"
+
+# The real node needs a control plane without kwok nodes: stop ours first (a reused one stays, and
+# hack/test-real.sh then says it cannot run).
+cleanup
+started=0
+"$HACK_DIR/test-real.sh"

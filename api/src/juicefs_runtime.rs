@@ -138,15 +138,81 @@ pub enum NetworkMode {
     ContainerNetwork,
 }
 
-/// Image of JuiceFS containers when neither the component nor `juicefsVersion` names one.
+/// Image of JuiceFS containers when neither the component nor `juicefsVersion` names one, unless the
+/// controllers are given another with `--juicefs-image` ([`DefaultImage`]).
 pub const DEFAULT_IMAGE: &str = "juicedata/juicefs-fuse";
 pub const DEFAULT_IMAGE_TAG: &str = "ce-v1.2.3";
 
-/// Image from the component's own setting, else `juicefsVersion`, else the default.
-pub fn image_of(spec: &JuiceFSRuntimeSpec, image: Option<&str>, tag: Option<&str>) -> String {
+/// The image JuiceFS containers run when a runtime names none: the controllers' `--juicefs-image`
+/// (`DEFAULT_IMAGE:DEFAULT_IMAGE_TAG` unless given), so that clusters pulling from their own registry
+/// need not set it in every runtime. Repository and tag are kept apart because a runtime may set only
+/// one of them and keep the other.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DefaultImage {
+    /// The repository, with its registry (and port) if any: `registry.local:5000/juicefs/fuse`.
+    pub image: String,
+    pub tag: String,
+}
+
+impl Default for DefaultImage {
+    fn default() -> Self {
+        DefaultImage { image: DEFAULT_IMAGE.into(), tag: DEFAULT_IMAGE_TAG.into() }
+    }
+}
+
+impl std::fmt::Display for DefaultImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.image, self.tag)
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DefaultImageError {
+    #[error("image {0:?} has no tag: give it as <repository>:<tag>, e.g. registry.local:5000/juicefs/fuse:1.4")]
+    NoTag(String),
+    #[error("image {0:?} has an empty repository: give it as <repository>:<tag>")]
+    EmptyRepository(String),
+    #[error("image {0:?} has an empty tag: give it as <repository>:<tag>")]
+    EmptyTag(String),
+    #[error(
+        "image {0:?} is pinned by digest: give <repository>:<tag> (runtimes that set only `imageTag` combine it \
+         with the default repository)"
+    )]
+    Digest(String),
+    #[error("image {0:?} contains whitespace")]
+    Whitespace(String),
+}
+
+impl std::str::FromStr for DefaultImage {
+    type Err = DefaultImageError;
+
+    /// `<repository>:<tag>`, split at the last `:` after the last `/` (a registry's port is not a tag).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.contains(char::is_whitespace) {
+            return Err(DefaultImageError::Whitespace(s.into()));
+        }
+        if s.contains('@') {
+            return Err(DefaultImageError::Digest(s.into()));
+        }
+        let name_start = s.rfind('/').map_or(0, |i| i + 1);
+        let colon = s[name_start..].rfind(':').ok_or_else(|| DefaultImageError::NoTag(s.into()))? + name_start;
+        let (image, tag) = (&s[..colon], &s[colon + 1..]);
+        if image.is_empty() || image.ends_with('/') {
+            return Err(DefaultImageError::EmptyRepository(s.into()));
+        }
+        if tag.is_empty() {
+            return Err(DefaultImageError::EmptyTag(s.into()));
+        }
+        Ok(DefaultImage { image: image.into(), tag: tag.into() })
+    }
+}
+
+/// Image from the component's own setting, else `juicefsVersion`, else the default — repository and tag
+/// each on their own.
+pub fn image_of(spec: &JuiceFSRuntimeSpec, image: Option<&str>, tag: Option<&str>, default: &DefaultImage) -> String {
     let version = spec.juicefs_version.as_ref();
-    let image = image.or_else(|| version.and_then(|v| v.image.as_deref())).unwrap_or(DEFAULT_IMAGE);
-    let tag = tag.or_else(|| version.and_then(|v| v.image_tag.as_deref())).unwrap_or(DEFAULT_IMAGE_TAG);
+    let image = image.or_else(|| version.and_then(|v| v.image.as_deref())).unwrap_or(&default.image);
+    let tag = tag.or_else(|| version.and_then(|v| v.image_tag.as_deref())).unwrap_or(&default.tag);
     format!("{image}:{tag}")
 }
 
@@ -157,9 +223,9 @@ pub fn pull_policy(spec: &JuiceFSRuntimeSpec, own: Option<PullPolicy>) -> Option
 }
 
 /// The FUSE client's image: what data operations run in, so they use the same `juicefs` as app reads.
-pub fn fuse_image(spec: &JuiceFSRuntimeSpec) -> String {
+pub fn fuse_image(spec: &JuiceFSRuntimeSpec, default: &DefaultImage) -> String {
     let fuse = spec.fuse.as_ref().map(|f| &f.component);
-    image_of(spec, fuse.and_then(|f| f.image.as_deref()), fuse.and_then(|f| f.image_tag.as_deref()))
+    image_of(spec, fuse.and_then(|f| f.image.as_deref()), fuse.and_then(|f| f.image_tag.as_deref()), default)
 }
 
 impl NetworkMode {
@@ -335,4 +401,88 @@ pub struct HostPorts {
     /// JuiceFS metrics port of the FUSE clients (set while FUSE clients use the host network).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fuse_metrics: Option<i32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(s: &str) -> Result<(String, String), DefaultImageError> {
+        s.parse::<DefaultImage>().map(|d| (d.image, d.tag))
+    }
+
+    fn pair(image: &str, tag: &str) -> (String, String) {
+        (image.into(), tag.into())
+    }
+
+    #[test]
+    fn the_default_is_the_constants() {
+        let d = DefaultImage::default();
+        assert_eq!((d.image.as_str(), d.tag.as_str()), (DEFAULT_IMAGE, DEFAULT_IMAGE_TAG));
+        assert_eq!(d.to_string(), "juicedata/juicefs-fuse:ce-v1.2.3");
+        assert_eq!(d.to_string().parse::<DefaultImage>(), Ok(d));
+    }
+
+    #[test]
+    fn an_image_splits_at_the_last_colon_after_the_last_slash() {
+        assert_eq!(parsed("juicedata/juicefs-fuse:ce-v1.3.0"), Ok(pair("juicedata/juicefs-fuse", "ce-v1.3.0")));
+        assert_eq!(parsed("registry.local:5000/juicefs/fuse:1.4"), Ok(pair("registry.local:5000/juicefs/fuse", "1.4")));
+        assert_eq!(parsed("localhost:5000/fuse:latest"), Ok(pair("localhost:5000/fuse", "latest")));
+        assert_eq!(parsed("fuse:1"), Ok(pair("fuse", "1")));
+        let round = "registry.local:5000/juicefs/fuse:1.4".parse::<DefaultImage>().expect("valid");
+        assert_eq!(round.to_string(), "registry.local:5000/juicefs/fuse:1.4");
+    }
+
+    #[test]
+    fn an_image_without_repository_or_tag_is_refused() {
+        let no_tag = |s: &str| Err(DefaultImageError::NoTag(s.into()));
+        // A registry's port is not a tag.
+        assert_eq!(parsed("registry.local:5000/juicefs/fuse"), no_tag("registry.local:5000/juicefs/fuse"));
+        assert_eq!(parsed("juicedata/juicefs-fuse"), no_tag("juicedata/juicefs-fuse"));
+        assert_eq!(parsed(""), no_tag(""));
+        assert_eq!(
+            parsed("juicedata/juicefs-fuse:"),
+            Err(DefaultImageError::EmptyTag("juicedata/juicefs-fuse:".into()))
+        );
+        assert_eq!(parsed(":1.4"), Err(DefaultImageError::EmptyRepository(":1.4".into())));
+        assert_eq!(
+            parsed("registry.local:5000/:1.4"),
+            Err(DefaultImageError::EmptyRepository("registry.local:5000/:1.4".into()))
+        );
+        let digest = "juicedata/juicefs-fuse@sha256:0123abcd";
+        assert_eq!(parsed(digest), Err(DefaultImageError::Digest(digest.into())));
+        assert_eq!(
+            parsed("juicedata/juicefs-fuse:ce-v1.2.3\n"),
+            Err(DefaultImageError::Whitespace("juicedata/juicefs-fuse:ce-v1.2.3\n".into()))
+        );
+        let msg = "registry.local:5000/jfs".parse::<DefaultImage>().expect_err("no tag").to_string();
+        assert!(msg.contains("\"registry.local:5000/jfs\" has no tag") && msg.contains("<repository>:<tag>"), "{msg}");
+    }
+
+    #[test]
+    fn a_runtimes_own_image_and_tag_win_over_the_default_each_on_its_own() {
+        let mirror: DefaultImage = "registry.local:5000/jfs:1.4.2".parse().expect("valid");
+        let mut spec = JuiceFSRuntimeSpec::default();
+        assert_eq!(image_of(&spec, None, None, &mirror), "registry.local:5000/jfs:1.4.2");
+        assert_eq!(image_of(&spec, None, None, &DefaultImage::default()), "juicedata/juicefs-fuse:ce-v1.2.3");
+        assert_eq!(fuse_image(&spec, &mirror), "registry.local:5000/jfs:1.4.2");
+
+        // Only a tag: the default repository with it; only a repository: the default tag.
+        spec.juicefs_version = Some(VersionSpec { image_tag: Some("1.5.0".into()), ..Default::default() });
+        assert_eq!(image_of(&spec, None, None, &mirror), "registry.local:5000/jfs:1.5.0");
+        spec.juicefs_version = Some(VersionSpec { image: Some("team/juicefs".into()), ..Default::default() });
+        assert_eq!(image_of(&spec, None, None, &mirror), "team/juicefs:1.4.2");
+
+        // The component's own settings win over juicefsVersion, again each on its own.
+        spec.juicefs_version =
+            Some(VersionSpec { image: Some("team/juicefs".into()), image_tag: Some("v".into()), ..Default::default() });
+        assert_eq!(image_of(&spec, None, Some("own"), &mirror), "team/juicefs:own");
+        assert_eq!(image_of(&spec, Some("own/image"), None, &mirror), "own/image:v");
+        spec.juicefs_version = None;
+        spec.fuse = Some(FuseSpec {
+            component: ComponentSpec { image: Some("fuse/only".into()), ..Default::default() },
+            ..Default::default()
+        });
+        assert_eq!(fuse_image(&spec, &mirror), "fuse/only:1.4.2");
+    }
 }

@@ -11,7 +11,10 @@ pub mod controllers;
 pub mod dns_recorder;
 pub mod fake_metrics;
 pub mod http;
+pub mod minio;
 pub mod process;
+pub mod prometheus;
+pub mod real_node;
 pub mod redis;
 
 use anyhow::{Context, Result, bail};

@@ -82,6 +82,26 @@ fn deployments_are_leader_elected_with_probes_and_metrics() -> Result<()> {
     Ok(())
 }
 
+/// The JuiceFS image of runtimes that name none: one value, `juicefs.image`, given to both controllers that
+/// build JuiceFS pods (the runtime-controller's workers and FUSE clients, the dataops-controller's Jobs).
+#[test]
+fn both_controllers_get_the_default_juicefs_image() -> Result<()> {
+    let mirror = ["--set", "juicefs.image.repository=registry.local:5000/jfs", "--set", "juicefs.image.tag=1.4.2"];
+    for (values, flag) in [
+        (&[][..], "--juicefs-image=juicedata/juicefs-fuse:ce-v1.2.3"),
+        (&mirror[..], "--juicefs-image=registry.local:5000/jfs:1.4.2"),
+    ] {
+        let docs = render(values)?;
+        for component in ["runtime-controller", "dataops-controller"] {
+            let d = find(&docs, "Deployment", &format!("ff-ferrofluid-{component}"))?;
+            let args = strings(&d["spec"]["template"]["spec"]["containers"][0]["args"]);
+            ensure!(args.iter().filter(|a| a.starts_with("--juicefs-image=")).count() == 1, "{component}: {args:?}");
+            ensure!(args.contains(&flag.to_string()), "{component}: {args:?}");
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn csi_daemonset_registers_with_kubelet_and_propagates_mounts() -> Result<()> {
     for (kubelet, mount_root) in [("/var/lib/kubelet", "/runtime-mnt"), ("/var/lib/k0s/kubelet", "/mnt/ff")] {
@@ -219,6 +239,10 @@ fn rendered_command_lines_parse_with_the_real_binaries() -> Result<()> {
             "webhook.preferNodesWithoutCache=true",
             "--set",
             "metricsCollector.customMetrics.enabled=true",
+            "--set",
+            "juicefs.image.repository=registry.local:5000/jfs",
+            "--set",
+            "juicefs.image.tag=1.4.2",
         ],
     ];
     let mut checked = 0;

@@ -8,6 +8,7 @@ optional: "noLeaderElection" true (no leader-election environment: the webhook's
 {{- define "ferrofluid.deployment" -}}
 {{- $ctx := .ctx -}}
 {{- $v := .values -}}
+{{- $httpPort := int (default 8080 $v.httpPort) -}}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -27,13 +28,17 @@ spec:
         {{- with $v.podLabels }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
-      {{- $annotations := merge (deepCopy (default dict $v.podAnnotations)) (include "ferrofluid.scrapeAnnotations" (dict "ctx" $ctx "port" 8080) | fromYaml) }}
+      {{- $annotations := merge (deepCopy (default dict $v.podAnnotations)) (include "ferrofluid.scrapeAnnotations" (dict "ctx" $ctx "port" $httpPort) | fromYaml) }}
       {{- with $annotations }}
       annotations:
         {{- toYaml . | nindent 8 }}
       {{- end }}
     spec:
       serviceAccountName: {{ include "ferrofluid.serviceAccountName" . }}
+      {{- if $ctx.Values.hostNetwork }}
+      hostNetwork: true
+      dnsPolicy: ClusterFirstWithHostNet
+      {{- end }}
       {{- with $ctx.Values.imagePullSecrets }}
       imagePullSecrets:
         {{- toYaml . | nindent 8 }}
@@ -49,7 +54,7 @@ spec:
           imagePullPolicy: {{ $ctx.Values.image.pullPolicy }}
           command: [{{ printf "/usr/local/bin/%s" .component | quote }}]
           args:
-            - --http-addr=0.0.0.0:8080
+            - --http-addr=0.0.0.0:{{ $httpPort }}
             {{- range .args }}
             - {{ . | quote }}
             {{- end }}
@@ -66,7 +71,7 @@ spec:
             {{- end }}
           ports:
             - name: http
-              containerPort: 8080
+              containerPort: {{ $httpPort }}
               protocol: TCP
             {{- with .ports }}
             {{- toYaml . | nindent 12 }}

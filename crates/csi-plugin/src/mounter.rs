@@ -45,8 +45,8 @@ pub fn bind(source: &Path, target: &Path, read_only: bool) -> io::Result<()> {
     Ok(())
 }
 
-/// Clears whatever (stale) layers sit on the target, creates it, and binds `source` onto it: the one
-/// way a pod's target is (re-)bound, by NodePublish and by FUSE recovery alike.
+/// Clears whatever (stale) layers sit on the target, creates it, and binds `source` onto it: how
+/// NodePublish binds a pod's target (FUSE recovery binds over the stale layer instead, see recovery.rs).
 pub fn bind_fresh(source: &Path, target: &Path, read_only: bool) -> io::Result<()> {
     unmount_all(target)?;
     std::fs::create_dir_all(target)?;

@@ -1,7 +1,12 @@
 //! FUSE recovery. When a FUSE daemon dies, every bind of its mount (the pods' volumes) turns stale
 //! (ENOTCONN); when the daemon comes back it mounts a *new* filesystem at `fluid_path`, which the old
 //! binds do not see. This loop finds those binds, from mountinfo and the publication records, and
-//! re-binds them to the new mount: stale layers are removed first, so binds never stack up.
+//! binds the new mount *on top of* each stale one. Not in place of it: a running container holds its
+//! own copy of the target mount (made when it started), a slave of the target's peer group with the
+//! `HostToContainer` propagation the webhook sets — only a mount made *on* the target reaches it. A
+//! target replaced on the host (unmount, then bind) would be repaired for kubelet and for new containers
+//! while the running ones kept reading the dead FUSE (found on a real kubelet, e2e/tests/real_node.rs).
+//! So each FUSE restart adds one layer while the pod lives; NodeUnpublish removes them all.
 
 use crate::driver::Driver;
 use crate::mounter::{self, Health};
@@ -145,8 +150,8 @@ pub async fn pass(driver: &Driver) -> anyhow::Result<usize> {
     Ok(rebound)
 }
 
-/// Binds the live FUSE mount onto a stale target again, from an fd of `fluid_path` opened without
-/// following links (as NodePublish does). The recorded `fluid_path` must still be exactly its runtime's
+/// Binds the live FUSE mount over a stale target (stacked, see the module docs), from an fd of
+/// `fluid_path` opened without following links (as NodePublish does). The recorded `fluid_path` must still be exactly its runtime's
 /// FUSE mount path: a record that is not (written by an older version, or by hand) is never re-bound.
 async fn rebind(mount_root: &Path, record: &PublishRecord) -> anyhow::Result<()> {
     let Some(runtime) = &record.runtime else {
@@ -168,7 +173,7 @@ async fn rebind(mount_root: &Path, record: &PublishRecord) -> anyhow::Result<()>
     let (root, r) = (mount_root.to_path_buf(), record.clone());
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let fuse = fluid_fd::open_fuse_mount(&root, &relative, &real, None, &expected)?;
-        mounter::bind_fresh(&fluid_fd::proc_path(&fuse), &r.target, r.read_only)
+        mounter::bind(&fluid_fd::proc_path(&fuse), &r.target, r.read_only)
             .map_err(|e| anyhow::anyhow!("binding {} to {}: {e}", r.fluid_path.display(), r.target.display()))
     })
     .await?

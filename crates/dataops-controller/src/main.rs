@@ -22,6 +22,7 @@ mod warmup_job;
 mod work;
 
 use clap::Parser;
+use ferrofluid_api::juicefs_runtime::DefaultImage;
 use ferrofluid_api::keys;
 use ferrofluid_api::{DataLoad, DataMigrate, DataProcess, Dataset, JuiceFSRuntime};
 use ferrofluid_service::events::Events;
@@ -57,6 +58,12 @@ struct Args {
     /// Cache nodes one DataLoad warms at the same time (one Job each); the others wait their turn.
     #[arg(long, env = "FERROFLUID_DATALOAD_NODES_IN_FLIGHT", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     dataload_nodes_in_flight: u16,
+    /// Image (`<repository>:<tag>`) of the warm-up and copy Jobs of datasets whose runtime names no FUSE
+    /// image in `spec.juicefsVersion` or `spec.fuse`: the runtime-controller's `--juicefs-image`, so they
+    /// run the same `juicefs` as the FUSE clients. A runtime that sets only an image keeps this tag, one
+    /// that sets only a tag keeps this repository.
+    #[arg(long, env = "FERROFLUID_JUICEFS_IMAGE", default_value_t = DefaultImage::default())]
+    juicefs_image: DefaultImage,
     #[command(flatten)]
     controller: ControllerArgs,
 }
@@ -221,6 +228,7 @@ async fn main() -> anyhow::Result<()> {
                 ready: Default::default(),
                 parts: args.dataload_parts,
                 max_nodes_in_flight: usize::from(args.dataload_nodes_in_flight),
+                juicefs_image: args.juicefs_image.clone(),
             });
             let ctx = |controller: &'static str| {
                 Arc::new(reconcile::Context {

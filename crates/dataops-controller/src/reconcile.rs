@@ -13,6 +13,7 @@ use crate::schedule;
 use crate::status;
 use crate::triggers;
 use crate::work::Work;
+use ferrofluid_api::juicefs_runtime::DefaultImage;
 use ferrofluid_api::keys;
 use ferrofluid_api::operation::{OperationPhase, OperationStatus, Policy};
 use ferrofluid_api::{DataLoad, DataMigrate, DataProcess, Dataset, JuiceFSRuntime};
@@ -55,6 +56,8 @@ pub struct Shared {
     pub ready: ReadyOnce,
     pub parts: i32,
     pub max_nodes_in_flight: usize,
+    /// The FUSE image of runtimes that name none (`--juicefs-image`).
+    pub juicefs_image: DefaultImage,
 }
 
 pub struct JobStores {

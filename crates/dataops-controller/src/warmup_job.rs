@@ -11,7 +11,7 @@
 use crate::job_parts::{labels, owner, pod_meta};
 use crate::op::job_name;
 use ferrofluid_api::DataLoad;
-use ferrofluid_api::juicefs_runtime::{JuiceFSRuntime, fuse_image, pull_policy};
+use ferrofluid_api::juicefs_runtime::{DefaultImage, JuiceFSRuntime, fuse_image, pull_policy};
 use ferrofluid_api::keys::{self, DatasetKey};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
@@ -82,11 +82,13 @@ fn env(name: &str, value: impl Into<String>) -> EnvVar {
     EnvVar { name: name.into(), value: Some(value.into()), ..Default::default() }
 }
 
-/// What a Job needs besides the DataLoad: where the node's FUSE client mounts (the PV's `fluid_path`)
-/// and how many parts a node's list is split into.
+/// What a Job needs besides the DataLoad: the runtime and the image of runtimes that name none (the
+/// Job runs the FUSE client's image), where the node's FUSE client mounts (the PV's `fluid_path`) and
+/// how many parts a node's list is split into.
 pub struct JobInputs<'a> {
     pub load: &'a DataLoad,
     pub runtime: &'a JuiceFSRuntime,
+    pub default_image: &'a DefaultImage,
     pub key: &'a DatasetKey,
     pub fluid_path: &'a str,
     pub parts: i32,
@@ -105,7 +107,7 @@ pub fn build(inp: &JobInputs<'_>, node: &str) -> Job {
     let tolerations = vec![Toleration { operator: Some("Exists".into()), ..Default::default() }];
     let container = Container {
         name: CONTAINER.into(),
-        image: Some(fuse_image(spec)),
+        image: Some(fuse_image(spec, inp.default_image)),
         image_pull_policy: pull_policy(spec, fuse.and_then(|f| f.image_pull_policy)),
         command: Some(vec!["sh".into(), "-c".into(), SCRIPT.into()]),
         env: Some(vec![

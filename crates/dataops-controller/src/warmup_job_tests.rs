@@ -1,6 +1,6 @@
 use super::*;
 use ferrofluid_api::dataload::{DataLoadSpec, TargetDataset, TargetPath};
-use ferrofluid_api::juicefs_runtime::JuiceFSRuntimeSpec;
+use ferrofluid_api::juicefs_runtime::{ComponentSpec, FuseSpec, JuiceFSRuntimeSpec, VersionSpec};
 
 fn load(targets: &[&str]) -> DataLoad {
     let mut l = DataLoad::new(
@@ -34,7 +34,9 @@ fn the_job_runs_one_part_at_a_time_on_its_node_through_the_fuse_mount() {
     let rt = JuiceFSRuntime::new("data", JuiceFSRuntimeSpec::default());
     let key = DatasetKey::new("ns", "data");
     let path = key.fuse_mount_path(keys::DEFAULT_MOUNT_ROOT);
-    let job = build(&JobInputs { load: &l, runtime: &rt, key: &key, fluid_path: &path, parts: 4 }, "node-7");
+    let image = DefaultImage::default();
+    let inputs = JobInputs { load: &l, runtime: &rt, default_image: &image, key: &key, fluid_path: &path, parts: 4 };
+    let job = build(&inputs, "node-7");
     let spec = job.spec.as_ref().expect("spec");
     assert_eq!(spec.completion_mode.as_deref(), Some("Indexed"));
     assert_eq!((spec.completions, spec.parallelism), (Some(4), Some(1)));
@@ -61,6 +63,36 @@ fn the_job_runs_one_part_at_a_time_on_its_node_through_the_fuse_mount() {
     assert_eq!(labels.get(keys::LABEL_OPERATION_UID).map(String::as_str), Some("uid-1"));
     let owner = &job.metadata.owner_references.as_ref().expect("owner")[0];
     assert_eq!((owner.kind.as_str(), owner.controller), ("DataLoad", Some(true)));
+}
+
+/// The Job runs the FUSE client's image: the runtime's own settings where it has them, else the
+/// controller's `--juicefs-image` (repository and tag each on their own).
+#[test]
+fn the_job_runs_the_fuse_image_or_the_default_one() {
+    let l = load(&["/train"]);
+    let key = DatasetKey::new("ns", "data");
+    let path = key.fuse_mount_path(keys::DEFAULT_MOUNT_ROOT);
+    let mirror: DefaultImage = "registry.local:5000/jfs:1.4.2".parse().expect("image");
+    let image_of = |spec: JuiceFSRuntimeSpec| {
+        let rt = JuiceFSRuntime::new("data", spec);
+        let inputs =
+            JobInputs { load: &l, runtime: &rt, default_image: &mirror, key: &key, fluid_path: &path, parts: 1 };
+        build(&inputs, "n").spec.and_then(|s| s.template.spec).expect("pod").containers[0].image.clone()
+    };
+    assert_eq!(image_of(JuiceFSRuntimeSpec::default()).as_deref(), Some("registry.local:5000/jfs:1.4.2"));
+    let tag_only = JuiceFSRuntimeSpec {
+        juicefs_version: Some(VersionSpec { image_tag: Some("1.5.0".into()), ..Default::default() }),
+        ..Default::default()
+    };
+    assert_eq!(image_of(tag_only).as_deref(), Some("registry.local:5000/jfs:1.5.0"));
+    let own_fuse = JuiceFSRuntimeSpec {
+        fuse: Some(FuseSpec {
+            component: ComponentSpec { image: Some("team/juicefs".into()), ..Default::default() },
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert_eq!(image_of(own_fuse).as_deref(), Some("team/juicefs:1.4.2"));
 }
 
 /// The script on a real shell, with `juicefs` replaced by a stub that records the list it was given:

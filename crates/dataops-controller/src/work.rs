@@ -81,7 +81,14 @@ impl Work for DataLoad {
             .ok_or_else(|| {
                 Error::Internal(format!("persistent volume {} has no {}", key.pv_name(), keys::ATTR_FLUID_PATH))
             })?;
-        let inputs = JobInputs { load: self, runtime: &runtime, key: &key, fluid_path: &fluid_path, parts: sh.parts };
+        let inputs = JobInputs {
+            load: self,
+            runtime: &runtime,
+            default_image: &sh.juicefs_image,
+            key: &key,
+            fluid_path: &fluid_path,
+            parts: sh.parts,
+        };
         Ok(units.iter().map(|node| warmup_job::build(&inputs, node)).collect())
     }
 }
@@ -122,7 +129,7 @@ impl Work for DataMigrate {
                 Some(t) if !t.is_empty() => format!("{i}:{t}"),
                 _ => i.clone(),
             },
-            _ => fuse_image(&sh.runtime(&ns, ds_name).ok_or_else(|| no_runtime(ds_name))?.spec),
+            _ => fuse_image(&sh.runtime(&ns, ds_name).ok_or_else(|| no_runtime(ds_name))?.spec, &sh.juicefs_image),
         };
         let inputs = MigrateInputs {
             op: self,

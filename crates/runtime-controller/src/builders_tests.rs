@@ -5,7 +5,7 @@ use crate::{fuse, volume, worker};
 use ferrofluid_api::JuiceFSRuntime;
 use ferrofluid_api::common::PodMetadata;
 use ferrofluid_api::dataset::{CacheableNodeAffinity, PlacementMode};
-use ferrofluid_api::juicefs_runtime::{ComponentSpec, FuseSpec, NetworkMode};
+use ferrofluid_api::juicefs_runtime::{ComponentSpec, DefaultImage, FuseSpec, NetworkMode, VersionSpec};
 use ferrofluid_api::keys::{self, DatasetKey};
 use k8s_openapi::api::core::v1::{NodeSelector, NodeSelectorRequirement, NodeSelectorTerm};
 use std::time::Duration;
@@ -19,6 +19,11 @@ fn runtime(spec: ferrofluid_api::JuiceFSRuntimeSpec) -> JuiceFSRuntime {
 
 fn key() -> DatasetKey {
     DatasetKey::new("default", "jfsdemo")
+}
+
+/// The image `--juicefs-image` gives runtimes that name none, as in an air-gapped cluster.
+fn mirror() -> DefaultImage {
+    "registry.local:5000/jfs:1.4.2".parse().expect("image")
 }
 
 #[test]
@@ -46,7 +51,7 @@ fn worker_statefulset() {
     });
     let rt = runtime(rt_spec);
     let cfg = juicefs_config::build(&ds, &rt.spec, &key()).expect("valid");
-    let sts = worker::build(&rt, &ds, &key(), &cfg, Some(9567));
+    let sts = worker::build(&rt, &ds, &key(), &cfg, &DefaultImage::default(), Some(9567));
     assert_eq!(sts.metadata.name.as_deref(), Some("jfsdemo-worker"));
     assert_eq!(sts.metadata.owner_references.as_ref().expect("owner")[0].uid, "uid-1");
     assert_owned_by_runtime(&sts.metadata);
@@ -73,6 +78,7 @@ fn worker_statefulset() {
     let expr = &preferred[0].preference.match_expressions.as_ref().expect("exprs")[0];
     assert_eq!(expr.key, "fluid.io/f-default-jfsdemo");
     let c = &pod.containers[0];
+    assert_eq!(c.image.as_deref(), Some("juicedata/juicefs-fuse:ce-v1.2.3"), "the runtime names no image");
     assert_eq!(c.ports.as_ref().expect("ports")[0].name.as_deref(), Some("metrics"));
     let env = c.env.as_ref().expect("env");
     let meta = env.iter().find(|e| e.name == "METAURL").expect("METAURL");
@@ -92,6 +98,7 @@ fn worker_statefulset() {
     let init = &pod.init_containers.as_ref().expect("format init container")[0];
     assert_eq!(init.command.as_ref().expect("argv")[..3], ["juicefs", "format", "--no-update"]);
     assert_eq!(init.env, c.env, "the format step sees the same secrets as the client");
+    assert_eq!(init.image, c.image);
     // Fluid's default network mode ("" or unset) is the host network, for workers too.
     assert_eq!(pod.host_network, Some(true));
     assert_eq!(pod.dns_policy.as_deref(), Some("ClusterFirstWithHostNet"));
@@ -108,7 +115,7 @@ fn host_network_workers_serve_on_their_allocated_port() {
     let rt = runtime(rt_spec);
     assert!(worker::host_network(&rt));
     let cfg = juicefs_config::build(&ds, &rt.spec, &key()).expect("valid");
-    let sts = worker::build(&rt, &ds, &key(), &cfg, Some(20007));
+    let sts = worker::build(&rt, &ds, &key(), &cfg, &mirror(), Some(20007));
     let pod = sts.spec.and_then(|s| s.template.spec).expect("pod");
     assert_eq!(pod.host_network, Some(true));
     let c = &pod.containers[0];
@@ -117,12 +124,30 @@ fn host_network_workers_serve_on_their_allocated_port() {
 }
 
 #[test]
+fn a_runtimes_own_image_settings_win_over_the_default_image() {
+    let (ds, mut rt_spec) = seed();
+    rt_spec.juicefs_version = Some(VersionSpec { image_tag: Some("ce-v1.3.0".into()), ..Default::default() });
+    rt_spec.fuse = Some(FuseSpec {
+        component: ComponentSpec { image: Some("team/juicefs".into()), ..Default::default() },
+        ..Default::default()
+    });
+    let rt = runtime(rt_spec);
+    let cfg = juicefs_config::build(&ds, &rt.spec, &key()).expect("valid");
+    let image = |pod: Option<k8s_openapi::api::core::v1::PodSpec>| pod.expect("pod").containers[0].image.clone();
+    // Only a tag: the default repository keeps it; the FUSE client's own repository keeps that tag.
+    let sts = worker::build(&rt, &ds, &key(), &cfg, &mirror(), Some(9567));
+    assert_eq!(image(sts.spec.and_then(|s| s.template.spec)).as_deref(), Some("registry.local:5000/jfs:ce-v1.3.0"));
+    let d = fuse::build(&rt, &key(), &cfg, &mirror(), "/runtime-mnt", Some(9567));
+    assert_eq!(image(d.spec.and_then(|s| s.template.spec)).as_deref(), Some("team/juicefs:ce-v1.3.0"));
+}
+
+#[test]
 fn shared_placement_prefers_spreading() {
     let (mut ds, rt_spec) = seed();
     ds.placement = Some(PlacementMode::Shared);
     let rt = runtime(rt_spec);
     let cfg = juicefs_config::build(&ds, &rt.spec, &key()).expect("valid");
-    let sts = worker::build(&rt, &ds, &key(), &cfg, Some(9567));
+    let sts = worker::build(&rt, &ds, &key(), &cfg, &mirror(), Some(9567));
     let anti = sts.spec.and_then(|s| s.template.spec).and_then(|p| p.affinity).and_then(|a| a.pod_anti_affinity);
     let anti = anti.expect("anti affinity");
     assert!(anti.required_during_scheduling_ignored_during_execution.is_none());
@@ -143,7 +168,7 @@ fn fuse_daemonset() {
     let rt = runtime(rt_spec);
     let cfg = juicefs_config::build(&ds, &rt.spec, &key()).expect("valid");
     assert!(fuse::host_network(&rt), "FUSE clients use the host network by default, as in Fluid");
-    let d = fuse::build(&rt, &key(), &cfg, "/runtime-mnt", Some(20001));
+    let d = fuse::build(&rt, &key(), &cfg, &mirror(), "/runtime-mnt", Some(20001));
     assert_eq!(d.metadata.name.as_deref(), Some("jfsdemo-fuse"));
     assert_owned_by_runtime(&d.metadata);
     let spec = d.spec.expect("spec");
@@ -154,6 +179,7 @@ fn fuse_daemonset() {
     assert_eq!(selector["fluid.io/f-default-jfsdemo"], "true");
     assert_eq!(pod.host_network, Some(true));
     let c = &pod.containers[0];
+    assert_eq!(c.image.as_deref(), Some("registry.local:5000/jfs:1.4.2"), "the runtime names no image");
     assert_eq!(c.security_context.as_ref().and_then(|s| s.privileged), Some(true));
     let mount = c.volume_mounts.as_ref().expect("mounts").iter().find(|m| m.name == "fuse-mount").expect("fuse mount");
     assert_eq!(mount.mount_path, "/runtime-mnt/juicefs/default/jfsdemo");
@@ -168,18 +194,20 @@ fn fuse_daemonset() {
         pre_stop.and_then(|e| e.command.clone()).expect("preStop unmount"),
         ["umount", "-l", "/runtime-mnt/juicefs/default/jfsdemo/juicefs-fuse"]
     );
-    assert_eq!(pod.init_containers.as_ref().expect("init").len(), 1);
+    let init = pod.init_containers.as_ref().expect("init");
+    assert_eq!(init.len(), 1);
+    assert_eq!(init[0].image, c.image);
 
     let mut container_net = rt.clone();
     container_net.spec.fuse.as_mut().expect("fuse").component.network_mode = Some(NetworkMode::ContainerNetwork);
     assert!(!fuse::host_network(&container_net));
-    let d = fuse::build(&container_net, &key(), &cfg, "/runtime-mnt", Some(9567));
+    let d = fuse::build(&container_net, &key(), &cfg, &mirror(), "/runtime-mnt", Some(9567));
     let pod = d.spec.and_then(|s| s.template.spec).expect("pod");
     assert_eq!(pod.host_network, Some(false));
     assert_eq!(pod.containers[0].ports.as_ref().expect("ports")[0].container_port, 9567);
 
     // disablePrometheus: no metrics port at all.
-    let d = fuse::build(&rt, &key(), &cfg, "/runtime-mnt", None);
+    let d = fuse::build(&rt, &key(), &cfg, &mirror(), "/runtime-mnt", None);
     assert!(d.spec.and_then(|s| s.template.spec).expect("pod").containers[0].ports.is_none());
 }
 
@@ -193,14 +221,18 @@ fn fuse_pods_of_an_older_template_are_outdated() {
             [ferrofluid_api::keys::LABEL_FUSE_GENERATION]
             .clone()
     };
-    let old = fuse::build(&rt, &key(), &cfg, "/runtime-mnt", Some(20001));
-    assert_eq!(generation(&old), generation(&fuse::build(&rt, &key(), &cfg, "/runtime-mnt", Some(20001))));
+    let build =
+        |rt: &JuiceFSRuntime, image: &DefaultImage| fuse::build(rt, &key(), &cfg, image, "/runtime-mnt", Some(20001));
+    let old = build(&rt, &DefaultImage::default());
+    assert_eq!(generation(&old), generation(&build(&rt, &DefaultImage::default())));
+    // Another --juicefs-image is another template for runtimes that name no image.
+    assert_ne!(generation(&old), generation(&build(&rt, &mirror())));
     let mut changed = rt.clone();
     changed.spec.fuse = Some(FuseSpec {
         component: ComponentSpec { image_tag: Some("ce-v1.3.0".into()), ..Default::default() },
         ..Default::default()
     });
-    let new = fuse::build(&changed, &key(), &cfg, "/runtime-mnt", Some(20001));
+    let new = build(&changed, &DefaultImage::default());
     assert_ne!(generation(&old), generation(&new), "any template change is a new generation");
     let pod = |node: &str, of: &k8s_openapi::api::apps::v1::DaemonSet| {
         let mut p = k8s_openapi::api::core::v1::Pod::default();

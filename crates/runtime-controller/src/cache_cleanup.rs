@@ -11,7 +11,7 @@ use crate::juicefs_config::{JuiceFsConfig, literal};
 use crate::labels;
 use crate::pod_parts::{TERMINATION_MESSAGE_POLICY, image_of, pull_policy};
 use ferrofluid_api::JuiceFSRuntime;
-use ferrofluid_api::juicefs_runtime::CacheNode;
+use ferrofluid_api::juicefs_runtime::{CacheNode, DefaultImage};
 use ferrofluid_api::keys::{self, DatasetKey};
 use ferrofluid_api::naming::fnv1a64;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
@@ -42,8 +42,15 @@ pub fn job_name(key: &DatasetKey, node: &str) -> String {
 }
 
 /// The Job removing `dirs` (absolute `<level path>/<ns>-<name>` paths) on `node`; each dir's parent is
-/// mounted from the host. `None` when there is nothing to remove.
-pub fn job(runtime: &JuiceFSRuntime, key: &DatasetKey, node: &str, dirs: &[String]) -> Option<Job> {
+/// mounted from the host, in the runtime's FUSE image (`default_image` where it names none). `None` when
+/// there is nothing to remove.
+pub fn job(
+    runtime: &JuiceFSRuntime,
+    key: &DatasetKey,
+    node: &str,
+    dirs: &[String],
+    default_image: &DefaultImage,
+) -> Option<Job> {
     if dirs.is_empty() {
         return None;
     }
@@ -93,7 +100,7 @@ pub fn job(runtime: &JuiceFSRuntime, key: &DatasetKey, node: &str, dirs: &[Strin
                     tolerations: Some(vec![Toleration { operator: Some("Exists".into()), ..Default::default() }]),
                     containers: vec![Container {
                         name: keys::CACHE_CLEANUP_CONTAINER.into(),
-                        image: Some(image_of(spec, fuse.image.as_deref(), fuse.image_tag.as_deref())),
+                        image: Some(image_of(spec, fuse.image.as_deref(), fuse.image_tag.as_deref(), default_image)),
                         image_pull_policy: pull_policy(spec, fuse.image_pull_policy),
                         command: Some(command),
                         volume_mounts: Some(mounts),
@@ -240,11 +247,13 @@ mod tests {
         let cfg = juicefs_config::build(&ds, &rt.spec, &juicefs_config::tests::key()).expect("valid");
         let key = DatasetKey::new("default", "jfsdemo");
         let dirs = host_cache_dirs(&cfg);
-        let job = job(&rt, &key, "node-1", &dirs).expect("host levels");
+        let mirror: DefaultImage = "registry.local:5000/jfs:1.4.2".parse().expect("image");
+        let job = job(&rt, &key, "node-1", &dirs, &mirror).expect("host levels");
         assert_eq!(crate::owned::ownership(&job.metadata, "uid-1"), crate::owned::Ownership::Ours);
         let pod = job.spec.expect("spec").template.spec.expect("pod");
         assert_eq!(pod.node_name.as_deref(), Some("node-1"));
         let c = &pod.containers[0];
+        assert_eq!(c.image.as_deref(), Some("registry.local:5000/jfs:1.4.2"), "the runtime names no image");
         assert_eq!(
             c.command.as_deref().expect("argv"),
             [
@@ -318,6 +327,6 @@ mod tests {
         let rt = runtime(rt_spec);
         let cfg = juicefs_config::build(&ds, &rt.spec, &juicefs_config::tests::key()).expect("valid");
         assert!(host_cache_dirs(&cfg).is_empty());
-        assert!(job(&rt, &DatasetKey::new("default", "jfsdemo"), "n", &[]).is_none());
+        assert!(job(&rt, &DatasetKey::new("default", "jfsdemo"), "n", &[], &DefaultImage::default()).is_none());
     }
 }

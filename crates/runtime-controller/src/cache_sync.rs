@@ -1,6 +1,8 @@
 //! Runs the cache cleanup planned by `cache_cleanup.rs`: one Job per node that is due — created once,
 //! followed through the watch cache, deleted when it finished. A failed cleanup (the node is broken, the
-//! image cannot be pulled) is a Warning event naming the node and does not block anything.
+//! image cannot be pulled) is a Warning event naming the node and does not block anything. Neither does
+//! a namespace being deleted: no Job can be created there any more, so its caches stay (logged) rather
+//! than the runtime's finalizer holding the namespace's deletion forever.
 
 use crate::apply::{self, Current};
 use crate::cache_cleanup::{self, Outcome};
@@ -42,7 +44,7 @@ pub async fn clean(
     let uid = rt.metadata.uid.clone().unwrap_or_default();
     let mut finished = BTreeSet::new();
     for node in due {
-        let Some(desired) = cache_cleanup::job(rt, key, &node.node, &node.dirs) else {
+        let Some(desired) = cache_cleanup::job(rt, key, &node.node, &node.dirs, &ctx.juicefs_image) else {
             finished.insert(node.node.clone());
             continue;
         };
@@ -57,7 +59,17 @@ pub async fn clean(
                 finished.insert(node.node.clone());
             }
             Ok(Current::Absent) => {
-                apply::object(&api, &fingerprinted(desired), &Current::Absent, "cache cleanup job").await?;
+                match apply::object(&api, &fingerprinted(desired), &Current::Absent, "cache cleanup job").await {
+                    Ok(_) => {}
+                    Err(Error::Kube(e)) if e.namespace_terminating() => {
+                        tracing::warn!(
+                            runtime = %key.name, namespace = %key.namespace, node = %node.node, dirs = ?node.dirs,
+                            "namespace is being deleted: no cache cleanup Job can run there; the cache directories stay"
+                        );
+                        finished.insert(node.node.clone());
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             Ok(Current::Ours(job)) => match cache_cleanup::outcome(&job) {
                 Outcome::Running => {}

@@ -2,6 +2,7 @@
 
 use crate::ports::Allocator;
 use crate::stores::Stores;
+use ferrofluid_api::juicefs_runtime::DefaultImage;
 use ferrofluid_service::events::Events;
 use ferrofluid_service::reconcile::Scaffold;
 use std::time::Duration;
@@ -15,6 +16,8 @@ pub struct Context {
     /// Metrics, backoff and the finalizer-wrapped pass, shared with the other controller.
     pub scaffold: Scaffold,
     pub mount_root: String,
+    /// The image of JuiceFS containers whose runtime names none (`--juicefs-image`).
+    pub juicefs_image: DefaultImage,
     pub resync: Duration,
     /// The watch caches every read comes from.
     pub stores: Stores,

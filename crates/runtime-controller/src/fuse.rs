@@ -2,14 +2,14 @@
 //! Its node selector includes the dataset's FUSE label, which the CSI plugin sets on a node when a pod
 //! there needs the volume — so it starts with zero pods.
 
-use crate::juicefs_config::{JuiceFsConfig, Role, literal, mount_command};
+use crate::juicefs_config::{JuiceFsConfig, Role, fuse_start_command, literal, mount_command};
 use crate::labels;
 use crate::pod_parts::{
     TERMINATION_MESSAGE_POLICY, cache_volumes, container_env, format_init_container, image_of, metrics_ports,
     mounted_probe, pull_policy, template_metadata,
 };
 use ferrofluid_api::JuiceFSRuntime;
-use ferrofluid_api::juicefs_runtime::NetworkMode;
+use ferrofluid_api::juicefs_runtime::{DefaultImage, NetworkMode};
 use ferrofluid_api::keys::{self, DatasetKey};
 use ferrofluid_api::naming::fnv1a64;
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy};
@@ -26,11 +26,13 @@ pub fn host_network(runtime: &JuiceFSRuntime) -> bool {
 
 /// The FUSE DaemonSet; `metrics_port` is the runtime's allocated host port when [`host_network`],
 /// else the default port inside the pod's own network; `None` with `disablePrometheus`. The pod
-/// template carries [`keys::LABEL_FUSE_GENERATION`]: a hash of the rest of the template.
+/// template carries [`keys::LABEL_FUSE_GENERATION`]: a hash of the rest of the template. `default_image`
+/// is used where the runtime names no image.
 pub fn build(
     runtime: &JuiceFSRuntime,
     key: &DatasetKey,
     cfg: &JuiceFsConfig,
+    default_image: &DefaultImage,
     mount_root: &str,
     metrics_port: Option<i32>,
 ) -> DaemonSet {
@@ -62,14 +64,14 @@ pub fn build(
     mounts.extend(fuse.volume_mounts.clone());
     volumes.extend(spec.volumes.clone());
 
-    let image = image_of(spec, fuse.image.as_deref(), fuse.image_tag.as_deref());
+    let image = image_of(spec, fuse.image.as_deref(), fuse.image_tag.as_deref(), default_image);
     let env = container_env(cfg, &fuse.env);
     let init = format_init_container(cfg, &image, pull_policy(spec, fuse.image_pull_policy), &env);
     let container = Container {
         name: keys::FUSE_CONTAINER.into(),
         image: Some(image),
         image_pull_policy: pull_policy(spec, fuse.image_pull_policy),
-        command: Some(mount_command(cfg, Role::Fuse, &fluid_path, port)),
+        command: Some(fuse_start_command(mount_command(cfg, Role::Fuse, &fluid_path, port))),
         env: Some(env),
         termination_message_policy: Some(TERMINATION_MESSAGE_POLICY.into()),
         ports: metrics_ports(port),

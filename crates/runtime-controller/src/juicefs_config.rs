@@ -1,6 +1,7 @@
 //! What a JuiceFS client needs, derived from a Dataset and its JuiceFSRuntime, and the exact argv of
 //! the commands that format and mount the file system. Pure: inputs in, configuration or a field-naming
-//! error out. No shell ever runs: commands are exec-form argv, user values enter them only as whole
+//! error out. No shell parses any of it: commands are exec-form argv (the FUSE container's fixed start
+//! script gets them as positional parameters, [`FUSE_START_SCRIPT`]), user values enter them only as whole
 //! arguments (with `$` escaped, so Kubernetes' `$(VAR)` expansion cannot pull a secret into them), and
 //! secrets stay in `secretKeyRef` environment variables that the argv only names (`$(METAURL)`).
 
@@ -288,7 +289,23 @@ pub const READ_ONLY_CACHE_SECONDS: &str = "7200";
 /// `juicefs mount` in the foreground at `mount_path`, serving metrics at `$(POD_IP):<metrics_port>` —
 /// or, with `metrics_port` `None` (`disablePrometheus`), on a random loopback port nothing can reach
 /// (JuiceFS always serves them) — with the dataset's mount flags and the role's own. JuiceFS creates a
-/// missing mount point and replaces a dead FUSE mount left there by a crashed client itself.
+/// missing mount point; it mounts *over* a dead FUSE mount left there (see [`FUSE_START_SCRIPT`]).
+/// What the FUSE container runs before `juicefs mount`: a restarted FUSE container finds its previous
+/// client's mount at the mount point, dead (the client died with the container). JuiceFS 1.4 mounts over
+/// it, so the dead layer would stay under the live one and on the host after the pod is gone (seen on a
+/// real kubelet). The script detaches every layer at the mount point (its last argument; at most 16),
+/// then `exec`s the command. Fixed text: the command's arguments — user values among them — reach the
+/// shell only as positional parameters, which it never parses.
+pub const FUSE_START_SCRIPT: &str =
+    r#"for mp; do :; done; i=0; while [ "$i" -lt 16 ] && umount -l "$mp" 2>/dev/null; do i=$((i+1)); done; exec "$@""#;
+
+/// The FUSE container's command: [`FUSE_START_SCRIPT`] in `sh`, then `mount` (a [`mount_command`]).
+pub fn fuse_start_command(mount: Vec<String>) -> Vec<String> {
+    let mut argv = vec!["sh".to_string(), "-c".into(), FUSE_START_SCRIPT.into(), "juicefs-fuse".into()];
+    argv.extend(mount);
+    argv
+}
+
 pub fn mount_command(cfg: &JuiceFsConfig, role: Role, mount_path: &str, metrics_port: Option<i32>) -> Vec<String> {
     let mut argv = vec![JUICEFS.to_string(), "mount".into(), "--no-agent".into(), "--no-usage-report".into()];
     argv.push(match metrics_port {
@@ -582,5 +599,44 @@ pub(crate) mod tests {
         assert_eq!(parse_mount_point("juicefs://"), Ok(None));
         assert!(parse_mount_point("juicefs://host/demo").is_err());
         assert!(parse_mount_point("juicefs:///a/../b").is_err());
+    }
+
+    /// The script for real, in `sh`, with a stand-in `umount` that detaches two layers and then finds
+    /// none: every layer at the mount point (the last argument) is detached, then the command runs with
+    /// its arguments exactly as given (nothing in them is expanded or split).
+    #[test]
+    fn the_fuse_start_script_detaches_every_layer_then_runs_the_command_untouched() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("ff-fuse-start-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let log = dir.join("umount.log");
+        let umount = dir.join("umount");
+        std::fs::write(
+            &umount,
+            format!("#!/bin/sh\necho \"$*\" >> '{}'\n[ \"$(wc -l < '{}')\" -le 2 ]\n", log.display(), log.display()),
+        )
+        .expect("stand-in umount");
+        std::fs::set_permissions(&umount, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let hostile = "$(touch /tmp/x);`id` *";
+        let out = std::process::Command::new("sh")
+            .args(
+                fuse_start_command(vec![
+                    "printf".into(),
+                    "%s\\n".into(),
+                    "a b".into(),
+                    hostile.into(),
+                    "/mnt/p q".into(),
+                ])
+                .iter()
+                .skip(1),
+            )
+            .env("PATH", format!("{}:/usr/bin:/bin", dir.display()))
+            .output()
+            .expect("sh");
+        let calls = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("a b\n{hostile}\n/mnt/p q\n"));
+        assert_eq!(calls, "-l /mnt/p q\n".repeat(3), "two layers detached, the third call finds none");
     }
 }

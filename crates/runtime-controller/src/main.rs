@@ -34,6 +34,7 @@ mod worker;
 
 use clap::Parser;
 use context::Context;
+use ferrofluid_api::juicefs_runtime::DefaultImage;
 use ferrofluid_api::keys;
 use ferrofluid_service::events::Events;
 use ferrofluid_service::metrics::ReconcileMetrics;
@@ -55,6 +56,11 @@ struct Args {
     /// Root under which FUSE clients mount on every node.
     #[arg(long, env = "FERROFLUID_MOUNT_ROOT", default_value = keys::DEFAULT_MOUNT_ROOT)]
     mount_root: String,
+    /// Image (`<repository>:<tag>`) of the worker, FUSE, format and cache-cleanup containers of runtimes
+    /// that name none in `spec.juicefsVersion`, `spec.worker` or `spec.fuse`; a runtime that sets only an
+    /// image keeps this tag, one that sets only a tag keeps this repository.
+    #[arg(long, env = "FERROFLUID_JUICEFS_IMAGE", default_value_t = DefaultImage::default())]
+    juicefs_image: DefaultImage,
     /// Seconds between periodic resyncs of each runtime (±10% jitter).
     #[arg(long, env = "FERROFLUID_RESYNC_SECONDS", default_value_t = 60)]
     resync_seconds: u64,
@@ -90,6 +96,7 @@ async fn main() -> anyhow::Result<()> {
                 events: Events::new(client.clone(), context::MANAGER),
                 scaffold: Scaffold::new(context::CONTROLLER, metrics),
                 mount_root: args.mount_root.clone(),
+                juicefs_image: args.juicefs_image.clone(),
                 resync: Duration::from_secs(args.resync_seconds.max(5)),
                 stores: stores.clone(),
                 ports: ports::Allocator::new(args.host_port_range),

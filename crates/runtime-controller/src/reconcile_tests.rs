@@ -83,6 +83,7 @@ fn context(rt: &JuiceFSRuntime, cached: Cached) -> (Arc<Context>, Handle) {
         events: Events::new(client, "test"),
         scaffold: Scaffold::new("juicefsruntime", ReconcileMetrics::register(&registry).expect("metrics")),
         mount_root: keys::DEFAULT_MOUNT_ROOT.into(),
+        juicefs_image: Default::default(),
         resync: Duration::from_secs(60),
         stores,
         ports: ports::Allocator::new("20000-20009".parse().expect("range")),

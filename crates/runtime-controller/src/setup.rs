@@ -260,8 +260,8 @@ pub async fn setup(rt: &JuiceFSRuntime, ctx: &Context) -> Result<Action, Error> 
     let metrics = serves_metrics(rt);
     let worker_port = metrics.then(|| ports.worker_metrics.unwrap_or(keys::DEFAULT_METRICS_PORT));
     let fuse_port = metrics.then(|| ports.fuse_metrics.unwrap_or(keys::DEFAULT_METRICS_PORT));
-    let sts = fingerprinted(worker::build(rt, &dataset.spec, &key, &cfg, worker_port));
-    let ds = fingerprinted(fuse::build(rt, &key, &cfg, &ctx.mount_root, fuse_port));
+    let sts = fingerprinted(worker::build(rt, &dataset.spec, &key, &cfg, &ctx.juicefs_image, worker_port));
+    let ds = fingerprinted(fuse::build(rt, &key, &cfg, &ctx.juicefs_image, &ctx.mount_root, fuse_port));
     let outdated_fuse_nodes =
         fuse::outdated_nodes(&ds, &stores::of_runtime(&ctx.stores.pods, &key, &[keys::ROLE_FUSE]));
     if recorded != wanted_record {

@@ -7,6 +7,7 @@ use crate::pod_parts::{
     mounted_probe, pull_policy, template_metadata,
 };
 use ferrofluid_api::dataset::PlacementMode;
+use ferrofluid_api::juicefs_runtime::DefaultImage;
 use ferrofluid_api::keys::{self, DatasetKey};
 use ferrofluid_api::{DatasetSpec, JuiceFSRuntime};
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
@@ -31,12 +32,14 @@ pub fn host_network(runtime: &JuiceFSRuntime) -> bool {
 }
 
 /// The worker StatefulSet; `metrics_port` is the runtime's allocated host port when [`host_network`],
-/// else the default port inside the pod's own network; `None` with `disablePrometheus`.
+/// else the default port inside the pod's own network; `None` with `disablePrometheus`. `default_image`
+/// is used where the runtime names no image.
 pub fn build(
     runtime: &JuiceFSRuntime,
     dataset: &DatasetSpec,
     key: &DatasetKey,
     cfg: &JuiceFsConfig,
+    default_image: &DefaultImage,
     metrics_port: Option<i32>,
 ) -> StatefulSet {
     let spec = &runtime.spec;
@@ -45,7 +48,7 @@ pub fn build(
 
     let (volumes, mut mounts) = cache_volumes(&cfg.cache);
     mounts.extend(worker.volume_mounts.clone());
-    let image = image_of(spec, worker.image.as_deref(), worker.image_tag.as_deref());
+    let image = image_of(spec, worker.image.as_deref(), worker.image_tag.as_deref(), default_image);
     let env = container_env(cfg, &worker.env);
     let init = format_init_container(cfg, &image, pull_policy(spec, worker.image_pull_policy), &env);
     let container = Container {
