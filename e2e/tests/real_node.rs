@@ -36,6 +36,7 @@ async fn the_chart_serves_the_seed_flow_and_fluids_juicefs_case_on_a_real_kubele
 
     seed_flow(&rig, started).await?;
     fluid_juicefs_case(&rig).await?;
+    namespace_deletion_finishes().await?;
 
     drop(release);
     let left = kubectl_ok(&["-n", RELEASE_NS, "get", "pods", "-o", "name", "--ignore-not-found"], None)?;
@@ -257,6 +258,34 @@ fn prometheus_sees_the_dataset(ns: &str) -> Result<()> {
     })();
     run("stop")?;
     checked
+}
+
+/// A namespace deleted with its dataset and runtime in it goes away: the runtime's teardown cannot create
+/// its cache cleanup Job in a terminating namespace and must not wait for one (it did, for ever).
+async fn namespace_deletion_finishes() -> Result<()> {
+    let ns = TestNamespace::new("real-nsdel")?;
+    let redis = RedisServer::start()?;
+    let minio = MinioServer::start(&format!("ff{}", std::process::id()), "real-node-secret-key")?;
+    let dataset = manifest("seed-dataset-minio.yaml")
+        .replace("<metaurl>", &redis.meta_url(2))
+        .replace("<access-key>", &minio.access_key)
+        .replace("<secret-key>", &minio.secret_key)
+        .replace("<bucket>", &format!("{}/nsdel", minio.endpoint()));
+    kubectl_ok(&["-n", &ns.name, "apply", "-f", "-"], Some(&dataset))?;
+    kubectl_ok(&["-n", &ns.name, "apply", "-f", "-"], Some(&manifest("seed-runtime.yaml")))?;
+    wait_field(&ns.name, "dataset", "jfsdemo", ".status.phase", "Bound", Duration::from_secs(180)).await;
+    // The worker ran on the node: its cache directory is recorded, so teardown has a cleanup to do.
+    eventually("the runtime records its cache node", Duration::from_secs(120), || async {
+        let nodes =
+            kubectl_in(&ns.name, &["get", "juicefsruntime", "jfsdemo", "-o", "jsonpath={.status.cacheNodes[*].node}"])?;
+        Ok((!nodes.trim().is_empty()).then_some(()))
+    })
+    .await;
+    let started = Instant::now();
+    let out = kubectl(&["delete", "namespace", &ns.name, "--timeout=180s"], None)?;
+    ensure!(out.ok, "the namespace was not deleted: {}{}", out.stdout, out.stderr);
+    eprintln!("a namespace with a bound dataset deleted in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(())
 }
 
 /// Fluid v1.0.8's `test/gha-e2e/juicefs/` case, read from the Go module cache: Redis and MinIO, the
