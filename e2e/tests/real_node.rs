@@ -108,21 +108,28 @@ impl Drop for Namespace {
     }
 }
 
+/// Redis and MinIO of the test's own, the seed's Dataset on them (Redis database `db`, MinIO bucket
+/// `bucket`) and the seed's runtime in `ns`, Bound. The servers live as long as the returned pair.
+async fn seed_on_minio(ns: &str, db: u32, bucket: &str) -> Result<(RedisServer, MinioServer)> {
+    let redis = RedisServer::start()?;
+    let minio = MinioServer::start(&format!("ff{}", std::process::id()), "real-node-secret-key")?;
+    let dataset = manifest("seed-dataset-minio.yaml")
+        .replace("<metaurl>", &redis.meta_url(db))
+        .replace("<access-key>", &minio.access_key)
+        .replace("<secret-key>", &minio.secret_key)
+        .replace("<bucket>", &format!("{}/{bucket}", minio.endpoint()));
+    kubectl_ok(&["-n", ns, "apply", "-f", "-"], Some(&dataset))?;
+    kubectl_ok(&["-n", ns, "apply", "-f", "-"], Some(&manifest("seed-runtime.yaml")))?;
+    wait_field(ns, "dataset", "jfsdemo", ".status.phase", "Bound", Duration::from_secs(180)).await;
+    Ok((redis, minio))
+}
+
 async fn seed_flow(rig: &Rig, helm_started: Instant) -> Result<()> {
     let ns = Namespace(TestNamespace::new("real-seed")?);
     let ns = &ns.0;
     // Fluid's opt-in label: the webhook injects HostToContainer on the dataset's mounts in this namespace.
     kubectl_ok(&["label", "namespace", &ns.name, "fluid.io/enable-injection=true"], None)?;
-    let redis = RedisServer::start()?;
-    let minio = MinioServer::start(&format!("ff{}", std::process::id()), "real-node-secret-key")?;
-    let dataset = manifest("seed-dataset-minio.yaml")
-        .replace("<metaurl>", &redis.meta_url(1))
-        .replace("<access-key>", &minio.access_key)
-        .replace("<secret-key>", &minio.secret_key)
-        .replace("<bucket>", &format!("{}/jfsdemo", minio.endpoint()));
-    kubectl_ok(&["-n", &ns.name, "apply", "-f", "-"], Some(&dataset))?;
-    kubectl_ok(&["-n", &ns.name, "apply", "-f", "-"], Some(&manifest("seed-runtime.yaml")))?;
-    wait_field(&ns.name, "dataset", "jfsdemo", ".status.phase", "Bound", Duration::from_secs(180)).await;
+    let (_redis, _minio) = seed_on_minio(&ns.name, 1, "jfsdemo").await?;
 
     let key = DatasetKey::new(&ns.name, "jfsdemo");
     let mount_root = rig.mount_root().to_string_lossy().into_owned();
@@ -264,16 +271,7 @@ fn prometheus_sees_the_dataset(ns: &str) -> Result<()> {
 /// its cache cleanup Job in a terminating namespace and must not wait for one (it did, for ever).
 async fn namespace_deletion_finishes() -> Result<()> {
     let ns = TestNamespace::new("real-nsdel")?;
-    let redis = RedisServer::start()?;
-    let minio = MinioServer::start(&format!("ff{}", std::process::id()), "real-node-secret-key")?;
-    let dataset = manifest("seed-dataset-minio.yaml")
-        .replace("<metaurl>", &redis.meta_url(2))
-        .replace("<access-key>", &minio.access_key)
-        .replace("<secret-key>", &minio.secret_key)
-        .replace("<bucket>", &format!("{}/nsdel", minio.endpoint()));
-    kubectl_ok(&["-n", &ns.name, "apply", "-f", "-"], Some(&dataset))?;
-    kubectl_ok(&["-n", &ns.name, "apply", "-f", "-"], Some(&manifest("seed-runtime.yaml")))?;
-    wait_field(&ns.name, "dataset", "jfsdemo", ".status.phase", "Bound", Duration::from_secs(180)).await;
+    let (_redis, _minio) = seed_on_minio(&ns.name, 2, "nsdel").await?;
     // The worker ran on the node: its cache directory is recorded, so teardown has a cleanup to do.
     eventually("the runtime records its cache node", Duration::from_secs(120), || async {
         let nodes =
